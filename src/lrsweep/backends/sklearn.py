@@ -1,0 +1,194 @@
+"""scikit-learn backend: preprocessing fitted once per sweep part, one LogisticRegression fit per trial."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import FixedThresholdClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
+
+from lrsweep.backends.base import Evaluation, FitInfo, Prepared, Refit
+from lrsweep.config import SOLVER_PENALTIES, Config
+from lrsweep.data import Split, Table, load_table, split_table
+from lrsweep.metrics import curve_from_scores, log_loss
+from lrsweep.space import ModelParams
+
+__all__ = ["SklearnBackend", "make_preprocessor", "coefficient_table"]
+
+
+def make_preprocessor(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
+    """Impute + scale numerics; impute + one-hot categoricals (unknown levels at predict time ignored)."""
+    return ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
+                categorical,
+            ),
+        ],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
+
+
+def coefficient_table(pre: ColumnTransformer, clf: LogisticRegression) -> pd.DataFrame:
+    """Coefficients on the original feature names (column, level), with odds ratios.
+
+    Numeric coefficients are per standard deviation of the training data (the scaler's), so the odds
+    ratio reads "odds multiply by this per 1 SD".
+    """
+    rows: list[tuple[str, str, str]] = [("(intercept)", "", "")]
+    for name, _, cols in pre.transformers_:
+        if name == "num":
+            rows += [(c, "", "per 1 SD") for c in cols]
+        elif name == "cat" and len(cols):
+            enc = pre.named_transformers_["cat"][-1]
+            for col, levels in zip(cols, enc.categories_, strict=True):
+                rows += [(col, str(lev), "one-hot") for lev in levels]
+    coef = np.r_[clf.intercept_[0], clf.coef_[0]]
+    table = pd.DataFrame(rows, columns=["feature", "level", "scale"])
+    table["coefficient"] = coef
+    table["odds_ratio"] = np.exp(coef)
+    return table
+
+
+class SklearnBackend:
+    name = "sklearn"
+    solvers: tuple[str, ...] | None = tuple(SOLVER_PENALTIES)
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.table: Table | None = None
+        self.split: Split | None = None
+        # (X_fit, y_fit, X_score, y_score) per fold, preprocessed once; index 0 is train/validation
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._blas: Any = None
+
+    # -- setup, once per sweep ------------------------------------------------------------------------
+    def setup(self, cfg: Config) -> Prepared:
+        # One BLAS thread for the whole sweep: on matrices this size threading costs more than it gives
+        # (median lbfgs trial 37 -> 31 ms), and the other core is left to the MLflow writer / n_jobs.
+        self._blas = threadpool_limits(limits=1, user_api="blas")
+        table = load_table(cfg.dataset)
+        split = split_table(table.y, cfg.split, cfg.cv, cfg.seed)
+        self.table, self.split = table, split
+        pairs = split.folds if split.folds else [(split.train, split.val)]
+        for fit_pos, score_pos in pairs:
+            pre = make_preprocessor(table.numeric, table.categorical)
+            Xa = pre.fit_transform(table.X.iloc[fit_pos])  # fitted on the fitting part only: no leakage
+            Xb = pre.transform(table.X.iloc[score_pos])
+            self._parts.append(
+                (np.ascontiguousarray(Xa), table.y[fit_pos], np.ascontiguousarray(Xb), table.y[score_pos])
+            )
+        return Prepared(
+            fingerprint=table.fingerprint,
+            rows={"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+            features={"numeric": table.numeric, "categorical": table.categorical},
+            dropped=table.dropped,
+            input_example=table.X.iloc[split.train[:5]].copy(),
+        )
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.split.folds) if self.split else 0
+
+    # -- per trial -----------------------------------------------------------------------------------
+    def native_params(self, params: ModelParams) -> dict[str, Any]:
+        return {
+            "C": params.C,
+            "l1_ratio": params.l1_ratio,
+            "solver": params.solver or "lbfgs",
+            "class_weight": None if params.class_weight == "none" else params.class_weight,
+            "max_iter": params.max_iter,
+            "tol": params.tol,
+            "random_state": self.cfg.seed,
+        }
+
+    def _classifier(self, params: ModelParams) -> LogisticRegression:
+        return LogisticRegression(**self.native_params(params))
+
+    def _fit(self, clf: Any, X: Any, y: np.ndarray, max_iter: int) -> FitInfo:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # recorded as converged=False instead
+            clf.fit(X, y)
+        seconds = time.perf_counter() - t0
+        lr = clf if isinstance(clf, LogisticRegression) else clf.estimator_[-1]
+        n_iter = int(np.max(lr.n_iter_))
+        return FitInfo(seconds, n_iter, n_iter < max_iter)
+
+    def evaluate(self, params: ModelParams, fold: int | None = None) -> Evaluation:
+        Xa, ya, Xb, yb = self._parts[fold or 0]
+        clf = self._classifier(params)
+        info = self._fit(clf, Xa, ya, params.max_iter)
+        p = clf.predict_proba(Xb)[:, 1]
+        if not np.all(np.isfinite(p)):
+            raise FloatingPointError("the fit produced non-finite probabilities")
+        return Evaluation(curve_from_scores(yb, p), log_loss(yb, p), len(yb), info, (yb, p))
+
+    # -- after the search ----------------------------------------------------------------------------
+    def refit(self, params: ModelParams, threshold: float) -> Refit:
+        assert self.table is not None and self.split is not None
+        t, s = self.table, self.split
+        pipe = Pipeline(
+            [("preprocess", make_preprocessor(t.numeric, t.categorical)), ("model", self._classifier(params))]
+        )
+        # FixedThresholdClassifier makes the logged model's predict() use the threshold chosen on validation
+        model = FixedThresholdClassifier(pipe, threshold=threshold, response_method="predict_proba")
+        pos = s.trainval
+        info = self._fit(model, t.X.iloc[pos], t.y[pos], params.max_iter)
+        yt = t.y[s.test]
+        p = model.predict_proba(t.X.iloc[s.test])[:, 1]
+        test = Evaluation(curve_from_scores(yt, p), log_loss(yt, p), len(yt), info, (yt, p))
+        fitted = model.estimator_
+        return Refit(model, test, coefficient_table(fitted.named_steps["preprocess"], fitted.named_steps["model"]))
+
+    def log_model(self, refit: Refit, threshold: float, pip_requirements: list[str]) -> str:
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        assert self.table is not None and self.split is not None
+        example = self.table.X.iloc[self.split.train[:5]].copy()
+        # integer columns as float64: a missing value at serving time must not break the schema
+        ints = [c for c in example.columns if pd.api.types.is_integer_dtype(example[c])]
+        example[ints] = example[ints].astype("float64")
+        signature = infer_signature(example, refit.model.predict(example))
+        with warnings.catch_warnings():
+            # cloudpickle (not skops): skops refuses FixedThresholdClassifier without a trusted-type list
+            warnings.filterwarnings("ignore", message=".*pickle or cloudpickle format.*")
+            logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+            info = self._log(mlflow, refit, signature, example, pip_requirements, threshold)
+        return str(info.model_uri)
+
+    @staticmethod
+    def _log(mlflow: Any, refit: Refit, signature: Any, example: Any, reqs: list[str], threshold: float) -> Any:
+        return mlflow.sklearn.log_model(
+            refit.model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            pip_requirements=reqs,  # explicit: inferring them costs 2.6-3.5 s (NOTES.md)
+            serialization_format="cloudpickle",
+            metadata={"threshold": threshold},
+        )
+
+    def close(self) -> None:
+        self._parts.clear()
+        if self._blas is not None:
+            self._blas.restore_original_limits()
+            self._blas = None

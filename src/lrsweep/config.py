@@ -1,0 +1,315 @@
+"""Typed configuration: one dataclass per Hydra config group, and the checks Hydra cannot do.
+
+Hydra composes YAML from ``lrsweep/conf`` onto these schemas (registered in the ConfigStore by
+``cli.py``), so an unknown key or a wrong type fails at compose time with the key named. What a
+schema cannot express (C > 0, l1_ratio in [0, 1], a solver able to fit the penalty, ...) is checked
+by :func:`validate`, once, before any data is read or any run is created.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lrsweep.errors import LrsweepError
+
+__all__ = [
+    "BackendConfig",
+    "CVConfig",
+    "Config",
+    "DatasetConfig",
+    "FloatRange",
+    "ObjectiveConfig",
+    "SearchConfig",
+    "SplitConfig",
+    "StudyConfig",
+    "ThresholdConfig",
+    "TrackingConfig",
+    "PENALTIES",
+    "SOLVER_PENALTIES",
+    "METRIC_DIRECTIONS",
+    "THRESHOLD_STRATEGIES",
+    "search_identity",
+    "validate",
+]
+
+# Which penalty families each scikit-learn solver can fit (NOTES.md, scikit-learn 1.9 behaviour checked:
+# liblinear refuses C=inf and elastic net; lbfgs/newton-*/sag refuse any L1 part).
+PENALTIES = ("none", "l2", "l1", "elasticnet")
+SOLVER_PENALTIES: dict[str, tuple[str, ...]] = {
+    "lbfgs": ("none", "l2"),
+    "newton-cg": ("none", "l2"),
+    "newton-cholesky": ("none", "l2"),
+    "sag": ("none", "l2"),
+    "saga": ("none", "l2", "l1", "elasticnet"),
+    "liblinear": ("l2", "l1"),
+}
+# The metrics an objective may name, and whether larger is better.
+METRIC_DIRECTIONS: dict[str, str] = {
+    "roc_auc": "maximize",
+    "pr_auc": "maximize",
+    "log_loss": "minimize",
+    "accuracy": "maximize",
+    "precision": "maximize",
+    "recall": "maximize",
+    "f1": "maximize",
+    "specificity": "maximize",
+    "balanced_accuracy": "maximize",
+}
+THRESHOLD_STRATEGIES = ("f1", "youden", "recall_at", "precision_at", "cost", "fixed", "searched")
+SAMPLERS = ("tpe", "random", "grid")
+
+
+@dataclass
+class BackendConfig:
+    name: str = "sklearn"
+    # Spark only (issue 3): the master URL and extra Spark settings.
+    master: str = "local[*]"
+    spark_conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DatasetConfig:
+    # None: the file's name (dataset=csv)
+    name: str | None = "telco_churn"
+    # None: the copy bundled inside the package (datasets/<name>.csv.gz)
+    path: str | None = None
+    format: str = "auto"  # auto | csv | parquet
+    target: str = "churn"
+    # The label that counts as positive, compared as text ("Yes", "1", "true")
+    positive: str | None = "Yes"
+    drop: list[str] = field(default_factory=list)
+    id_columns: list[str] = field(default_factory=list)
+    # None: detect (non-numeric columns are categorical); a list: exactly these are categorical
+    categorical: list[str] | None = None
+
+    @property
+    def label(self) -> str:
+        """The dataset's name in experiment names: ``name``, else the file's stem."""
+        if self.name:
+            return self.name
+        if self.path:
+            return Path(self.path).name.split(".")[0] or "data"
+        return "data"
+
+
+@dataclass
+class SplitConfig:
+    val_size: float = 0.2
+    test_size: float = 0.2
+
+
+@dataclass
+class CVConfig:
+    folds: int = 1  # >1: K-fold CV on train+validation, test held out
+    prune: bool = True  # median pruner over folds
+
+
+@dataclass
+class FloatRange:
+    low: float = 0.0
+    high: float = 1.0
+    log: bool = False
+
+
+@dataclass
+class SearchConfig:
+    name: str = "default"
+    n_trials: int = 50
+    sampler: str = "tpe"  # tpe | random | grid
+    n_jobs: int = 1
+    n_startup_trials: int = 10  # TPE random start
+    grid_points: int = 5  # grid sampler: values per continuous parameter
+    penalties: list[str] = field(default_factory=lambda: list(PENALTIES))
+    C: FloatRange = field(default_factory=lambda: FloatRange(1e-4, 1e2, True))
+    l1_ratio: FloatRange = field(default_factory=lambda: FloatRange(0.05, 0.95, False))
+    # None: every solver that can fit the penalty (scikit-learn only; Spark has no solver choice)
+    solvers: list[str] | None = None
+    class_weight: list[str] = field(default_factory=lambda: ["none", "balanced"])
+    max_iter: int = 1000
+    tol: float = 1e-4
+
+
+@dataclass
+class ThresholdConfig:
+    strategy: str = "f1"
+    min_recall: float = 0.8  # recall_at
+    min_precision: float = 0.8  # precision_at
+    cost_fp: float = 1.0  # cost
+    cost_fn: float = 5.0  # cost
+    value: float = 0.5  # fixed
+    low: float = 0.05  # searched
+    high: float = 0.95  # searched
+
+
+@dataclass
+class ObjectiveConfig:
+    metric: str = "roc_auc"
+
+
+@dataclass
+class StudyConfig:
+    # None: derived from the experiment and the parts of the config that define the search
+    name: str | None = None
+    resume: bool = True
+    # None: an Optuna journal file per study under ``dir`` (1-3 ms per trial, vs ~20 ms for sqlite)
+    storage: str | None = None
+    dir: str = "lrsweep_studies"
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    # None: MLflow's own default (sqlite:///mlflow.db in the working directory)
+    uri: str | None = None
+    # None: "lrsweep-<dataset.name>"
+    experiment: str | None = None
+    # background: a writer process does every MLflow call; inline: in the sweep's own thread
+    mode: str = "background"
+    log_model: bool = True
+    artifacts: bool = True
+
+
+@dataclass
+class Config:
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    cv: CVConfig = field(default_factory=CVConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    study: StudyConfig = field(default_factory=StudyConfig)
+    seed: int = 42
+    progress: bool = True
+    debug: bool = False
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or f"lrsweep-{self.dataset.label}"
+
+
+def _choice(value: str, allowed: tuple[str, ...] | list[str], key: str) -> None:
+    if value not in allowed:
+        raise LrsweepError(f"{key}={value!r} is not known", f"use one of: {', '.join(allowed)}")
+
+
+def compatible_solvers(penalty: str, solvers: list[str] | None) -> list[str]:
+    """The solvers (from ``solvers``, or all) able to fit ``penalty``, in a stable order."""
+    pool = list(SOLVER_PENALTIES) if solvers is None else solvers
+    return [s for s in pool if penalty in SOLVER_PENALTIES[s]]
+
+
+def validate(cfg: Config, *, backend_solvers: bool = True) -> None:
+    """Raise LrsweepError naming the first impossible value and its fix."""
+    s = cfg.search
+    if s.n_trials <= 0:
+        raise LrsweepError(f"search.n_trials={s.n_trials} must be at least 1", "set search.n_trials=50, say")
+    if s.n_jobs <= 0:
+        raise LrsweepError(f"search.n_jobs={s.n_jobs} must be at least 1", "set search.n_jobs=1")
+    _choice(s.sampler, SAMPLERS, "search.sampler")
+    if s.grid_points < 1:
+        raise LrsweepError("search.grid_points must be at least 1", "set search.grid_points=5")
+    if not s.penalties:
+        raise LrsweepError("search.penalties is empty", f"list some of: {', '.join(PENALTIES)}")
+    for p in s.penalties:
+        _choice(p, PENALTIES, "a penalty in search.penalties")
+    if s.C.low <= 0 or s.C.high <= 0 or math.isnan(s.C.low) or math.isnan(s.C.high):
+        raise LrsweepError(
+            f"C must be > 0 (got search.C.low={s.C.low}, search.C.high={s.C.high})",
+            "use a positive range such as search.C.low=1e-4 search.C.high=100; search.penalties=[none] fits no penalty",
+        )
+    if s.C.low > s.C.high:
+        raise LrsweepError("search.C.low is above search.C.high", "swap them")
+    if "elasticnet" in s.penalties:
+        lo, hi = s.l1_ratio.low, s.l1_ratio.high
+        if not (0.0 <= lo <= 1.0 and 0.0 <= hi <= 1.0):
+            raise LrsweepError(
+                f"l1_ratio must lie in [0, 1] (got search.l1_ratio.low={lo}, search.l1_ratio.high={hi})",
+                "use e.g. search.l1_ratio.low=0.05 search.l1_ratio.high=0.95",
+            )
+        if lo > hi:
+            raise LrsweepError("search.l1_ratio.low is above search.l1_ratio.high", "swap them")
+        if s.l1_ratio.log and lo <= 0:
+            raise LrsweepError(
+                "a log-scaled l1_ratio range needs search.l1_ratio.low > 0", "raise low or set log=false"
+            )
+    if s.max_iter <= 0:
+        raise LrsweepError(f"search.max_iter={s.max_iter} must be at least 1", "set search.max_iter=1000")
+    if s.tol <= 0:
+        raise LrsweepError(f"search.tol={s.tol} must be > 0", "set search.tol=1e-4")
+    for cw in s.class_weight:
+        _choice(cw, ("none", "balanced"), "a value in search.class_weight")
+    if not s.class_weight:
+        raise LrsweepError("search.class_weight is empty", "use [none], [balanced] or [none,balanced]")
+    if backend_solvers:
+        if s.solvers is not None:
+            if not s.solvers:
+                raise LrsweepError("search.solvers is empty", "remove it (null = every compatible solver)")
+            for sol in s.solvers:
+                _choice(sol, tuple(SOLVER_PENALTIES), "a solver in search.solvers")
+        for p in s.penalties:
+            if not compatible_solvers(p, s.solvers):
+                able = [k for k, v in SOLVER_PENALTIES.items() if p in v]
+                raise LrsweepError(
+                    f"no solver in search.solvers={s.solvers} can fit the {p} penalty",
+                    f"add one of {', '.join(able)} to search.solvers, or drop {p} from search.penalties",
+                )
+
+    t = cfg.threshold
+    _choice(t.strategy, THRESHOLD_STRATEGIES, "threshold.strategy")
+    for key in ("min_recall", "min_precision", "value", "low", "high"):
+        v = getattr(t, key)
+        if not 0.0 <= v <= 1.0:
+            raise LrsweepError(f"threshold.{key}={v} must lie in [0, 1]", f"set threshold.{key} between 0 and 1")
+    if t.low >= t.high:
+        raise LrsweepError("threshold.low must be below threshold.high", "e.g. threshold.low=0.05 threshold.high=0.95")
+    if t.cost_fp < 0 or t.cost_fn < 0 or t.cost_fp + t.cost_fn == 0:
+        raise LrsweepError("threshold.cost_fp and threshold.cost_fn must be >= 0 and not both 0", "e.g. cost_fn=5")
+
+    _choice(cfg.objective.metric, tuple(METRIC_DIRECTIONS), "objective.metric")
+    sp = cfg.split
+    for key in ("val_size", "test_size"):
+        v = getattr(sp, key)
+        if not 0.0 < v < 1.0:
+            raise LrsweepError(f"split.{key}={v} must lie strictly between 0 and 1", f"e.g. split.{key}=0.2")
+    if sp.val_size + sp.test_size >= 0.9:
+        raise LrsweepError(
+            f"split.val_size + split.test_size = {sp.val_size + sp.test_size:.2f} leaves almost nothing to train on",
+            "keep their sum under 0.9",
+        )
+    if cfg.cv.folds < 1:
+        raise LrsweepError(f"cv.folds={cfg.cv.folds} must be at least 1", "use cv.folds=1 (no CV) or 5")
+    if cfg.cv.folds == 1 and cfg.cv.prune is False:
+        pass  # pruning only means something with folds
+    _choice(cfg.dataset.format, ("auto", "csv", "parquet"), "dataset.format")
+    _choice(cfg.tracking.mode, ("background", "inline"), "tracking.mode")
+
+
+def search_identity(cfg: Config) -> dict[str, Any]:
+    """The parts of the config that define which trials a study holds (not how many, nor where logged)."""
+    ident = {
+        "backend": cfg.backend.name,
+        "dataset": dataclasses.asdict(cfg.dataset),
+        "split": dataclasses.asdict(cfg.split),
+        "cv": dataclasses.asdict(cfg.cv),
+        "search": {k: v for k, v in dataclasses.asdict(cfg.search).items() if k not in ("n_trials", "n_jobs")},
+        "threshold": dataclasses.asdict(cfg.threshold),
+        "objective": cfg.objective.metric,
+        "seed": cfg.seed,
+    }
+    return ident
+
+
+def study_name(cfg: Config) -> str:
+    """``<experiment>-<backend>-<search>-<8 hex>``: the same search resumes the same study."""
+    if cfg.study.name:
+        return cfg.study.name
+    digest = hashlib.sha256(json.dumps(search_identity(cfg), sort_keys=True, default=str).encode()).hexdigest()
+    return f"{cfg.experiment_name}-{cfg.backend.name}-{cfg.search.name}-{digest[:8]}"

@@ -1,0 +1,46 @@
+"""Redaction of credentials before anything is logged or exported (brief: no secrets in logs)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["REDACTED", "redact_uri", "redact_mapping", "looks_secret"]
+
+REDACTED = "***"
+_SECRET_KEY = re.compile(
+    r"(pass(word|wd)?|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth)", re.I
+)
+# scheme://user:password@host  ->  scheme://user:***@host
+_URI_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]+:)(?P<pw>[^@/\s]+)(?P<tail>@)")
+# ?password=...&token=... query parameters
+_QUERY_SECRET = re.compile(
+    r"(?P<k>[?&](?:password|passwd|pwd|secret|token|api_key|apikey|access_key|sig|signature)=)(?P<v>[^&\s]+)",
+    re.I,
+)
+
+
+def looks_secret(key: str) -> bool:
+    """True for config keys that name credentials (password, token, secret_key, ...)."""
+    return bool(_SECRET_KEY.search(key.rsplit(".", 1)[-1]))
+
+
+def redact_uri(text: str) -> str:
+    """Hide passwords embedded in URIs and secret query parameters."""
+    text = _URI_PASSWORD.sub(lambda m: m["head"] + REDACTED + m["tail"], text)
+    return _QUERY_SECRET.sub(lambda m: m["k"] + REDACTED, text)
+
+
+def redact_mapping(data: Any, _key: str = "") -> Any:
+    """A copy of nested dicts/lists with credential-like keys masked and URI passwords hidden."""
+    if isinstance(data, Mapping):
+        return {
+            k: (REDACTED if looks_secret(str(k)) and v not in (None, "") else redact_mapping(v, str(k)))
+            for k, v in data.items()
+        }
+    if isinstance(data, list | tuple):
+        return type(data)(redact_mapping(v, _key) for v in data)
+    if isinstance(data, str):
+        return redact_uri(data)
+    return data

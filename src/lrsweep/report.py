@@ -1,0 +1,162 @@
+"""Artifacts of a finished sweep (plots, coefficient table) and the summary printed at the end.
+
+Plots come from the libraries that already draw them: scikit-learn's RocCurveDisplay,
+PrecisionRecallDisplay and ConfusionMatrixDisplay, and optuna.visualization.matplotlib.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lrsweep.metrics import Curve
+
+__all__ = ["write_artifacts", "format_summary"]
+
+log = logging.getLogger("lrsweep")
+
+
+def _save(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _threshold_plot(curve: Curve, threshold: float, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    t = curve.thresholds[1:]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(t, curve.precision[1:], label="precision")
+    ax.plot(t, curve.tpr[1:], label="recall")
+    ax.plot(t, curve.f1[1:], label="F1")
+    ax.plot(t, 1 - curve.fpr[1:], label="specificity")
+    ax.axvline(threshold, color="k", ls="--", lw=1, label=f"chosen {threshold:.3f}")
+    ax.set_xlabel("threshold (positive if score >= threshold)")
+    ax.set_ylabel("metric on validation")
+    ax.set_xlim(0, 1)
+    ax.legend(loc="best", fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def write_artifacts(
+    out: Path,
+    *,
+    val_curve: Curve,
+    test_scores: tuple[np.ndarray, np.ndarray] | None,
+    threshold: float,
+    coefficients: Any,
+    study: Any,
+    summary: dict[str, Any],
+) -> list[str]:
+    """Write every artifact into ``out``; a plot that cannot be drawn is skipped with a warning."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+
+    def attempt(name: str, draw: Any) -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                draw(out / name)
+            written.append(name)
+        except Exception as exc:  # an artifact is not worth failing a finished sweep for
+            log.warning("skipped artifact %s: %s", name, exc)
+        finally:
+            plt.close("all")
+
+    if test_scores is not None:
+        y, p = test_scores
+
+        def roc(path: Path) -> None:
+            d = RocCurveDisplay.from_predictions(y, p, name="best model (test)", plot_chance_level=True)
+            _save(d.figure_, path)
+
+        def pr(path: Path) -> None:
+            d = PrecisionRecallDisplay.from_predictions(y, p, name="best model (test)", plot_chance_level=True)
+            _save(d.figure_, path)
+
+        def cm(path: Path) -> None:
+            d = ConfusionMatrixDisplay.from_predictions(y, (p >= threshold).astype(int), display_labels=["neg", "pos"])
+            d.ax_.set_title(f"test, threshold {threshold:.3f}")
+            _save(d.figure_, path)
+
+        attempt("roc_curve.png", roc)
+        attempt("pr_curve.png", pr)
+        attempt("confusion_matrix.png", cm)
+    attempt("metric_vs_threshold.png", lambda path: _threshold_plot(val_curve, threshold, path))
+
+    def history(path: Path) -> None:
+        from optuna.visualization.matplotlib import plot_optimization_history
+
+        ax = plot_optimization_history(study)
+        _save(ax.figure, path)
+
+    def importances(path: Path) -> None:
+        from optuna.visualization.matplotlib import plot_param_importances
+
+        ax = plot_param_importances(study)
+        _save(ax.figure, path)
+
+    attempt("optimization_history.png", history)
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if len(complete) >= 2 and len({k for t in complete for k in t.params}) >= 1:
+        attempt("param_importances.png", importances)
+    if coefficients is not None:
+        coefficients.to_csv(out / "coefficients.csv", index=False)
+        written.append("coefficients.csv")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    written.append("summary.json")
+    return written
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isinf(v):
+            return "inf"
+        return f"{v:.4g}"
+    return str(v)
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The table printed at the end of a sweep."""
+    lines = [""]
+    lines.append(f"lrsweep: {summary['study']}  ({summary['backend']}, {summary['dataset']})")
+    lines.append(
+        f"  trials: {summary['n_finished']} finished in the study ({summary['n_new']} this run; "
+        + ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary["states"].items()))
+        + f"), wall {summary['wall_seconds']:.1f} s"
+    )
+    lines.append("  best parameters: " + "  ".join(f"{k}={_fmt(v)}" for k, v in summary["best_params"].items()))
+    lines.append(f"  threshold ({summary['threshold_strategy']}): {summary['threshold']:.4f}")
+    keys = ["roc_auc", "pr_auc", "log_loss", "accuracy", "precision", "recall", "f1", "specificity"]
+    lines.append(f"  {'metric':<12}{'validation':>12}{'test':>12}")
+    for k in keys:
+        lines.append(
+            f"  {k:<12}{_fmt(summary['val_metrics'].get(k, float('nan'))):>12}"
+            f"{_fmt(summary['test_metrics'].get(k, float('nan'))):>12}"
+        )
+    t = summary["test_metrics"]
+    if "tp" in t:
+        lines.append(f"  test confusion: TP={int(t['tp'])} FP={int(t['fp'])} TN={int(t['tn'])} FN={int(t['fn'])}")
+    lines.append(f"  study: {summary['storage']}")
+    if summary.get("parent_run_id"):
+        lines.append(
+            f"  MLflow: experiment {summary['experiment']!r}, run {summary['parent_run_id']}"
+            f" at {summary['tracking_uri']}"
+        )
+        lines.append(f"  open them with: {summary['ui_command']}")
+    else:
+        lines.append("  MLflow: tracking off")
+    return "\n".join(lines)

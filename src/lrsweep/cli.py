@@ -79,7 +79,8 @@ def _hydra_line(exc: BaseException) -> str:
     text = str(exc)
     m = re.search(r"Could not find '([^']+)'.*?Available options in '([^']+)':(.*)", text, re.S)
     if m:
-        options = ", ".join(o.strip() for o in m.group(3).split() if o.strip())
+        block = m.group(3).split("Config search path")[0]  # the options, not Hydra's search path
+        options = ", ".join(o.strip() for o in block.split() if o.strip())
         group = m.group(2)
         return f"unknown option {m.group(1).split('/')[-1]!r} for config group {group!r}; use one of: {options}"
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__

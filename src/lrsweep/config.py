@@ -71,17 +71,31 @@ class BackendConfig:
     # Spark only (issue 3): the master URL and extra Spark settings.
     master: str = "local[*]"
     spark_conf: dict[str, str] = field(default_factory=dict)
+    # Spark only: held-out parts up to this many rows are collected for exact curves (as scikit-learn's);
+    # larger ones get a curve of `bins` probability bins aggregated in Spark. 0: always binned.
+    exact_max_rows: int = 100_000
+    bins: int = 10_000
+    # Spark only: a Parquet input at least this large (MB) is read by Spark directly (seeded hash split,
+    # approximate medians) instead of through pandas. None: always through pandas.
+    spark_read_min_mb: float | None = 256.0
+    aggregation_depth: int = 2  # Spark LogisticRegression's treeAggregate depth
+    # Spark only: cached frames get at most ceil(rows / rows_per_partition) partitions. Every task of every
+    # L-BFGS pass has a fixed cost, so small data fits faster in fewer tasks (telco, local[2]: 1 partition
+    # fits in half the time of 2).
+    rows_per_partition: int = 100_000
 
 
 @dataclass
 class DatasetConfig:
-    # None: the file's name (dataset=csv)
+    """Defaults: the bundled telco churn data (as conf/dataset/telco_churn.yaml); dataset=csv clears them."""
+
+    # None: the file's name
     name: str | None = "telco_churn"
     # None: the copy bundled inside the package (datasets/<name>.csv.gz)
     path: str | None = None
     format: str = "auto"  # auto | csv | parquet
-    target: str = "churn"
-    # The label that counts as positive, compared as text ("Yes", "1", "true")
+    target: str | None = "churn"
+    # The label that counts as positive, compared as text ("Yes", "1", "true"); None: inferred for 0/1, yes/no
     positive: str | None = "Yes"
     drop: list[str] = field(default_factory=list)
     id_columns: list[str] = field(default_factory=list)
@@ -289,6 +303,10 @@ def validate(cfg: Config, *, backend_solvers: bool = True) -> None:
     if cfg.cv.folds == 1 and cfg.cv.prune is False:
         pass  # pruning only means something with folds
     _choice(cfg.dataset.format, ("auto", "csv", "parquet"), "dataset.format")
+    if cfg.dataset.path is None and cfg.dataset.name is None:
+        raise LrsweepError("no data file given", "add dataset.path=FILE dataset.target=COLUMN")
+    if not cfg.dataset.target:
+        raise LrsweepError("no target column given", "add dataset.target=COLUMN (the binary label to predict)")
     _choice(cfg.tracking.mode, ("background", "inline"), "tracking.mode")
 
 

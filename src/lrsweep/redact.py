@@ -9,11 +9,12 @@ from typing import Any
 __all__ = ["REDACTED", "redact_uri", "redact_mapping", "looks_secret"]
 
 REDACTED = "***"
-_SECRET_KEY = re.compile(
-    r"(pass(word|wd)?|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth)", re.I
-)
-# scheme://user:password@host  ->  scheme://user:***@host
-_URI_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]+:)(?P<pw>[^@/\s]+)(?P<tail>@)")
+# Searched in the whole key: Spark settings (backend.spark_conf) name credentials in dotted keys such as
+# spark.hadoop.fs.s3a.secret.key, whose last part ("key") says nothing.
+_SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|(api|access|private|account)[_.-]?key|credential|auth)", re.I)
+# scheme://user:password@host  ->  scheme://user:***@host (the user may be empty, as in redis://:password@host;
+# the password runs to the last @ before the path, so an unescaped @ in it does not leave its tail visible)
+_URI_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^/\s]+)(?P<tail>@)")
 # ?password=...&token=... query parameters
 _QUERY_SECRET = re.compile(
     r"(?P<k>[?&](?:password|passwd|pwd|secret|token|api_key|apikey|access_key|sig|signature)=)(?P<v>[^&\s]+)",
@@ -23,7 +24,7 @@ _QUERY_SECRET = re.compile(
 
 def looks_secret(key: str) -> bool:
     """True for config keys that name credentials (password, token, secret_key, ...)."""
-    return bool(_SECRET_KEY.search(key.rsplit(".", 1)[-1]))
+    return bool(_SECRET_KEY.search(key))
 
 
 def redact_uri(text: str) -> str:

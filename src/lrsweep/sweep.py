@@ -221,11 +221,22 @@ def _pip_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")]
 
 
+def _key(model_params: dict[str, Any]) -> str:
+    return json.dumps(model_params, sort_keys=True, default=str)
+
+
 # -- one trial ---------------------------------------------------------------------------------------
 class _TrialRunner:
     def __init__(self, cfg: Config, backend: Backend, study: Any, tracker: Tracker | NullTracker) -> None:
         self.cfg, self.backend, self.study, self.tracker = cfg, backend, study, tracker
         self.lock = threading.Lock()
+        # Completed configurations of this study, so an identical proposal (TPE re-draws points of small
+        # categorical subspaces, e.g. penalty=none) reuses the result instead of refitting: fits are seeded.
+        self.seen: dict[str, dict[str, Any]] = {}
+        for t in _finished(study):
+            rec = t.user_attrs.get(RECORD)
+            if rec and rec["state"] == "COMPLETE" and rec.get("model_params"):
+                self.seen.setdefault(_key(rec["model_params"]), rec)
 
     def run_one(self) -> dict[str, Any]:
         import optuna
@@ -241,9 +252,17 @@ class _TrialRunner:
         value = None
         try:
             params = suggest(trial, cfg.search, cfg.threshold, has_solvers=self.backend.solvers is not None)
-            m, steps, fit = evaluate_params(self.backend, cfg, params, trial)
-            metrics = {f"val_{k}": v for k, v in m.items() if k != "threshold"} | {"threshold": m["threshold"]} | fit
-            value = m[cfg.objective.metric]
+            same = self.seen.get(_key(params.as_dict()))
+            if same is not None:
+                metrics = dict(same["metrics"])
+                steps = [tuple(x) for x in same.get("steps", [])]
+                tags["lrsweep.repeat_of"] = str(same["number"])
+                value = metrics[f"val_{cfg.objective.metric}"]
+            else:
+                m, steps, fit = evaluate_params(self.backend, cfg, params, trial)
+                metrics = {f"val_{k}": v for k, v in m.items() if k != "threshold"} | {"threshold": m["threshold"]}
+                metrics |= fit
+                value = m[cfg.objective.metric]
             state = "FAIL" if value is None or math.isnan(value) else "COMPLETE"
             if state == "FAIL":
                 tags["lrsweep.failure"] = f"objective {cfg.objective.metric} is undefined (NaN)"
@@ -259,6 +278,9 @@ class _TrialRunner:
             tags["lrsweep.failure"] = f"{type(exc).__name__}: {exc}"[:5000]
         end = time.time()
         record = self._record(trial.number, params, state, metrics, steps, tags, start, end)
+        if state == "COMPLETE" and params is not None and "lrsweep.repeat_of" not in tags:
+            with self.lock:
+                self.seen.setdefault(_key(params.as_dict()), record)
         trial.set_user_attr(RECORD, record)  # the journal keeps it: MLflow can be backfilled from here
         if state == "COMPLETE":
             self.study.tell(trial, value)
@@ -382,18 +404,16 @@ def run_sweep(cfg: Config, *, backend: Backend | None = None, progress: bool | N
             }
             params = flatten(config_dict) | {f"data.{k}": v for k, v in prepared.fingerprint.items()}
             params |= {"study.name": name, "study.storage": storage_desc}
-            parent_id = (
-                tracker.open(
-                    {
-                        "study": name,
-                        "run_name": f"{backend.name} {cfg.search.name} {cfg.dataset.label} seed={cfg.seed}",
-                        "params": params,
-                        "tags": tags,
-                        "texts": texts,
-                        "backfill": [t.user_attrs[RECORD] for t in finished if RECORD in t.user_attrs],
-                    }
-                )
-                or None
+            tracker.open(
+                {
+                    "study": name,
+                    "writer_lock": str(lock.with_suffix(".writer.lock")),
+                    "run_name": f"{backend.name} {cfg.search.name} {cfg.dataset.label} seed={cfg.seed}",
+                    "params": params,
+                    "tags": tags,
+                    "texts": texts,
+                    "backfill": [t.user_attrs[RECORD] for t in finished if RECORD in t.user_attrs],
+                }
             )
             phase("open_study_and_parent_run")
             trial_seconds, n_new = _run_trials(cfg, backend, study, tracker, len(finished), progress)
@@ -443,7 +463,8 @@ def run_sweep(cfg: Config, *, backend: Backend | None = None, progress: bool | N
                 "data": prepared.fingerprint,
             }
             model_uri = None
-            tracker.close()
+            parent_id = tracker.close()
+            summary["parent_run_id"] = parent_id
             phase("drain_writer")
             if parent_id:
                 model_uri = _finalize(
@@ -476,13 +497,13 @@ def run_sweep(cfg: Config, *, backend: Backend | None = None, progress: bool | N
             )
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
-            tracker.close("KILLED") if parent_id else tracker.abandon()
+            tracker.close("KILLED") if tracker.opened else tracker.abandon()
         raise
     except BaseException as exc:
         reason = exc.line() if isinstance(exc, LrsweepError) else f"{type(exc).__name__}: {exc}"
-        if parent_id:
+        if tracker.opened:
             with contextlib.suppress(Exception):
-                tracker.close()
+                parent_id = tracker.close() or parent_id
             fail_parent(tracking.uri, parent_id, "FAILED", reason)
         else:
             tracker.abandon()

@@ -47,7 +47,9 @@ def choose_threshold(curve: Curve, cfg: ThresholdConfig, searched: float | None 
     if strategy == "f1":
         i = _best(curve.f1, curve.tpr, some)
     elif strategy == "youden":
-        i = _best(curve.tpr - curve.fpr, curve.tpr, some)
+        # J = tpr - fpr compared as J * pos * neg = tp * neg - fp * pos: exact on counts, so equal J values tie
+        # exactly (1/2 - 2/6 and 2/2 - 5/6 differ in the last bit) and the tie goes to the higher recall
+        i = _best(curve.tp * curve.neg - curve.fp * curve.pos, curve.tpr, some)
     elif strategy == "recall_at":
         ok = some & (curve.tpr >= cfg.min_recall - 1e-12)
         if not ok.any():  # only possible with no positives at all

@@ -19,6 +19,7 @@ drained (one writer at a time on a sqlite store).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import multiprocessing as mp
 import os
@@ -35,6 +36,10 @@ from lrsweep.redact import redact_uri
 __all__ = ["Tracker", "NullTracker", "TrialWriter", "open_tracker", "finalize_parent", "fail_parent"]
 
 log = logging.getLogger("lrsweep")
+
+# MLflow's usage telemetry posts to a remote endpoint from a background thread and flushes it at exit: on
+# an offline machine that held every sweep's exit for ~2.5 s (measured). Off unless the user opts in.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 STUDY_TAG = "lrsweep.study"
 KIND_TAG = "lrsweep.kind"
@@ -83,6 +88,7 @@ class TrialWriter:
     def open(self, spec: dict[str, Any]) -> str:
         from mlflow.entities import Param, RunTag
 
+        self._hold_writer_lock(spec.get("writer_lock"))
         self.client = client = _client(self.uri)
         self.study = spec["study"]
         exp = client.get_experiment_by_name(spec["experiment"])
@@ -105,6 +111,22 @@ class TrialWriter:
         if backfill:
             log.info("backfilled %d finished trial(s) missing from MLflow", len(backfill))
         return self.parent_id
+
+    def _hold_writer_lock(self, path: str | None, timeout: float = 120.0) -> None:
+        """One writer per study at a time: a killed sweep's writer may still be draining its pipe, and
+        reconciling before it finishes would backfill a trial it is about to log (a duplicate child run)."""
+        if not path:
+            return
+        self._lock_fh = open(path, "a+")  # noqa: SIM115 -- held until this process ends
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"another MLflow writer still holds {path}") from None
+                time.sleep(0.1)
 
     def _reconcile(self) -> set[int]:
         """Close what a killed sweep of this study left open; return the trial numbers already logged."""
@@ -157,9 +179,22 @@ class TrialWriter:
 
 
 def _writer_main(commands: Connection, results: Connection, uri: str | None) -> None:
-    """Entry point of the writer process: run commands until 'close' or until the sweep's end of the pipe dies."""
+    """Entry point of the writer process: run commands until 'close' or until the sweep's end of the pipe dies.
+
+    Every way out ends with os._exit: everything is committed by then, and the interpreter's teardown can
+    wait on threads MLflow started (~1 s measured, and unbounded in a killed sweep's orphaned writer).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle; we drain and close
     writer = TrialWriter(uri)
+    try:
+        _serve(writer, commands, results)
+    finally:
+        with contextlib.suppress(Exception):
+            results.close()
+        os._exit(0)
+
+
+def _serve(writer: TrialWriter, commands: Connection, results: Connection) -> None:
     while True:
         try:
             op, arg = commands.recv()
@@ -177,7 +212,8 @@ def _writer_main(commands: Connection, results: Connection, uri: str | None) -> 
                 results.send(("closed", writer.parent_id, writer.logged))
                 return
         except Exception as exc:  # reported to the sweep, which stops with one line
-            results.send(("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+            with contextlib.suppress(Exception):
+                results.send(("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
             if op in ("open", "close"):
                 return
 
@@ -190,6 +226,7 @@ class Tracker:
         self.experiment = experiment
         self.mode = mode
         self.parent_id: str | None = None
+        self.opened = False
         self._inline: TrialWriter | None = None
         self._proc: Any = None
         if mode == "inline":
@@ -214,34 +251,39 @@ class Tracker:
             msg = self._res.recv()
             if msg[0] == "error":
                 raise self._error(msg[1])
+            if msg[0] == "opened":
+                self.parent_id = msg[1]
 
-    def _wait(self, kind: str, timeout: float = 600.0) -> tuple[Any, ...]:
+    def _wait(self, kind: str, timeout: float = 300.0) -> tuple[Any, ...]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._res.poll(0.2):
                 msg = self._res.recv()
                 if msg[0] == "error":
                     raise self._error(msg[1])
+                if msg[0] == "opened":
+                    self.parent_id = msg[1]
                 if msg[0] == kind:
                     return msg
             elif not self._proc.is_alive():
                 raise self._error(f"the writer process exited (code {self._proc.exitcode})")
         raise self._error(f"no answer from the writer within {timeout:.0f} s")
 
-    def open(self, spec: dict[str, Any]) -> str:
-        """Create the parent run (after reconciling a killed earlier sweep); wait until it exists."""
+    def open(self, spec: dict[str, Any]) -> None:
+        """Create the parent run (after reconciling a killed earlier sweep).
+
+        In the background mode this does not wait: the writer imports MLflow (~2 s) and opens the store
+        (~1 s) while the first trials run; an error surfaces at the next trial.
+        """
+        self.opened = True
         spec = {**spec, "experiment": self.experiment}
         if self._inline is not None:
             try:
                 self.parent_id = self._inline.open(spec)
-            except LrsweepError:
-                raise
             except Exception as exc:
                 raise self._error(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
         else:
             self._cmd.send(("open", spec))
-            self.parent_id = self._wait("opened")[1]
-        return self.parent_id or ""
 
     def trial(self, record: dict[str, Any]) -> None:
         if self._inline is not None:
@@ -250,16 +292,18 @@ class Tracker:
             self._cmd.send(("trial", record))
             self._check()
 
-    def close(self, status: str | None = None) -> None:
-        """Drain the writer; with ``status``, also end the parent run (KILLED, FAILED)."""
+    def close(self, status: str | None = None) -> str | None:
+        """Drain the writer; with ``status``, also end the parent run (KILLED). Return the parent run ID."""
         if self._inline is not None:
             self._inline.close(status)
-            return
+            self.parent_id = self._inline.parent_id or None
+            return self.parent_id
         if self._proc is None:
-            return
+            return self.parent_id
         try:
             self._cmd.send(("close", status))
-            self._wait("closed")
+            self.parent_id = self._wait("closed")[1] or None
+            return self.parent_id
         finally:
             self._proc.join(timeout=30)
             if self._proc.is_alive():
@@ -280,15 +324,16 @@ class NullTracker:
     uri = None
     experiment = ""
     parent_id: str | None = None
+    opened = False
 
-    def open(self, spec: dict[str, Any]) -> str:
-        return ""
+    def open(self, spec: dict[str, Any]) -> None:
+        pass
 
     def trial(self, record: dict[str, Any]) -> None:
         pass
 
-    def close(self, status: str | None = None) -> None:
-        pass
+    def close(self, status: str | None = None) -> str | None:
+        return None
 
     def abandon(self) -> None:
         pass

@@ -163,12 +163,12 @@ class SklearnBackend:
         from mlflow.models import infer_signature
 
         assert self.table is not None and self.split is not None
+        # The table's own dtypes: a CSV read by pandas gives int64 for complete integer columns, and MLflow's
+        # schema check refuses int64 input for a column declared double. Columns with gaps are float already.
         example = self.table.X.iloc[self.split.train[:5]].copy()
-        # integer columns as float64: a missing value at serving time must not break the schema
-        ints = [c for c in example.columns if pd.api.types.is_integer_dtype(example[c])]
-        example[ints] = example[ints].astype("float64")
-        signature = infer_signature(example, refit.model.predict(example))
         with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
+            signature = infer_signature(example, refit.model.predict(example))
             # cloudpickle (not skops): skops refuses FixedThresholdClassifier without a trusted-type list
             warnings.filterwarnings("ignore", message=".*pickle or cloudpickle format.*")
             logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)

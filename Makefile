@@ -1,0 +1,45 @@
+# lrsweep: `make help` lists the targets.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: help install install-spark sweep test test-fast lint bench ui clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/lrsweep: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $@
+
+$(VENV)/.spark-installed: $(BIN)/lrsweep
+	$(BIN)/pip install -q -e ".[dev,spark]"
+	@touch $@
+
+install: $(BIN)/lrsweep  ## create .venv and install lrsweep (+ dev tools); no Spark needed for the sklearn sweep
+
+install-spark: $(VENV)/.spark-installed  ## add the Spark extra (pyspark 4.3, ~490 MB; needs Java 17)
+
+sweep: install  ## run the default sweep (sklearn, bundled telco churn, 50 trials) in this directory
+	$(BIN)/lrsweep
+
+test: install-spark  ## run the whole test suite (unit, end-to-end, Spark)
+	$(BIN)/python -m pytest -q
+
+test-fast: install  ## the fast unit tests only
+	$(BIN)/python -m pytest -q -m "not slow and not spark"
+
+lint: install  ## ruff lint + format check
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench: install  ## tracking overhead benchmark (prints figures)
+	$(BIN)/python benchmarks/bench_tracking.py
+
+ui: install  ## open the MLflow UI on this directory's runs
+	$(BIN)/mlflow ui
+
+clean:  ## remove caches (keeps .venv, mlflow.db and studies)
+	rm -rf .pytest_cache .ruff_cache .mypy_cache build dist src/*.egg-info

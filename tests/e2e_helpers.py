@@ -1,0 +1,45 @@
+"""Helpers for tests that run lrsweep as a user would: the CLI in a subprocess, results read back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+CLI = [sys.executable, "-m", "lrsweep.cli"]
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 600, **kw: Any) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    env.pop("LRSWEEP_DEBUG", None)
+    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, **kw)
+
+
+def mlflow_runs(cwd: Path, experiment: str = "lrsweep-telco_churn", uri: str | None = None) -> tuple[list, list]:
+    """(parent runs, child runs) of an experiment in the sqlite store under ``cwd``."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri or f"sqlite:///{cwd / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no MLflow experiment {experiment!r}"
+    runs = client.search_runs([exp.experiment_id], max_results=5000)
+    parents = [r for r in runs if r.data.tags.get("lrsweep.kind") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("lrsweep.kind") == "trial"]
+    return parents, children
+
+
+def study_trials(cwd: Path) -> dict[str, list]:
+    """Every study in the default journal folder under ``cwd``: name -> trials."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    out: dict[str, list] = {}
+    for journal in sorted((cwd / "lrsweep_studies").glob("*.journal")):
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+        for s in optuna.get_all_study_summaries(storage):
+            out[s.study_name] = optuna.load_study(study_name=s.study_name, storage=storage).get_trials()
+    return out

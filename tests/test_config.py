@@ -1,0 +1,290 @@
+"""lrsweep.config: Hydra composition of the shipped config dir, validate() and study_name()."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+import lrsweep
+from lrsweep.cli import register_configs, to_config
+from lrsweep.config import (
+    SOLVER_PENALTIES,
+    THRESHOLD_STRATEGIES,
+    Config,
+    SearchConfig,
+    ThresholdConfig,
+    study_name,
+    validate,
+)
+from lrsweep.errors import LrsweepError
+
+CONF = (Path(lrsweep.__file__).parent / "conf").resolve()
+CSV = ["dataset.path=data.csv", "dataset.target=Outcome"]
+
+
+@functools.cache
+def _composed(overrides: tuple[str, ...]) -> Config:
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        return to_config(compose("config", overrides=list(overrides)))
+
+
+def compose_config(*overrides: str, **values) -> Config:
+    """The typed config of ``lrsweep <overrides>`` (a fresh copy), then ``values`` set by dotted key.
+
+    A Hydra compose costs ~0.15 s, so each distinct command line is composed once per session; setting a
+    value on the typed copy stands for ``key=value`` on the command line (the schema has typed it already).
+    """
+    cfg = copy.deepcopy(_composed(tuple(overrides)))
+    for dotted, value in values.items():
+        *parents, leaf = dotted.split(".")
+        node = cfg
+        for name in parents:
+            node = getattr(node, name)
+        assert hasattr(node, leaf), dotted
+        setattr(node, leaf, value)
+    return cfg
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def assert_yaml_applied(section, path: Path, given: set[str] = frozenset()) -> None:
+    """Every value the option's YAML file sets is what the typed config holds (except keys ``given``)."""
+    for key, want in yaml.safe_load(path.read_text()).items():
+        if key in given:
+            continue
+        got = getattr(section, key)
+        if isinstance(want, dict):
+            for k, v in want.items():
+                assert getattr(got, k) == v, f"{path.name}: {key}.{k}"
+        else:
+            assert got == want, f"{path.name}: {key}"
+
+
+# -- composition ------------------------------------------------------------------------------------------
+def test_the_shipped_groups_have_the_documented_options():
+    assert set(options("backend")) >= {"sklearn", "spark"}
+    assert set(options("dataset")) >= {"telco_churn", "csv"}
+    assert set(options("search")) >= {"default", "l1", "l2", "elasticnet"}
+    assert set(options("threshold")) == set(THRESHOLD_STRATEGIES)
+    assert set(options("tracking")) >= {"default", "off"}
+
+
+def test_defaults_compose_and_validate():
+    cfg = compose_config()
+    assert isinstance(cfg, Config)
+    validate(cfg)
+    defaults = yaml.safe_load((CONF / "config.yaml").read_text())["defaults"]
+    chosen = {k: v for d in defaults if isinstance(d, dict) for k, v in d.items()}
+    assert cfg.backend.name == chosen["backend"]
+    assert cfg.search.name == chosen["search"]
+    assert cfg.threshold.strategy == chosen["threshold"]
+    assert cfg.dataset.name == chosen["dataset"]
+    assert cfg.experiment_name == f"lrsweep-{cfg.dataset.name}"
+
+
+@pytest.mark.parametrize(
+    ("group", "option"),
+    [(g, o) for g in ("backend", "dataset", "search", "threshold", "tracking") for o in options(g)],
+)
+def test_every_option_composes_and_validates(group, option):
+    extra = CSV if (group, option) == ("dataset", "csv") else []
+    cfg = compose_config(f"{group}={option}", *extra)
+    given = {o.split("=")[0].split(".")[-1] for o in extra}
+    assert_yaml_applied(getattr(cfg, group), CONF / group / f"{option}.yaml", given)
+    if extra:
+        assert (cfg.dataset.path, cfg.dataset.target) == ("data.csv", "Outcome")
+        assert cfg.dataset.label == "data"
+    validate(cfg, backend_solvers=cfg.backend.name != "spark")
+    validate(cfg, backend_solvers=False)  # as the Spark backend validates every option
+
+
+def test_overrides_reach_the_typed_config():
+    cfg = compose_config(
+        "backend=spark", "search=elasticnet", "search.n_trials=7", "search.C.low=0.01", "threshold=recall_at",
+        "threshold.min_recall=0.9", "seed=3", "cv.folds=5", "split.val_size=0.25",
+    )  # fmt: skip
+    assert cfg.backend.name == "spark"
+    assert cfg.search.n_trials == 7 and cfg.search.C.low == 0.01 and cfg.search.penalties == ["elasticnet"]
+    assert cfg.threshold.strategy == "recall_at" and cfg.threshold.min_recall == 0.9
+    assert (cfg.seed, cfg.cv.folds, cfg.split.val_size) == (3, 5, 0.25)
+    validate(cfg, backend_solvers=False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["dataset.foo=1"], "dataset.foo"),
+        (["search=nope"], "nope"),
+        (["search.n_trials=abc"], "search.n_trials"),
+    ],
+)
+def test_unknown_keys_options_and_wrong_types_fail_at_compose_time(overrides, needle):
+    register_configs()
+    with (
+        initialize_config_dir(version_base="1.3", config_dir=str(CONF)),
+        pytest.raises((HydraException, OmegaConfBaseException)) as info,
+    ):
+        compose("config", overrides=overrides)
+    assert needle in str(info.value)
+
+
+# -- impossible values ------------------------------------------------------------------------------------
+def test_solver_unable_to_fit_the_penalty_is_refused_from_the_command_line():
+    cfg = compose_config("search.solvers=[lbfgs]", "search.penalties=[l1]")
+    with pytest.raises(LrsweepError) as info:
+        validate(cfg)
+    assert "search.solvers" in str(info.value) and "l1" in str(info.value)
+    # backends without a solver choice (Spark) do not check solvers
+    validate(cfg, backend_solvers=False)
+
+
+@pytest.mark.parametrize(
+    ("option", "values", "key"),
+    [
+        ("search=default", {"search.C.low": 0.0}, "search.C.low"),
+        ("search=default", {"search.C.low": -1.0}, "search.C.low"),
+        ("search=l2", {"search.C.high": 0.0}, "search.C.high"),
+        ("search=l1", {"search.C.low": float("nan")}, "search.C.low"),
+        ("search=default", {"search.C.low": 10.0, "search.C.high": 1.0}, "search.C.low"),
+        ("search=elasticnet", {"search.l1_ratio.high": 1.5}, "search.l1_ratio"),
+        ("search=elasticnet", {"search.l1_ratio.low": -0.1}, "search.l1_ratio"),
+        ("search=default", {"search.l1_ratio.low": 0.9, "search.l1_ratio.high": 0.1}, "search.l1_ratio"),
+        ("search=elasticnet", {"search.solvers": ["liblinear"]}, "search.solvers"),
+        ("search=default", {"search.solvers": ["nope"]}, "search.solvers"),
+        ("search=default", {"search.solvers": []}, "search.solvers"),
+        ("search=default", {"search.penalties": ["l3"]}, "search.penalties"),
+        ("search=default", {"search.penalties": []}, "search.penalties"),
+        ("search=default", {"search.n_trials": 0}, "search.n_trials"),
+        ("search=l1", {"search.n_trials": -3}, "search.n_trials"),
+        ("search=default", {"search.n_jobs": 0}, "search.n_jobs"),
+        ("search=default", {"search.sampler": "nope"}, "search.sampler"),
+        ("search=default", {"search.class_weight": ["heavy"]}, "search.class_weight"),
+        ("search=default", {"search.max_iter": 0}, "search.max_iter"),
+        ("search=default", {"split.val_size": 0.0}, "split.val_size"),
+        ("search=default", {"split.val_size": 1.0}, "split.val_size"),
+        ("search=default", {"split.test_size": -0.1}, "split.test_size"),
+        ("search=default", {"split.val_size": 0.5, "split.test_size": 0.45}, "split.val_size + split.test_size"),
+        ("threshold=f1", {"threshold.strategy": "nope"}, "threshold.strategy"),
+        ("threshold=f1", {"threshold.strategy": "F1"}, "threshold.strategy"),
+        ("threshold=recall_at", {"threshold.min_recall": 1.2}, "threshold.min_recall"),
+        ("threshold=precision_at", {"threshold.min_precision": -0.2}, "threshold.min_precision"),
+        ("threshold=fixed", {"threshold.value": 2.0}, "threshold.value"),
+        ("threshold=searched", {"threshold.low": 0.9, "threshold.high": 0.1}, "threshold.low"),
+        ("threshold=cost", {"threshold.cost_fp": -1.0}, "threshold.cost_fp"),
+        ("threshold=cost", {"threshold.cost_fp": 0.0, "threshold.cost_fn": 0.0}, "threshold.cost_fn"),
+        ("search=default", {"cv.folds": 0}, "cv.folds"),
+        ("search=default", {"objective.metric": "nope"}, "objective.metric"),
+        ("search=default", {"dataset.format": "xlsx"}, "dataset.format"),
+        ("tracking=default", {"tracking.mode": "sometimes"}, "tracking.mode"),
+    ],
+)
+def test_impossible_values_raise_naming_the_key(option, values, key):
+    cfg = compose_config(option, **values)
+    validate(compose_config(option))  # the option itself is fine
+    with pytest.raises(LrsweepError) as info:
+        validate(cfg)
+    assert key in str(info.value)
+    assert info.value.fix  # every refusal says what to do
+
+
+@pytest.mark.parametrize("penalty", ["none", "l2", "l1", "elasticnet"])
+def test_each_penalty_validates_exactly_with_a_solver_able_to_fit_it(penalty):
+    for solver, fams in SOLVER_PENALTIES.items():
+        cfg = Config(search=SearchConfig(penalties=[penalty], solvers=[solver]))
+        if penalty in fams:
+            validate(cfg)
+        else:
+            with pytest.raises(LrsweepError, match=re.escape(penalty)):
+                validate(cfg)
+
+
+@pytest.mark.parametrize("missing", ["dataset.path", "dataset.target"])
+def test_csv_dataset_without_path_or_target_is_refused(missing):
+    given = [o for o in CSV if not o.startswith(missing)]
+    with pytest.raises(LrsweepError) as info:
+        validate(compose_config("dataset=csv", *given))
+    assert missing in str(info.value)
+
+
+def test_validate_accepts_every_threshold_strategy():
+    for st in THRESHOLD_STRATEGIES:
+        validate(Config(threshold=ThresholdConfig(strategy=st)))
+
+
+# -- study names ------------------------------------------------------------------------------------------
+def test_study_name_is_stable_and_readable():
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        fresh = to_config(compose("config"))  # not the cached copy
+    assert study_name(fresh) == study_name(compose_config())
+    assert re.fullmatch(r"lrsweep-telco_churn-sklearn-default-[0-9a-f]{8}", study_name(fresh))
+
+
+def test_study_name_is_stable_across_processes():
+    code = "from lrsweep.config import Config, study_name; print(study_name(Config()))"
+    env = dict(os.environ, PYTHONHASHSEED="123")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == study_name(Config())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "values"),
+    [
+        (["search=l1"], {}),
+        (["search=l2"], {}),
+        ([], {"search.C.low": 0.001}),
+        ([], {"search.penalties": ["l2", "l1"]}),
+        ([], {"search.class_weight": ["none"]}),
+        ([], {"search.solvers": ["saga"]}),
+        ([], {"search.sampler": "random"}),
+        ([], {"search.max_iter": 200}),
+        (["threshold=youden"], {}),
+        (["threshold=recall_at"], {"threshold.min_recall": 0.9}),
+        ([], {"objective.metric": "pr_auc"}),
+        ([], {"split.test_size": 0.3}),
+        ([], {"cv.folds": 5}),
+        ([], {"seed": 7}),
+        (["backend=spark"], {}),
+        (["dataset=csv", *CSV], {}),
+    ],
+)
+def test_study_name_changes_when_the_search_changes(overrides, values):
+    assert study_name(compose_config(*overrides, **values)) != study_name(compose_config())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "values"),
+    [
+        (["search.n_trials=7"], {}),
+        ([], {"search.n_trials": 5000}),
+        ([], {"search.n_jobs": 2}),
+        (["tracking=off"], {}),
+        ([], {"tracking.uri": "sqlite:///elsewhere.db"}),
+        ([], {"progress": False}),
+        ([], {"study.dir": "/tmp/other"}),
+    ],
+)
+def test_study_name_ignores_how_many_trials_and_where_they_are_logged(overrides, values):
+    assert study_name(compose_config(*overrides, **values)) == study_name(compose_config())
+
+
+def test_study_name_uses_an_explicit_name_verbatim():
+    cfg = Config()
+    cfg.study.name = "my-study"
+    assert study_name(cfg) == "my-study"
+    assert study_name(dataclasses.replace(Config(), seed=1)) != study_name(Config())

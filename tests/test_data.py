@@ -1,0 +1,339 @@
+"""lrsweep.data: reading, validating and splitting tables; every bad input is a LrsweepError."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lrsweep.config import CVConfig, DatasetConfig, SplitConfig
+from lrsweep.data import bundled_path, cv_folds, load_table, split_table
+from lrsweep.errors import LrsweepError
+
+SEED = 5
+N = 200
+TELCO_SHA256 = "863e369c3a03cea2bd20d696e572eb5fb064e04657744504deb7b6249b92f66e"
+
+
+def make_frame(n: int = N, seed: int = SEED) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n)
+    income = np.round(rng.normal(50, 15, n), 2)
+    plan = rng.choice(["basic", "plus", "pro"], n)
+    logit = 0.04 * (age - 50) + 0.8 * (plan == "pro") - 1.0
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    return pd.DataFrame(
+        {
+            "age": age,
+            "income": income,
+            "plan": plan,
+            "region": rng.choice(["north", "south", None], n),
+            "outcome": np.where(y, "yes", "no"),
+        }
+    )
+
+
+def ds(path, **kw) -> DatasetConfig:
+    base = {"name": None, "path": str(path), "target": "outcome", "positive": None}
+    return DatasetConfig(**(base | kw))
+
+
+def write_csv(tmp_path, df: pd.DataFrame, name: str = "data.csv"):
+    p = tmp_path / name
+    df.to_csv(p, index=False)
+    return p
+
+
+def raises(cfg: DatasetConfig, *needles: str) -> LrsweepError:
+    with pytest.raises(LrsweepError) as info:
+        load_table(cfg)
+    text = str(info.value)
+    for needle in needles:
+        assert needle in text, f"{needle!r} not in {text!r}"
+    return info.value
+
+
+# -- reading ----------------------------------------------------------------------------------------------
+def test_csv_loads_with_detected_columns_and_fingerprint(tmp_path):
+    df = make_frame()
+    p = write_csv(tmp_path, df)
+    t = load_table(ds(p))
+    np.testing.assert_array_equal(t.y, (df["outcome"] == "yes").to_numpy().astype(int))
+    assert t.positive == "yes" and t.target == "outcome"
+    assert t.numeric == ["age", "income"] and t.categorical == ["plan", "region"]
+    assert list(t.X.columns) == t.features and len(t.X) == N
+    assert t.dropped == {}
+    np.testing.assert_allclose(t.X["income"], df["income"])
+    # categorical levels as text, missing kept missing
+    assert t.X["region"].isna().sum() == df["region"].isna().sum() > 0
+    assert set(t.X["region"].dropna()) == {"north", "south"}
+    fp = t.fingerprint
+    assert fp["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
+    assert fp["rows"] == N and fp["columns"] == df.shape[1] and fp["source"] == str(p)
+    assert fp["positive_rate"] == pytest.approx((df["outcome"] == "yes").mean())
+
+
+def test_parquet_file_and_folder_load_the_same_table(tmp_path):
+    df = make_frame()
+    csv = load_table(ds(write_csv(tmp_path, df)))
+    one = tmp_path / "data.parquet"
+    df.to_parquet(one, index=False)
+    t1 = load_table(ds(one))
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    df.iloc[:120].to_parquet(folder / "part-0.parquet", index=False)
+    df.iloc[120:].to_parquet(folder / "part-1.parquet", index=False)
+    t2 = load_table(ds(folder))
+    for t in (t1, t2):
+        np.testing.assert_array_equal(t.y, csv.y)
+        assert t.numeric == csv.numeric and t.categorical == csv.categorical
+        pd.testing.assert_frame_equal(t.X.reset_index(drop=True), csv.X, check_dtype=False)
+    want = hashlib.sha256((folder / "part-0.parquet").read_bytes() + (folder / "part-1.parquet").read_bytes())
+    assert t2.fingerprint["sha256"] == want.hexdigest()
+
+
+def test_format_override_reads_a_csv_with_another_extension(tmp_path):
+    p = write_csv(tmp_path, make_frame(), "data.txt")
+    assert len(load_table(ds(p, format="csv")).X) == N
+    raises(ds(p, format="parquet"), "cannot read", "parquet")
+
+
+def test_missing_file(tmp_path):
+    raises(ds(tmp_path / "nope.csv"), "nope.csv", "does not exist", "dataset.path")
+
+
+def test_folder_without_parquet_files(tmp_path):
+    (tmp_path / "empty_dir").mkdir()
+    raises(ds(tmp_path / "empty_dir"), "no Parquet files")
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "empty.csv"
+    p.write_bytes(b"")
+    raises(ds(p), "empty")
+
+
+def test_header_only_file(tmp_path):
+    p = tmp_path / "header.csv"
+    p.write_text("age,outcome\n")
+    raises(ds(p), "no rows")
+
+
+def test_binary_garbage_as_parquet(tmp_path):
+    p = tmp_path / "garbage.parquet"
+    p.write_bytes(np.random.default_rng(SEED).bytes(2048))
+    raises(ds(p), "cannot read", "garbage.parquet", "parquet")
+
+
+def test_binary_garbage_as_csv(tmp_path):
+    p = tmp_path / "garbage.csv"
+    p.write_bytes(b"\x89PNG\r\n\x1a\n" + np.random.default_rng(SEED).bytes(2048))
+    raises(ds(p), "cannot read", "garbage.csv")
+
+
+# -- the target -------------------------------------------------------------------------------------------
+def test_target_column_missing(tmp_path):
+    p = write_csv(tmp_path, make_frame())
+    err = raises(ds(p, target="churned"), "'churned'", "dataset.target")
+    assert "age" in str(err)  # the columns that exist are listed
+
+
+def test_one_class_target(tmp_path):
+    df = make_frame()
+    df["outcome"] = "no"
+    raises(ds(write_csv(tmp_path, df)), "single class", "'no'")
+
+
+def test_three_class_target(tmp_path):
+    df = make_frame()
+    df.loc[:20, "outcome"] = "maybe"
+    err = raises(ds(write_csv(tmp_path, df), positive="yes"), "3 classes", "'maybe'", "'no'", "'yes'")
+    assert "dataset.positive" in str(err)
+
+
+def test_positive_label_not_present(tmp_path):
+    err = raises(ds(write_csv(tmp_path, make_frame()), positive="Yes"), "'Yes'", "dataset.positive")
+    assert "'yes'" in str(err) and "'no'" in str(err)
+
+
+def test_positive_label_inferred_or_refused(tmp_path):
+    df = make_frame()
+    df["outcome"] = np.where(df["outcome"] == "yes", "cat", "dog")
+    raises(ds(write_csv(tmp_path, df)), "cannot tell", "dataset.positive")
+    t = load_table(ds(write_csv(tmp_path, df, "b.csv"), positive="cat"))
+    np.testing.assert_array_equal(t.y, (df["outcome"] == "cat").to_numpy().astype(int))
+
+
+def test_numeric_target_with_missing_values(tmp_path, caplog):
+    df = make_frame()
+    y = (df["outcome"] == "yes").astype(float)
+    y[[3, 10, 50]] = np.nan  # a float column: labels read back as "0.0" / "1.0"
+    df["outcome"] = y
+    p = write_csv(tmp_path, df)
+    with caplog.at_level(logging.WARNING, logger="lrsweep"):
+        t = load_table(ds(p, positive="1"))
+    assert "dropped 3 rows" in caplog.text
+    assert len(t.y) == N - 3
+    np.testing.assert_array_equal(t.y, y.dropna().to_numpy().astype(int))
+    # inferred too: 0/1 is a known pair
+    np.testing.assert_array_equal(load_table(ds(p)).y, t.y)
+
+
+def test_empty_target_column(tmp_path):
+    df = make_frame()
+    df["outcome"] = np.nan
+    raises(ds(write_csv(tmp_path, df)), "'outcome'", "empty")
+
+
+# -- feature columns --------------------------------------------------------------------------------------
+def test_all_missing_and_constant_columns_are_dropped_with_a_warning(tmp_path, caplog):
+    df = make_frame()
+    df["blank"] = np.nan
+    df["same"] = 3
+    df["same_text"] = "x"
+    with caplog.at_level(logging.WARNING, logger="lrsweep"):
+        t = load_table(ds(write_csv(tmp_path, df)))
+    assert t.dropped == {"blank": "all values missing", "same": "constant", "same_text": "constant"}
+    assert not {"blank", "same", "same_text"} & set(t.X.columns)
+    for col in ("blank", "same", "same_text"):
+        assert any(col in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records), col
+
+
+def test_id_like_text_column_is_dropped_with_a_warning(tmp_path, caplog):
+    df = make_frame()
+    df.insert(0, "customer", [f"C-{i:05d}" for i in range(N)])
+    with caplog.at_level(logging.WARNING, logger="lrsweep"):
+        t = load_table(ds(write_csv(tmp_path, df)))
+    assert "customer" in t.dropped and "id" in t.dropped["customer"]
+    assert "customer" not in t.X.columns
+    assert "customer" in caplog.text
+
+
+def test_declared_drop_and_id_columns(tmp_path):
+    df = make_frame()
+    df["row"] = np.arange(N)
+    t = load_table(ds(write_csv(tmp_path, df), drop=["income"], id_columns=["row"]))
+    assert "income" not in t.X.columns and "row" not in t.X.columns
+    assert set(t.dropped) == {"income", "row"}
+    raises(ds(write_csv(tmp_path, df, "b.csv"), drop=["incom"]), "'incom'", "dataset.drop")
+
+
+def test_explicit_categorical_list(tmp_path):
+    df = make_frame()
+    p = write_csv(tmp_path, df)
+    t = load_table(ds(p, categorical=["age", "plan", "region"]))
+    assert t.numeric == ["income"]
+    assert t.categorical == ["age", "plan", "region"]
+    assert set(t.X["age"]) == {str(v) for v in df["age"]}  # numbers become levels
+    # a text column left out of the list cannot be used as a number
+    raises(ds(p, categorical=["age"]), "'plan'", "dataset.categorical")
+    raises(ds(p, categorical=["nope"]), "'nope'")
+
+
+def test_nothing_left_to_fit(tmp_path):
+    df = make_frame()[["outcome"]].assign(k=1)
+    raises(ds(write_csv(tmp_path, df)), "no usable feature")
+
+
+# -- the bundled data -------------------------------------------------------------------------------------
+def test_bundled_telco_churn():
+    t = load_table(DatasetConfig())
+    assert len(t.y) == len(t.X) == 7043
+    assert t.y.mean() == pytest.approx(0.265, abs=0.001)
+    assert t.fingerprint["sha256"] == TELCO_SHA256
+    # the fingerprint is the SHA-256 of the CSV inside the archive
+    with gzip.open(bundled_path("telco_churn"), "rb") as fh:
+        assert hashlib.sha256(fh.read()).hexdigest() == TELCO_SHA256
+    assert t.fingerprint["source"] == "bundled" and t.positive == "Yes"
+
+
+def test_unknown_bundled_dataset():
+    with pytest.raises(LrsweepError, match="no bundled dataset"):
+        load_table(DatasetConfig(name="nope"))
+
+
+# -- splits -----------------------------------------------------------------------------------------------
+def _labels(n_pos: int, n: int = N, seed: int = SEED) -> np.ndarray:
+    y = np.zeros(n, dtype=np.int8)
+    y[np.random.default_rng(seed).choice(n, n_pos, replace=False)] = 1
+    return y
+
+
+@pytest.mark.parametrize(("val", "test"), [(0.2, 0.2), (0.1, 0.3), (0.25, 0.15)])
+def test_split_is_stratified_disjoint_and_complete(val, test):
+    y = _labels(60)
+    s = split_table(y, SplitConfig(val_size=val, test_size=test), CVConfig(), seed=SEED)
+    parts = {"train": s.train, "val": s.val, "test": s.test}
+    allpos = np.concatenate(list(parts.values()))
+    assert len(allpos) == len(set(allpos.tolist())) == N  # disjoint and complete
+    np.testing.assert_array_equal(np.sort(allpos), np.arange(N))
+    assert len(s.test) == pytest.approx(test * N, abs=1)
+    assert len(s.val) == pytest.approx(val * N, abs=1)
+    for name, pos in parts.items():
+        # stratified: each part's positives are its share of all positives, to within a row
+        assert y[pos].sum() == pytest.approx(len(pos) * y.mean(), abs=1), name
+    assert s.folds == []
+    np.testing.assert_array_equal(np.sort(s.trainval), np.sort(np.concatenate([s.train, s.val])))
+
+
+def test_split_is_reproducible_with_the_same_seed():
+    y = _labels(60)
+    a = split_table(y, SplitConfig(), CVConfig(folds=3), seed=SEED)
+    b = split_table(y, SplitConfig(), CVConfig(folds=3), seed=SEED)
+    c = split_table(y, SplitConfig(), CVConfig(), seed=SEED + 1)
+    for x, z in ((a.train, b.train), (a.val, b.val), (a.test, b.test)):
+        np.testing.assert_array_equal(x, z)
+    for (f1, s1), (f2, s2) in zip(a.folds, b.folds, strict=True):
+        np.testing.assert_array_equal(f1, f2)
+        np.testing.assert_array_equal(s1, s2)
+    assert not np.array_equal(a.test, c.test)
+
+
+@pytest.mark.parametrize("k", [2, 5])
+def test_cv_folds_partition_train_and_validation(k):
+    y = _labels(60)
+    s = split_table(y, SplitConfig(), CVConfig(folds=k), seed=SEED)
+    assert len(s.folds) == k
+    tv = set(s.trainval.tolist())
+    scored = []
+    for fit, score in s.folds:
+        assert not set(fit.tolist()) & set(score.tolist())
+        assert set(fit.tolist()) | set(score.tolist()) == tv
+        assert not set(score.tolist()) & set(s.test.tolist())
+        assert y[score].sum() == pytest.approx(len(score) * y[s.trainval].mean(), abs=1)
+        scored += score.tolist()
+    assert sorted(scored) == sorted(tv)  # each row scored exactly once
+
+
+def test_tiny_minority_cannot_be_split():
+    with pytest.raises(LrsweepError, match="minority class has 2 row"):
+        split_table(_labels(2), SplitConfig(), CVConfig(), seed=SEED)
+    # three positives over 80/10/10: the smaller parts expect 0.3 positives each, one of them gets none
+    for seed in range(3):
+        with pytest.raises(LrsweepError, match=r"(validation|test) part has only one class"):
+            split_table(_labels(3, seed=seed), SplitConfig(val_size=0.1, test_size=0.1), CVConfig(), seed=seed)
+
+
+def test_split_leaves_every_part_with_both_classes_when_it_succeeds():
+    for n_pos in range(4, 12):
+        for seed in range(3):
+            y = _labels(n_pos, seed=seed)
+            try:
+                s = split_table(y, SplitConfig(), CVConfig(), seed=seed)
+            except LrsweepError as exc:
+                assert "class" in str(exc) or "cannot split" in str(exc)
+                continue
+            for pos in (s.train, s.val, s.test):
+                assert 0 < y[pos].sum() < len(pos)
+
+
+def test_more_folds_than_minority_rows():
+    y = _labels(8)
+    with pytest.raises(LrsweepError, match="cv.folds"):
+        cv_folds(y, np.arange(N), 10, SEED)
+    with pytest.raises(LrsweepError, match="cv.folds"):
+        split_table(y, SplitConfig(), CVConfig(folds=7), seed=SEED)

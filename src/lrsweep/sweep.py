@@ -256,6 +256,8 @@ class _TrialRunner:
             if same is not None:
                 metrics = dict(same["metrics"])
                 steps = [tuple(x) for x in same.get("steps", [])]
+                for _, fold_value, k in steps:  # the pruner sees a repeat like the original
+                    trial.report(fold_value, int(k))
                 tags["lrsweep.repeat_of"] = str(same["number"])
                 value = metrics[f"val_{cfg.objective.metric}"]
             else:

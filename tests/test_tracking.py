@@ -1,0 +1,107 @@
+"""MLflow layout details: backfill from the journal, redaction, a real tracking server, an unreachable one."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lrsweep.config import Config
+from lrsweep.errors import LrsweepError
+from lrsweep.sweep import run_sweep
+from tests.e2e_helpers import mlflow_runs
+
+pytestmark = pytest.mark.slow
+
+
+def _cfg(n: int) -> Config:
+    c = Config()
+    c.search.n_trials = n
+    c.search.solvers = ["lbfgs", "liblinear"]
+    c.search.penalties = ["l2", "l1"]
+    c.progress = False
+    c.tracking.artifacts = c.tracking.log_model = False
+    return c
+
+
+def test_trials_run_untracked_are_backfilled_into_mlflow(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    off = _cfg(3)
+    off.tracking.enabled = False
+    run_sweep(off)
+    assert not (tmp_path / "mlflow.db").exists()
+    run_sweep(_cfg(5))
+    parents, children = mlflow_runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 5
+    back = sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children if "lrsweep.backfilled" in c.data.tags)
+    assert back == [0, 1, 2]
+    assert all("val_roc_auc" in c.data.metrics for c in children)
+
+
+def test_credentials_never_reach_mlflow(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = _cfg(2)
+    cfg.tracking.artifacts = True
+    cfg.backend.spark_conf = {"spark.hadoop.fs.s3a.secret.key": "S3CR3T-VALUE", "spark.app.name": "x"}
+    run_sweep(cfg)
+    parents, children = mlflow_runs(tmp_path)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    logged = str(parents[0].data.params) + str(parents[0].data.tags)
+    logged += Path(client.download_artifacts(parents[0].info.run_id, "config.yaml", str(tmp_path))).read_text()
+    assert "S3CR3T-VALUE" not in logged
+    assert "***" in logged and "spark.app.name" in logged
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sweep_against_a_real_tracking_server(tmp_path, monkeypatch):
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        uri = f"http://127.0.0.1:{port}"
+        work = tmp_path / "work"
+        work.mkdir()
+        monkeypatch.chdir(work)
+        cfg = _cfg(3)
+        cfg.tracking.uri = uri
+        cfg.tracking.log_model = True
+        result = run_sweep(cfg)
+        parents, children = mlflow_runs(work, uri=uri)
+        assert len(parents) == 1 and len(children) == 3
+        assert parents[0].info.status == "FINISHED" and result.model_uri
+        assert not (work / "mlflow.db").exists()  # everything went to the server
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_unreachable_server_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    cfg = _cfg(50)
+    cfg.tracking.uri = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(LrsweepError, match="MLflow tracking failed"):
+        run_sweep(cfg)

@@ -21,7 +21,16 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from lrsweep.config import CVConfig, DatasetConfig, SplitConfig
 from lrsweep.errors import LrsweepError
 
-__all__ = ["Table", "Split", "load_table", "resolve_source", "split_table", "cv_folds", "bundled_path"]
+__all__ = [
+    "Table",
+    "Split",
+    "load_table",
+    "positive_label",
+    "resolve_source",
+    "split_table",
+    "cv_folds",
+    "bundled_path",
+]
 
 log = logging.getLogger("lrsweep")
 
@@ -119,7 +128,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _positive_label(values: pd.Series, target: str, positive: str | None) -> str:
+def positive_label(values: pd.Series, target: str, positive: str | None) -> str:
     labels = [str(v) for v in pd.unique(values)]
     shown = ", ".join(repr(v) for v in sorted(labels)[:6]) + (" ..." if len(labels) > 6 else "")
     if len(labels) < 2:
@@ -178,7 +187,7 @@ def load_table(cfg: DatasetConfig) -> Table:
         log.warning("dropped %d rows whose target %r is missing", n_missing, cfg.target)
         df = df.loc[target.notna()].reset_index(drop=True)
         target = df[cfg.target]
-    positive = _positive_label(target, cfg.target, None if cfg.positive is None else str(cfg.positive))
+    positive = positive_label(target, cfg.target, None if cfg.positive is None else str(cfg.positive))
     y = (target.astype(str).to_numpy() == positive).astype(np.int8)
 
     unknown = [c for c in [*cfg.drop, *cfg.id_columns, *(cfg.categorical or [])] if c not in df.columns]

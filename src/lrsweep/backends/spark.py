@@ -1,0 +1,719 @@
+"""Spark ML backend: the scikit-learn backend's sweep, run on Spark (local mode or a cluster).
+
+Setup, once per sweep: one SparkSession (an active one is reused), the data read once, preprocessing
+fitted once per fold on that fold's fitting part, and every fold's (fit, held-out) frames cached and
+materialised. A trial then pays only for its LogisticRegression fit (about iterations + 2 Spark jobs,
+NOTES.md) and one Spark job that scores the held-out part.
+
+Parity with the scikit-learn backend (tests/backends/test_spark.py checks each point):
+- :func:`spark_params` translates the shared vocabulary: regParam = 1/(C n_train), elasticNetParam =
+  l1_ratio, standardization=False. Spark minimises mean log-loss + regParam * penalty, scikit-learn
+  C * summed log-loss + penalty: the same minimiser on the same features (NOTES.md, 1e-7 in a check).
+  class_weight=balanced is a weight column holding n / (2 n_class), whose sum is n, so regParam stays.
+- preprocessing computes scikit-learn's numbers (:func:`fit_preprocessing`): exact medians (mean of the
+  middle two, as numpy), population standard deviations (ddof=0; Spark's StandardScaler divides by the
+  sample std, ddof=1, so it is not used), most frequent level with ties to the smallest, one-hot levels
+  in sorted order with an unseen or missing level encoded as all zeros (handle_unknown="ignore").
+- held-out metrics come from the same :class:`~lrsweep.metrics.Curve`. Parts up to
+  ``backend.exact_max_rows`` rows are collected (two doubles a row) for the exact curve; larger parts
+  get a curve of ``backend.bins`` probability bins aggregated in Spark, whose ROC AUC differs from the
+  exact one by at most :func:`auc_binning_bound` (half the mass of positive/negative pairs sharing a bin).
+
+pyspark is imported inside functions only: ``import lrsweep.backends.spark`` works without it, and
+:class:`SparkBackend` says what to install when pyspark or Java is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lrsweep.backends.base import Evaluation, FitInfo, Prepared, Refit
+from lrsweep.config import Config
+from lrsweep.data import load_table, positive_label, resolve_source, split_table
+from lrsweep.errors import LrsweepError
+from lrsweep.metrics import Curve, curve_from_scores, log_loss
+from lrsweep.space import ModelParams
+
+__all__ = [
+    "SparkBackend",
+    "ColumnStats",
+    "spark_params",
+    "balanced_weights",
+    "binned_curve",
+    "auc_binning_bound",
+    "fit_preprocessing",
+    "coefficient_table",
+    "require_spark",
+    "LABEL",
+    "WEIGHT",
+    "FEATURES",
+]
+
+log = logging.getLogger("lrsweep")
+
+# Columns the backend adds; a data column with this prefix is refused.
+PREFIX = "_lrsweep_"
+LABEL, WEIGHT, FEATURES, PART, FOLD = (PREFIX + s for s in ("label", "weight", "features", "part", "fold"))
+TRAIN, VAL, TEST = 0, 1, 2
+INSTALL = "pip install 'lrsweep[spark]' and a Java 17 runtime (e.g. apt-get install openjdk-17-jre-headless)"
+
+
+def require_spark() -> None:
+    """Raise LrsweepError (one line: what to install) when pyspark or Java is missing."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as exc:
+        raise LrsweepError("backend=spark needs pyspark, which is not installed", INSTALL) from exc
+    home = os.environ.get("JAVA_HOME")
+    if not (home and (Path(home) / "bin" / "java").exists()) and shutil.which("java") is None:
+        raise LrsweepError("backend=spark needs Java, found neither $JAVA_HOME/bin/java nor java on PATH", INSTALL)
+
+
+# -- the shared vocabulary in Spark's words -----------------------------------------------------------
+def balanced_weights(n_neg: int, n_pos: int) -> tuple[float, float]:
+    """scikit-learn's class_weight="balanced": n / (2 n_class) for (negatives, positives); they sum to n."""
+    n = n_neg + n_pos
+    return n / (2 * n_neg), n / (2 * n_pos)
+
+
+def spark_params(params: ModelParams, n_train: int, aggregation_depth: int = 2) -> dict[str, Any]:
+    """Spark LogisticRegression parameters giving the model scikit-learn fits for ``params``.
+
+    ``n_train`` is the number of rows of the part being fitted (with balanced weights, their sum).
+    """
+    if n_train <= 0:
+        raise ValueError(f"n_train must be positive, got {n_train}")
+    out: dict[str, Any] = {
+        "regParam": 0.0 if math.isinf(params.C) else 1.0 / (params.C * n_train),
+        "elasticNetParam": float(params.l1_ratio),
+        "maxIter": int(params.max_iter),
+        "tol": float(params.tol),
+        "standardization": False,  # features are already scaled: penalise w as scikit-learn does
+        "fitIntercept": True,
+        "family": "binomial",
+        "aggregationDepth": int(aggregation_depth),
+    }
+    if params.class_weight == "balanced":
+        out["weightCol"] = WEIGHT
+    return out
+
+
+# -- curves from Spark aggregates (pure numpy) ---------------------------------------------------------
+def binned_curve(bins: np.ndarray, pos: np.ndarray, neg: np.ndarray, n_bins: int) -> Curve:
+    """The curve at bin lower edges, from per-bin counts (bin b holds scores in [b/n_bins, (b+1)/n_bins)).
+
+    "score >= b/n_bins" holds for every score of bins >= b, so each point is exact at its edge; only
+    non-empty bins become points (merge_curves of parts sharing ``n_bins`` is then exact).
+    """
+    bins, pos, neg = (np.asarray(a, dtype=np.int64) for a in (bins, pos, neg))
+    order = np.argsort(bins)[::-1]
+    keep = (pos[order] + neg[order]) > 0
+    b, p, q = bins[order][keep], pos[order][keep], neg[order][keep]
+    return Curve(np.r_[np.inf, b / n_bins], np.r_[0, np.cumsum(p)], np.r_[0, np.cumsum(q)], int(p.sum()), int(q.sum()))
+
+
+def auc_binning_bound(curve: Curve) -> float:
+    """Largest ROC AUC error from treating the scores of one curve step as tied.
+
+    The trapezoid over a step counts each (positive, negative) pair inside it as half ordered, the exact
+    AUC as 0, 1/2 or 1: the error is at most half the share of such pairs, sum_b pos_b neg_b / (2 P N).
+    """
+    if curve.pos == 0 or curve.neg == 0:
+        return float("nan")
+    dtp = np.diff(np.asarray(curve.tp, dtype=float))
+    dfp = np.diff(np.asarray(curve.fp, dtype=float))
+    return float(np.sum(dtp * dfp) / (2.0 * curve.pos * curve.neg))
+
+
+# -- preprocessing: scikit-learn's numbers as a Spark ML PipelineModel ---------------------------------
+def _ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _double(value: float) -> str:
+    return f"CAST('{float(value)!r}' AS DOUBLE)"  # repr round-trips exactly; a bare 0.1 would be DECIMAL
+
+
+def _present(name: str) -> str:
+    """The column as a double, NaN read as missing (scikit-learn's SimpleImputer treats NaN as missing)."""
+    return f"nanvl(CAST({_ident(name)} AS DOUBLE), CAST(NULL AS DOUBLE))"
+
+
+def _num_col(i: int) -> str:
+    return f"{PREFIX}num_{i}"
+
+
+def _cat_col(j: int) -> str:
+    return f"{PREFIX}cat_{j}"
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """What preprocessing learns from a fitting part (one Spark aggregation)."""
+
+    n: int
+    n_pos: int
+    numeric: dict[str, tuple[float, float, float]]  # column -> (median, mean, scale), moments after imputation
+    modes: dict[str, str | None]  # column -> most frequent level
+
+
+def _is_constant(var: float, mean: float, n: int) -> bool:
+    """scikit-learn's StandardScaler test (sklearn.preprocessing._data._is_constant_feature): scale 1 then."""
+    eps = np.finfo(np.float64).eps
+    return bool(var <= n * eps * var + (n * mean * eps) ** 2)
+
+
+def column_stats(df: Any, numeric: list[str], categorical: list[str], *, exact: bool = True) -> ColumnStats:
+    """Medians, means, ddof=0 scales and modes of a fitting part, in one pass.
+
+    ``exact``: exact medians (Spark's ``median``, interpolated like numpy); else ``percentile_approx``
+    (rank error 1e-4), for data too large to hold a column's distinct values per partition.
+    """
+    from pyspark.sql import functions as F
+
+    aggs = [F.count(F.lit(1)).alias("n"), F.sum(F.col(LABEL)).alias("pos")]
+    for i, c in enumerate(numeric):
+        x = F.expr(_present(c))
+        median = F.median(x) if exact else F.percentile_approx(x, 0.5, 10_000)
+        aggs += [F.count(x).alias(f"c{i}"), F.avg(x).alias(f"a{i}"), F.var_pop(x).alias(f"v{i}"), median.alias(f"m{i}")]
+    for j, c in enumerate(categorical):
+        # deterministic: ties go to the smallest level, as SimpleImputer(strategy="most_frequent")
+        aggs.append(F.mode(F.col(_ident(c)).cast("string"), deterministic=True).alias(f"k{j}"))
+    row = df.agg(*aggs).first()
+    n = int(row["n"])
+    stats: dict[str, tuple[float, float, float]] = {}
+    for i, c in enumerate(numeric):
+        n_obs = int(row[f"c{i}"])
+        if n_obs == 0:  # all missing in this part (load_table drops columns all missing overall)
+            stats[c] = (0.0, 0.0, 1.0)
+            continue
+        med, mean_o, var_o = float(row[f"m{i}"]), float(row[f"a{i}"]), float(row[f"v{i}"])
+        # moments of the imputed column: the observed values plus (n - n_obs) copies of the median (Chan et al.)
+        missing = n - n_obs
+        delta = med - mean_o
+        mean = mean_o + delta * missing / n
+        var = (var_o * n_obs + delta * delta * n_obs * missing / n) / n
+        stats[c] = (med, mean, 1.0 if _is_constant(var, mean, n) else math.sqrt(var))
+    modes = {c: row[f"k{j}"] for j, c in enumerate(categorical)}
+    return ColumnStats(n, int(row["pos"] or 0), stats, modes)
+
+
+def preprocessing_sql(numeric: list[str], categorical: list[str], stats: ColumnStats) -> str:
+    """Impute and scale numerics, impute categoricals: one projection with the fitted values as literals."""
+    cols = ["*"]
+    for i, c in enumerate(numeric):
+        med, mean, scale = stats.numeric[c]
+        expr = f"(coalesce({_present(c)}, {_double(med)}) - {_double(mean)}) / {_double(scale)}"
+        cols.append(f"{expr} AS {_ident(_num_col(i))}")
+    for j, c in enumerate(categorical):
+        mode = stats.modes[c]
+        fill = "CAST(NULL AS STRING)" if mode is None else _text(mode)
+        cols.append(f"coalesce(CAST({_ident(c)} AS STRING), {fill}) AS {_ident(_cat_col(j))}")
+    return "SELECT " + ", ".join(cols) + " FROM __THIS__"
+
+
+def fit_preprocessing(
+    df: Any, numeric: list[str], categorical: list[str], *, exact: bool = True
+) -> tuple[Any, ColumnStats]:
+    """Fit scikit-learn's preprocessing (``sklearn.make_preprocessor``) on ``df``: a PipelineModel of built-in
+    stages (so a logged model loads wherever pyspark does) writing the vector column FEATURES.
+
+    Stages: SQLTransformer (median impute + ddof=0 scaling of numerics, most-frequent impute of
+    categoricals, with the values learned here), StringIndexer (levels sorted, unseen kept as one extra
+    index), OneHotEncoder (dropLast drops exactly that extra index: unseen -> all zeros), VectorAssembler.
+    """
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import OneHotEncoder, SQLTransformer, StringIndexer, VectorAssembler
+
+    stats = column_stats(df, numeric, categorical, exact=exact)
+    stages: list[Any] = [SQLTransformer(statement=preprocessing_sql(numeric, categorical, stats))]
+    ohe = [f"{PREFIX}ohe_{j}" for j in range(len(categorical))]
+    if categorical:
+        idx = [f"{PREFIX}idx_{j}" for j in range(len(categorical))]
+        cats = [_cat_col(j) for j in range(len(categorical))]
+        stages.append(
+            StringIndexer(inputCols=cats, outputCols=idx, stringOrderType="alphabetAsc", handleInvalid="keep")
+        )
+        stages.append(OneHotEncoder(inputCols=idx, outputCols=ohe, dropLast=True, handleInvalid="error"))
+    stages.append(VectorAssembler(inputCols=[_num_col(i) for i in range(len(numeric))] + ohe, outputCol=FEATURES))
+    return Pipeline(stages=stages).fit(df), stats
+
+
+def coefficient_table(pre: Any, lr_model: Any, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
+    """Coefficients on the original feature names, laid out as ``sklearn.coefficient_table``'s."""
+    from pyspark.ml.feature import StringIndexerModel
+
+    rows: list[tuple[str, str, str]] = [("(intercept)", "", "")]
+    rows += [(c, "", "per 1 SD") for c in numeric]
+    indexer = next((s for s in pre.stages if isinstance(s, StringIndexerModel)), None)
+    if indexer is not None:
+        for col, levels in zip(categorical, indexer.labelsArray, strict=True):
+            rows += [(col, str(lev), "one-hot") for lev in levels]
+    coef = np.r_[lr_model.intercept, lr_model.coefficients.toArray()]
+    table = pd.DataFrame(rows, columns=["feature", "level", "scale"])
+    table["coefficient"] = coef
+    table["odds_ratio"] = np.exp(coef)
+    return table
+
+
+# -- data ---------------------------------------------------------------------------------------------
+@dataclass
+class _Data:
+    base: Any  # cached Spark frame: feature columns, LABEL, PART, FOLD
+    numeric: list[str]
+    categorical: list[str]
+    prepared: Prepared
+    exact: bool  # exact medians (data loaded through pandas) or approximate (read by Spark)
+
+
+@dataclass
+class _Fold:
+    fit: Any  # cached: FEATURES, LABEL, WEIGHT
+    held: Any  # cached: FEATURES, LABEL
+    n_fit: int
+    n_held: int
+
+
+def _parquet_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.glob("*.parquet")) if path.is_dir() else path.stat().st_size
+
+
+def _read_with_spark(cfg: Config) -> bool:
+    """Parquet inputs of at least backend.spark_read_min_mb are read by Spark, never through pandas."""
+    limit, ds = cfg.backend.spark_read_min_mb, cfg.dataset
+    if limit is None or ds.path is None:
+        return False
+    path = resolve_source(ds)
+    fmt = ds.format
+    if fmt == "auto":
+        fmt = "parquet" if (path.name.lower().endswith((".parquet", ".pq")) or path.is_dir()) else "csv"
+    return fmt == "parquet" and _parquet_size(path) >= limit * 2**20
+
+
+def _check_names(columns: list[str]) -> None:
+    clash = [c for c in columns if c.startswith(PREFIX)]
+    if clash:
+        raise LrsweepError(f"column(s) {clash} use the prefix {PREFIX!r} reserved by backend=spark", "rename them")
+
+
+def _from_pandas(spark: Any, cfg: Config) -> _Data:
+    """load_table + split_table as the scikit-learn backend: the same rows in the same parts."""
+    from pyspark.sql import types as T
+
+    table = load_table(cfg.dataset)
+    _check_names(table.features)
+    split = split_table(table.y, cfg.split, cfg.cv, cfg.seed)
+    n = len(table.y)
+    part = np.full(n, TRAIN, dtype=np.int32)
+    part[split.val], part[split.test] = VAL, TEST
+    fold = np.full(n, -1, dtype=np.int32)
+    for k, (_, held) in enumerate(split.folds):
+        fold[held] = k
+    cols: dict[str, Any] = {c: table.X[c].to_numpy(dtype="float64", na_value=np.nan) for c in table.numeric}
+    for c in table.categorical:
+        s = table.X[c]
+        cols[c] = np.where(s.notna().to_numpy(), s.to_numpy(dtype=object), None)
+    cols |= {LABEL: table.y.astype("float64"), PART: part, FOLD: fold}
+    schema = T.StructType(
+        [T.StructField(c, T.DoubleType()) for c in table.numeric]
+        + [T.StructField(c, T.StringType()) for c in table.categorical]
+        + [
+            T.StructField(LABEL, T.DoubleType()),
+            T.StructField(PART, T.IntegerType()),
+            T.StructField(FOLD, T.IntegerType()),
+        ]
+    )
+    base = spark.createDataFrame(pd.DataFrame(cols), schema=schema)
+    prepared = Prepared(
+        fingerprint=table.fingerprint,
+        rows={"train": len(split.train), "val": len(split.val), "test": len(split.test)},
+        features={"numeric": table.numeric, "categorical": table.categorical},
+        dropped=table.dropped,
+        input_example=table.X.iloc[split.train[:5]].copy(),
+    )
+    return _Data(base, table.numeric, table.categorical, prepared, exact=True)
+
+
+def _parquet_fingerprint(path: Path) -> str:
+    """SHA-256 of file names, sizes and Parquet footers (hashing every byte of a large input costs minutes)."""
+    h = hashlib.sha256()
+    for f in sorted(path.glob("*.parquet")) if path.is_dir() else [path]:
+        size = f.stat().st_size
+        h.update(f"{f.name}:{size}:".encode())
+        with open(f, "rb") as fh:
+            fh.seek(max(size - 65536, 0))
+            h.update(fh.read())
+    return h.hexdigest()
+
+
+def _profile(df: Any, candidates: list[Any]) -> dict[str, Any]:
+    """One pass: rows, then per column non-missing count, min, max (and approximate distinct for text)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    aggs = [F.count(F.lit(1)).alias("n")]
+    for i, f in enumerate(candidates):
+        x = F.expr(_present(f.name)) if isinstance(f.dataType, T.FractionalType) else F.col(_ident(f.name))
+        aggs += [F.count(x).alias(f"n{i}"), F.min(x).alias(f"lo{i}"), F.max(x).alias(f"hi{i}")]
+        if isinstance(f.dataType, T.StringType):
+            aggs.append(F.approx_count_distinct(x, 0.01).alias(f"d{i}"))
+    return df.agg(*aggs).first().asDict()
+
+
+def _from_parquet(spark: Any, cfg: Config) -> _Data:
+    """Read a large Parquet input with Spark: validate with aggregations, split by a seeded row hash.
+
+    Differences from the pandas path, all documented: parts come from xxhash64(row, seed) (deterministic
+    whatever the partitioning, duplicate rows land in one part) rather than a stratified split; medians are
+    approximate; id-like text columns are detected with an approximate distinct count.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    ds = cfg.dataset
+    path = resolve_source(ds)
+    try:
+        raw = spark.read.parquet(str(path))
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LrsweepError(f"Spark cannot read {str(path)!r} as Parquet: {first}", "check the file") from exc
+    target = ds.target or ""
+    if target not in raw.columns:
+        raise LrsweepError(f"target column {target!r} is not in {path.name}", "set dataset.target=COLUMN")
+    unknown = [c for c in [*ds.drop, *ds.id_columns, *(ds.categorical or [])] if c not in raw.columns]
+    if unknown:
+        raise LrsweepError(
+            f"column(s) {unknown} in dataset.drop/id_columns/categorical are not in the data", "check them"
+        )
+    tgt = F.col(_ident(target))
+    labels = [r[0] for r in raw.where(tgt.isNotNull()).select(tgt.cast("string")).distinct().limit(3).collect()]
+    positive = positive_label(
+        pd.Series(labels, dtype=object), target, None if ds.positive is None else str(ds.positive)
+    )
+    n_missing = raw.where(tgt.isNull()).count()
+    if n_missing:
+        log.warning("dropped %d rows whose target %r is missing", n_missing, target)
+    df = raw.where(tgt.isNotNull())
+
+    dropped: dict[str, str] = {c: "dropped by dataset.drop" for c in ds.drop}
+    dropped |= {c: "id column (dataset.id_columns)" for c in ds.id_columns}
+    fields = [f for f in df.schema.fields if f.name != target and f.name not in dropped]
+    supported = (T.NumericType, T.BooleanType, T.StringType)
+    for f in fields:
+        if not isinstance(f.dataType, supported):
+            dropped[f.name] = f"unsupported type {f.dataType.simpleString()}"
+    fields = [f for f in fields if f.name not in dropped]
+    _check_names([f.name for f in fields])
+    prof = _profile(df, fields)
+    n = int(prof["n"])
+    chosen = set(ds.categorical or [])
+    numeric: list[str] = []
+    categorical: list[str] = []
+    for i, f in enumerate(fields):
+        is_text = isinstance(f.dataType, T.StringType)
+        if prof[f"n{i}"] == 0:
+            dropped[f.name] = "all values missing"
+        elif prof[f"lo{i}"] == prof[f"hi{i}"]:
+            dropped[f.name] = "constant"
+        elif ds.categorical is not None:
+            if is_text and f.name not in chosen:
+                raise LrsweepError(
+                    f"column {f.name!r} is not numeric but is missing from dataset.categorical", "add it"
+                )
+            (categorical if f.name in chosen else numeric).append(f.name)
+        elif not is_text:
+            numeric.append(f.name)
+        elif n > 50 and prof[f"n{i}"] == n and prof[f"d{i}"] >= 0.95 * n:
+            dropped[f.name] = "looks like an id (a distinct value on almost every row)"
+        else:
+            categorical.append(f.name)
+    if not numeric and not categorical:
+        raise LrsweepError("no usable feature columns remain", "check dataset.drop and the file")
+
+    def unit(seed: int) -> Any:  # a number in [0, 1) from the whole row: same part whatever the partitioning
+        h = F.xxhash64(*[F.col(_ident(c)) for c in raw.columns], F.lit(seed))
+        return F.pmod(h, F.lit(2**31 - 1)) / float(2**31 - 1)
+
+    u = unit(cfg.seed)
+    sp = cfg.split
+    part = F.when(u < sp.test_size, TEST).when(u < sp.test_size + sp.val_size, VAL).otherwise(TRAIN)
+    fold = F.lit(-1)
+    if cfg.cv.folds > 1:
+        fold = F.when(part != TEST, F.floor(unit(cfg.seed + 1) * cfg.cv.folds)).otherwise(-1)
+    base = df.select(
+        *[F.col(_ident(c)).cast("double").alias(c) for c in numeric],
+        *[F.col(_ident(c)).cast("string").alias(c) for c in categorical],
+        (tgt.cast("string") == positive).cast("double").alias(LABEL),
+        part.cast("int").alias(PART),
+        fold.cast("int").alias(FOLD),
+    ).cache()
+    counts = {(r[PART], int(r[LABEL])): r["count"] for r in base.groupBy(PART, LABEL).count().collect()}
+    for p, name in ((TRAIN, "train"), (VAL, "validation"), (TEST, "test")):
+        if not counts.get((p, 0)) or not counts.get((p, 1)):
+            raise LrsweepError(f"the {name} part has only one class or no rows", "use larger split sizes")
+    rows = {
+        name: counts.get((p, 0), 0) + counts.get((p, 1), 0)
+        for p, name in ((TRAIN, "train"), (VAL, "val"), (TEST, "test"))
+    }
+    n_pos = sum(v for (_, y), v in counts.items() if y == 1)
+    schema = [f"{f.name}:{f.dataType.simpleString()}" for f in raw.schema.fields]
+    fingerprint = {
+        "sha256": _parquet_fingerprint(path),
+        "sha256_of": "parquet file names, sizes and footers",
+        "source": str(path),
+        "rows": n,
+        "columns": len(raw.columns),
+        "schema_sha256": hashlib.sha256("\n".join(schema).encode()).hexdigest()[:16],
+        "positive_rate": n_pos / n,
+    }
+    example = base.where(F.col(PART) == TRAIN).select(*[F.col(_ident(c)) for c in numeric + categorical]).limit(5)
+    prepared = Prepared(
+        fingerprint=fingerprint,
+        rows=rows,
+        features={"numeric": numeric, "categorical": categorical},
+        dropped=dropped,
+        input_example=example.toPandas(),
+    )
+    return _Data(base, numeric, categorical, prepared, exact=False)
+
+
+# -- the backend --------------------------------------------------------------------------------------
+class SparkBackend:
+    name = "spark"
+    solvers: tuple[str, ...] | None = None  # L-BFGS / OWL-QN, chosen by Spark from the penalty
+
+    def __init__(self, cfg: Config) -> None:
+        require_spark()
+        self.cfg = cfg
+        self.spark: Any = None
+        self._owns_session = False
+        self._data: _Data | None = None
+        self._folds: list[_Fold] = []
+        self.timings: dict[str, float] = {}
+
+    # -- setup, once per sweep ------------------------------------------------------------------------
+    def _session(self, cfg: Config) -> tuple[Any, bool]:
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        active = SparkSession.getActiveSession()
+        if active is None and SparkContext._active_spark_context is not None:
+            active = SparkSession.builder.getOrCreate()
+        if active is not None:
+            master = active.sparkContext.master
+            if master != cfg.backend.master:
+                log.info(
+                    "reusing the active SparkSession (master %s, not backend.master=%s)", master, cfg.backend.master
+                )
+            return active, False
+        conf = {"spark.ui.showConsoleProgress": "false", "spark.sql.execution.arrow.pyspark.enabled": "true"}
+        if cfg.backend.master.startswith("local") and not os.environ.get("SPARK_LOCAL_IP"):
+            # local mode needs no network: listen on loopback only (NOTES.md: else Spark binds a public address)
+            conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+        builder = SparkSession.builder.master(cfg.backend.master).appName(f"lrsweep {cfg.experiment_name}")
+        for key, value in (conf | {k: str(v) for k, v in cfg.backend.spark_conf.items()}).items():
+            builder = builder.config(key, value)
+        try:
+            spark = builder.getOrCreate()
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise LrsweepError(
+                f"cannot start Spark (backend.master={cfg.backend.master}): {first}",
+                f"check backend.master and the Java runtime; {INSTALL}",
+            ) from exc
+        spark.sparkContext.setLogLevel("ERROR")  # per-fit netlib/BLAS warnings (NOTES.md), only on our session
+        logging.getLogger("py4j").setLevel(logging.WARNING)  # "Closing down clientserver connection" at stop
+        return spark, True
+
+    def _check_backend_config(self, cfg: Config) -> None:
+        b = cfg.backend
+        if b.bins < 2:
+            raise LrsweepError(f"backend.bins={b.bins} must be at least 2", "use backend.bins=10000")
+        if b.exact_max_rows < 0:
+            raise LrsweepError(f"backend.exact_max_rows={b.exact_max_rows} must be >= 0", "use 0 (always binned)")
+        if b.aggregation_depth < 2:
+            raise LrsweepError(f"backend.aggregation_depth={b.aggregation_depth} must be at least 2", "use 2")
+        if b.rows_per_partition < 1:
+            raise LrsweepError(f"backend.rows_per_partition={b.rows_per_partition} must be at least 1", "use 100000")
+
+    def setup(self, cfg: Config) -> Prepared:
+        from pyspark.sql import functions as F
+
+        self.cfg = cfg
+        self._check_backend_config(cfg)
+        t0 = time.perf_counter()
+        self.spark, self._owns_session = self._session(cfg)
+        t1 = time.perf_counter()
+        data = _from_parquet(self.spark, cfg) if _read_with_spark(cfg) else _from_pandas(self.spark, cfg)
+        if not data.base.is_cached:
+            data.base = data.base.cache()  # read once: every fold and the refit start from it
+        self._data = data
+        part, fold = F.col(PART), F.col(FOLD)
+        if cfg.cv.folds > 1:
+            pairs = [((fold != k) & (fold >= 0), fold == k) for k in range(cfg.cv.folds)]
+        else:
+            pairs = [(part == TRAIN, part == VAL)]
+        for fit_rows, held_rows in pairs:
+            self._folds.append(self._prepare_fold(data.base.where(fit_rows), data.base.where(held_rows)))
+        t2 = time.perf_counter()
+        self.timings = {"session": t1 - t0, "data_and_preprocessing": t2 - t1}
+        log.info("spark setup: session %.1f s, data + preprocessing + cache %.1f s", t1 - t0, t2 - t1)
+        return data.prepared
+
+    def _with_features(self, fit_raw: Any) -> tuple[Any, Any, ColumnStats]:
+        """Preprocessing fitted on ``fit_raw``, and ``fit_raw`` transformed with balanced weights attached."""
+        from pyspark.sql import functions as F
+
+        assert self._data is not None
+        d = self._data
+        pre, stats = fit_preprocessing(fit_raw, d.numeric, d.categorical, exact=d.exact)
+        if stats.n_pos in (0, stats.n):
+            raise LrsweepError("a fitting part holds a single class", "use a larger data set or fewer CV folds")
+        w_neg, w_pos = balanced_weights(stats.n - stats.n_pos, stats.n_pos)
+        weight = F.when(F.col(LABEL) == 1.0, F.lit(w_pos)).otherwise(F.lit(w_neg)).alias(WEIGHT)
+        return pre, pre.transform(fit_raw).select(FEATURES, LABEL, weight), stats
+
+    def _partitions(self, rows: int) -> int:
+        return max(1, math.ceil(rows / self.cfg.backend.rows_per_partition))
+
+    def _prepare_fold(self, fit_raw: Any, held_raw: Any) -> _Fold:
+        pre, fit, stats = self._with_features(fit_raw)
+        k = self._partitions(stats.n)  # coalesce never adds partitions: large data keeps its own
+        fit = fit.coalesce(k).cache()
+        held = pre.transform(held_raw).select(FEATURES, LABEL).coalesce(k).cache()
+        return _Fold(fit, held, fit.count(), held.count())  # count() materialises the caches now
+
+    @property
+    def n_folds(self) -> int:
+        return len(self._folds) if self.cfg.cv.folds > 1 else 0
+
+    # -- per trial -----------------------------------------------------------------------------------
+    def native_params(self, params: ModelParams) -> dict[str, Any]:
+        n_train = self._folds[0].n_fit if self._folds else 1
+        return spark_params(params, n_train, self.cfg.backend.aggregation_depth)
+
+    def _fit_lr(self, params: ModelParams, df: Any, n_fit: int) -> tuple[Any, FitInfo]:
+        from pyspark.ml.classification import LogisticRegression
+
+        lr = LogisticRegression(
+            featuresCol=FEATURES, labelCol=LABEL, **spark_params(params, n_fit, self.cfg.backend.aggregation_depth)
+        )
+        t0 = time.perf_counter()
+        model = lr.fit(df)
+        seconds = time.perf_counter() - t0
+        n_iter = int(model.summary.totalIterations)
+        return model, FitInfo(seconds, n_iter, n_iter < params.max_iter)
+
+    def _held_out(self, scored: Any, n: int) -> tuple[Curve, float, tuple[np.ndarray, np.ndarray] | None]:
+        """Curve, log loss and (when small enough to collect) the scores of a transformed held-out part."""
+        from pyspark.ml.functions import vector_to_array
+        from pyspark.sql import functions as F
+
+        p = vector_to_array(F.col("probability"))[1]
+        if n <= self.cfg.backend.exact_max_rows:
+            pdf = scored.select(F.col(LABEL), p.alias("p")).toPandas()
+            y, s = pdf[LABEL].to_numpy().astype(np.int64), pdf["p"].to_numpy(dtype=float)
+            if not np.all(np.isfinite(s)):
+                raise FloatingPointError("the fit produced non-finite probabilities")
+            return curve_from_scores(y, s), log_loss(y, s), (y, s)
+        bins = self.cfg.backend.bins
+        eps = float(np.finfo(np.float64).eps)  # sklearn.metrics.log_loss clips both columns to [eps, 1-eps]
+
+        def clipped(q: Any) -> Any:
+            return F.least(F.greatest(q, F.lit(eps)), F.lit(1.0 - eps))
+
+        y = F.col(LABEL)
+        loss = -F.when(y == 1.0, F.log(clipped(p))).otherwise(F.log(clipped(1.0 - p)))
+        b = F.when(F.isnan(p), -1).otherwise(F.least(F.floor(p * bins), F.lit(bins - 1))).cast("int")
+        rows = (
+            scored.select(b.alias("b"), y.alias("y"), loss.alias("loss"))
+            .groupBy("b")
+            .agg(F.sum("y").alias("pos"), F.count(F.lit(1)).alias("n"), F.sum("loss").alias("loss"))
+            .collect()
+        )
+        got = np.array([(r["b"], r["pos"], r["n"] - r["pos"], r["loss"]) for r in rows], dtype=float).reshape(-1, 4)
+        if (got[:, 0] < 0).any():
+            raise FloatingPointError("the fit produced non-finite probabilities")
+        curve = binned_curve(got[:, 0], got[:, 1], got[:, 2], bins)
+        return curve, float(got[:, 3].sum() / got[:, 1:3].sum()), None
+
+    def evaluate(self, params: ModelParams, fold: int | None = None) -> Evaluation:
+        part = self._folds[fold or 0]
+        model, info = self._fit_lr(params, part.fit, part.n_fit)
+        curve, loss, scores = self._held_out(model.transform(part.held), part.n_held)
+        return Evaluation(curve, loss, part.n_held, info, scores)
+
+    # -- after the search ----------------------------------------------------------------------------
+    def refit(self, params: ModelParams, threshold: float) -> Refit:
+        from pyspark.ml import PipelineModel
+        from pyspark.sql import functions as F
+
+        assert self._data is not None
+        d = self._data
+        t0 = time.perf_counter()
+        pre, train, stats = self._with_features(d.base.where(F.col(PART) != TEST))
+        lr_model, info = self._fit_lr(params, train.coalesce(self._partitions(stats.n)), stats.n)
+        info.seconds = time.perf_counter() - t0  # preprocessing + fit, as the scikit-learn pipeline's fit
+        # The logged model's "prediction" uses the validation threshold. Spark predicts 1 iff p > threshold and the
+        # sweep's rule is p >= threshold, so Spark gets the next double below it.
+        t = min(max(float(threshold), 0.0), 1.0)
+        lr_model.setThreshold(float(np.nextafter(t, -np.inf)) if t > 0 else 0.0)
+        model = PipelineModel(stages=[*pre.stages, lr_model])
+        n_test = d.prepared.rows["test"]
+        curve, loss, scores = self._held_out(model.transform(d.base.where(F.col(PART) == TEST)), n_test)
+        table = coefficient_table(pre, lr_model, d.numeric, d.categorical)
+        return Refit(model, Evaluation(curve, loss, n_test, info, scores), table)
+
+    def log_model(self, refit: Refit, threshold: float, pip_requirements: list[str]) -> str:
+        import mlflow.spark
+        import pyspark
+        from mlflow.models import infer_signature
+
+        assert self._data is not None and self._data.prepared.input_example is not None
+        # The table's own dtypes, as the scikit-learn backend: MLflow's schema check refuses int64 input for a
+        # column declared double (the preprocessing casts every numeric to double itself).
+        example = self._data.prepared.input_example.copy()
+        predicted = refit.model.transform(self.spark.createDataFrame(example)).select("prediction").toPandas()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
+            signature = infer_signature(example, predicted["prediction"].to_numpy())
+        reqs = list(pip_requirements)
+        if not any(r.split("=")[0].strip().lower() == "pyspark" for r in reqs):
+            reqs.append(f"pyspark=={pyspark.__version__}")
+        info = mlflow.spark.log_model(
+            refit.model,
+            "model",  # mlflow.spark.log_model still takes the artifact path positionally (NOTES.md)
+            signature=signature,
+            input_example=example,
+            pip_requirements=reqs,  # explicit: inferring them costs ~10 s for a Spark model (NOTES.md)
+            metadata={"threshold": threshold},
+        )
+        return str(info.model_uri)
+
+    def close(self) -> None:
+        for f in self._folds:
+            f.fit.unpersist()
+            f.held.unpersist()
+        self._folds.clear()
+        if self._data is not None:
+            self._data.base.unpersist()
+            self._data = None
+        if self.spark is not None and self._owns_session:
+            self.spark.stop()
+        self.spark = None

@@ -1,0 +1,54 @@
+"""One local[2] SparkSession for every Spark test: starting one costs 5-20 s (NOTES.md).
+
+Backends reuse the active session (and do not stop a session they did not create), so the tests share
+it. Without pyspark or Java the fixture skips, with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SPARK_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.driver.memory": "1g",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+}
+
+
+def _java_missing() -> bool:
+    home = os.environ.get("JAVA_HOME")
+    return not (home and (Path(home) / "bin" / "java").exists()) and shutil.which("java") is None
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'lrsweep[spark]')")
+    if _java_missing():
+        pytest.skip("Java is not installed (Spark needs Java 17)")
+    # NOTES.md: without it Spark binds a non-loopback address. The JVM inherits the variable at launch.
+    old = os.environ.get("SPARK_LOCAL_IP")
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master("local[2]").appName("lrsweep-tests")
+    for key, value in SPARK_CONF.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()
+        if old is None:
+            os.environ.pop("SPARK_LOCAL_IP", None)
+        else:
+            os.environ["SPARK_LOCAL_IP"] = old

@@ -1,0 +1,509 @@
+"""Spark backend: the vocabulary translation, parity with scikit-learn, evaluation, refit + MLflow, a sweep.
+
+Every test is marked ``spark``; they share one local[2] session (conftest.py). Data is small (a seeded
+synthetic table of a few hundred rows, or the bundled telco churn table) and fits are few, so the Spark
+tests stay within a few minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.utils.class_weight import compute_class_weight
+
+from lrsweep.backends import Evaluation, make_backend
+from lrsweep.backends.sklearn import SklearnBackend, make_preprocessor
+from lrsweep.backends.spark import (
+    FEATURES,
+    LABEL,
+    WEIGHT,
+    SparkBackend,
+    auc_binning_bound,
+    balanced_weights,
+    binned_curve,
+    fit_preprocessing,
+    spark_params,
+)
+from lrsweep.config import (
+    BackendConfig,
+    Config,
+    CVConfig,
+    DatasetConfig,
+    SearchConfig,
+    StudyConfig,
+    TrackingConfig,
+)
+from lrsweep.errors import LrsweepError
+from lrsweep.metrics import area_metrics, curve_from_scores, merge_curves, metrics_at
+from lrsweep.space import ModelParams
+from lrsweep.sweep import run_sweep
+from lrsweep.thresholds import choose_threshold
+
+pytestmark = pytest.mark.spark
+
+TELCO = DatasetConfig(name="telco_churn", target="churn", positive="Yes")
+VENV_BIN = Path(sys.executable).parent
+
+
+def params(C: float, l1_ratio: float = 0.0, class_weight: str = "none", max_iter: int = 1000, tol: float = 1e-6):
+    penalty = "none" if math.isinf(C) else {0.0: "l2", 1.0: "l1"}.get(l1_ratio, "elasticnet")
+    return ModelParams(C, l1_ratio, penalty, None, class_weight, max_iter, tol)
+
+
+def synthetic(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Numerics with gaps, a categorical with gaps, a 0/1 target from a known logistic model."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=n)
+    x2 = rng.normal(2.0, 3.0, size=n)
+    x3 = rng.integers(0, 5, size=n).astype(float)
+    color = rng.choice(np.array(["red", "green", "blue"], dtype=object), size=n, p=[0.5, 0.3, 0.2])
+    logit = 0.9 * x1 - 0.3 * x2 + 0.25 * x3 + 0.8 * (color == "red") - 0.4
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    x2[rng.random(n) < 0.05] = np.nan
+    color[rng.random(n) < 0.04] = np.nan
+    return pd.DataFrame({"x1": x1, "x2": x2, "x3": x3, "color": color, "y": y})
+
+
+def to_spark(spark: Any, df: pd.DataFrame, label: str = "y") -> Any:
+    """A pandas table as Spark sees it from lrsweep: missing text as null, the label as LABEL."""
+    out = df.drop(columns=[label]).astype(object).where(df.drop(columns=[label]).notna(), None)
+    out[LABEL] = df[label].astype(float)
+    for c in out.columns:
+        if c != LABEL and pd.api.types.is_numeric_dtype(df[c]):
+            out[c] = df[c].astype(float)
+    return spark.createDataFrame(out)
+
+
+def vectors(df: Any) -> np.ndarray:
+    return np.array([r[FEATURES].toArray() for r in df.select(FEATURES).collect()])
+
+
+# -- 1. the translation -----------------------------------------------------------------------------
+def test_spark_params_translate_the_shared_vocabulary() -> None:
+    p = spark_params(params(2.0, 0.0, max_iter=300, tol=1e-5), n_train=1000)
+    assert p["regParam"] == pytest.approx(1 / 2000)
+    assert p["elasticNetParam"] == 0.0
+    assert (p["maxIter"], p["tol"], p["standardization"], p["aggregationDepth"]) == (300, 1e-5, False, 2)
+    assert "weightCol" not in p
+
+    p = spark_params(params(0.1, 1.0, "balanced"), n_train=50, aggregation_depth=3)
+    assert p["regParam"] == pytest.approx(0.2)
+    assert p["elasticNetParam"] == 1.0
+    assert p["weightCol"] == WEIGHT
+    assert p["aggregationDepth"] == 3
+
+    assert spark_params(params(0.5, 0.3), n_train=400)["elasticNetParam"] == pytest.approx(0.3)
+    assert spark_params(params(math.inf), n_train=400)["regParam"] == 0.0
+    with pytest.raises(ValueError):
+        spark_params(params(1.0), n_train=0)
+
+
+def test_balanced_weights_are_sklearns_and_sum_to_n() -> None:
+    y = np.r_[np.zeros(75, dtype=int), np.ones(25, dtype=int)]
+    w_neg, w_pos = balanced_weights(75, 25)
+    np.testing.assert_allclose([w_neg, w_pos], compute_class_weight("balanced", classes=np.array([0, 1]), y=y))
+    assert 75 * w_neg + 25 * w_pos == pytest.approx(100)  # so regParam = 1/(C n) still holds
+
+
+def test_binned_curve_is_exact_at_bin_edges_and_its_auc_error_is_bounded() -> None:
+    rng = np.random.default_rng(1)
+    y = (rng.random(3000) < 0.3).astype(int)
+    s = np.clip(rng.normal(0.3 + 0.25 * y, 0.15), 0, 1)
+    bins = 50
+    b = np.minimum(np.floor(s * bins), bins - 1).astype(int)
+    idx = np.unique(b)
+    pos = np.array([y[b == i].sum() for i in idx])
+    neg = np.array([(b == i).sum() for i in idx]) - pos
+    curve = binned_curve(idx, pos, neg, bins)
+    assert np.isinf(curve.thresholds[0]) and np.all(np.diff(curve.thresholds[1:]) < 0)
+    exact = curve_from_scores(y, s)
+    for k in range(1, len(curve.thresholds)):  # every point is the exact count of score >= edge
+        t = curve.thresholds[k]
+        assert curve.tp[k] == (y[s >= t] == 1).sum() and curve.fp[k] == (y[s >= t] == 0).sum()
+    err = abs(area_metrics(curve)["roc_auc"] - area_metrics(exact)["roc_auc"])
+    assert 0 < err <= auc_binning_bound(curve)
+    # two parts binned on the same edges merge into the union's binned curve
+    half = len(y) // 2
+    parts = []
+    for sl in (slice(0, half), slice(half, None)):
+        bb, yy = b[sl], y[sl]
+        ii = np.unique(bb)
+        pp = np.array([yy[bb == i].sum() for i in ii])
+        parts.append(binned_curve(ii, pp, np.array([(bb == i).sum() for i in ii]) - pp, bins))
+    merged = merge_curves(parts)
+    np.testing.assert_array_equal(merged.thresholds, curve.thresholds)
+    np.testing.assert_array_equal(merged.tp, curve.tp)
+    np.testing.assert_array_equal(merged.fp, curve.fp)
+
+
+# -- 2. parity on the same preprocessed data ----------------------------------------------------------
+def test_preprocessing_computes_sklearns_features(spark: Any) -> None:
+    df = synthetic(300, seed=3)
+    train, held = df.iloc[:200].copy(), df.iloc[200:].copy()
+    held.loc[held.index[:3], "color"] = "purple"  # unseen level: all zeros, as handle_unknown="ignore"
+    held.loc[held.index[3:6], "x2"] = np.nan
+    numeric, categorical = ["x1", "x2", "x3"], ["color"]
+    sk = make_preprocessor(numeric, categorical)
+    expected_fit = sk.fit_transform(train[numeric + categorical])
+    expected_held = sk.transform(held[numeric + categorical])
+    pre, stats = fit_preprocessing(to_spark(spark, train), numeric, categorical)
+    np.testing.assert_allclose(vectors(pre.transform(to_spark(spark, train))), expected_fit, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(vectors(pre.transform(to_spark(spark, held))), expected_held, rtol=0, atol=1e-12)
+    assert stats.n == 200 and stats.n_pos == int(train["y"].sum())
+
+
+def test_most_frequent_ties_go_to_the_smallest_level(spark: Any) -> None:
+    df = pd.DataFrame({"c": ["b", "c", "c", "b", "a", np.nan], "x": [1.0, 2, 3, 4, 5, 6], "y": [0, 1, 0, 1, 0, 1]})
+    sk = make_preprocessor(["x"], ["c"]).fit(df[["x", "c"]])
+    pre, stats = fit_preprocessing(to_spark(spark, df), ["x"], ["c"])
+    assert stats.modes["c"] == sk.named_transformers_["cat"][0].statistics_[0] == "b"
+
+
+@pytest.fixture(scope="module")
+def same_features(spark: Any) -> dict[str, Any]:
+    """A synthetic table preprocessed once by scikit-learn, as numpy and as Spark vector frames."""
+    from pyspark.ml.linalg import Vectors
+
+    df = synthetic(500, seed=7)
+    train, held = df.iloc[:380], df.iloc[380:]
+    cols = ["x1", "x2", "x3", "color"]
+    pre = make_preprocessor(["x1", "x2", "x3"], ["color"])
+    Xa, Xb = pre.fit_transform(train[cols]), pre.transform(held[cols])
+    ya, yb = train["y"].to_numpy(), held["y"].to_numpy()
+    w_neg, w_pos = balanced_weights(int((ya == 0).sum()), int((ya == 1).sum()))
+
+    def frame(X: np.ndarray, y: np.ndarray) -> Any:
+        rows = [(Vectors.dense(x), float(v), w_pos if v == 1 else w_neg) for x, v in zip(X, y, strict=True)]
+        return spark.createDataFrame(rows, [FEATURES, LABEL, WEIGHT]).cache()
+
+    return {"Xa": Xa, "ya": ya, "Xb": Xb, "yb": yb, "fit": frame(Xa, ya), "held": frame(Xb, yb)}
+
+
+@pytest.mark.parametrize(
+    ("C", "l1_ratio", "class_weight"),
+    [(0.5, 0.0, "none"), (0.05, 1.0, "none"), (0.2, 0.5, "none"), (0.5, 0.0, "balanced")],
+    ids=["l2", "l1", "elasticnet", "l2-balanced"],
+)
+def test_spark_fits_sklearns_model_for_the_same_C(
+    same_features: dict[str, Any], C: float, l1_ratio: float, class_weight: str
+) -> None:
+    from pyspark.ml.classification import LogisticRegression as SparkLR
+    from pyspark.ml.functions import vector_to_array
+
+    f = same_features
+    sk = LogisticRegression(
+        C=C,
+        l1_ratio=l1_ratio,
+        solver="lbfgs" if l1_ratio == 0 else "saga",
+        class_weight=None if class_weight == "none" else "balanced",
+        tol=1e-10,
+        max_iter=100_000,
+    ).fit(f["Xa"], f["ya"])
+    p = params(C, l1_ratio, class_weight, max_iter=1000, tol=1e-12)
+    model = SparkLR(featuresCol=FEATURES, labelCol=LABEL, **spark_params(p, len(f["ya"]))).fit(f["fit"])
+    # measured: at most 1.4e-7 apart (elastic net), 3e-10 for L1
+    np.testing.assert_allclose(model.coefficients.toArray(), sk.coef_[0], rtol=0, atol=1e-6)
+    assert model.intercept == pytest.approx(sk.intercept_[0], abs=1e-6)
+    if l1_ratio == 1.0:  # the L1 penalty zeroes the same coefficients
+        np.testing.assert_array_equal(model.coefficients.toArray() == 0, sk.coef_[0] == 0)
+    scored = model.transform(f["held"]).select(LABEL, vector_to_array("probability")[1].alias("p")).toPandas()
+    auc_spark = roc_auc_score(scored[LABEL], scored["p"])
+    auc_sk = roc_auc_score(f["yb"], sk.predict_proba(f["Xb"])[:, 1])
+    assert abs(auc_spark - auc_sk) <= 1e-4
+
+
+# -- 3. the backend's evaluation against the scikit-learn backend on telco -----------------------------
+@pytest.fixture(scope="module")
+def telco(spark: Any) -> Any:
+    cfg = Config(backend=BackendConfig(name="spark", master="local[2]"), dataset=TELCO)
+    backend = SparkBackend(cfg)
+    backend.setup(cfg)
+    sk_cfg = Config(dataset=TELCO)
+    reference = SklearnBackend(sk_cfg)
+    reference.setup(sk_cfg)
+    yield backend, reference
+    backend.close()
+    reference.close()
+    assert spark.sparkContext._jsc is not None, "close() must not stop a session it did not create"
+
+
+def test_setup_splits_like_sklearn_and_caches(telco: Any) -> None:
+    backend, reference = telco
+    assert backend.solvers is None and backend.n_folds == 0
+    assert [f.n_fit for f in backend._folds] == [len(reference.split.train)]
+    assert [f.n_held for f in backend._folds] == [len(reference.split.val)]
+    assert all(f.fit.is_cached and f.held.is_cached for f in backend._folds)
+    native = backend.native_params(params(2.0, 0.5))
+    assert native["regParam"] == pytest.approx(1 / (2.0 * len(reference.split.train)))
+    assert native["elasticNetParam"] == 0.5
+
+
+def metrics_of(ev: Evaluation, cfg: Config) -> dict[str, float]:
+    """The sweep's validation metrics of one evaluation (as lrsweep.sweep.evaluate_params computes them)."""
+    choice = choose_threshold(ev.curve, cfg.threshold)
+    return metrics_at(ev.curve, choice.index) | area_metrics(ev.curve) | {"log_loss": ev.log_loss}
+
+
+@pytest.mark.parametrize(
+    ("p", "binned_too"),
+    [(params(1.0), True), (params(0.05, 1.0, "balanced"), False)],
+    ids=["l2", "l1-balanced"],
+)
+def test_evaluate_matches_the_sklearn_backend(telco: Any, p: ModelParams, binned_too: bool) -> None:
+    backend, reference = telco
+    cfg = backend.cfg
+    solver = "lbfgs" if p.l1_ratio == 0 else "saga"
+    tight = ModelParams(p.C, p.l1_ratio, p.penalty, solver, p.class_weight, 100_000, 1e-10)
+    expected = metrics_of(reference.evaluate(tight), cfg)
+    ev = backend.evaluate(p)
+    assert ev.fit.converged and ev.scores is not None and ev.n == len(reference.split.val)
+    exact = metrics_of(ev, cfg)
+    # exact curves (the validation part is collected): the same metrics, up to Spark's fit tolerance (tol=1e-6)
+    for key in ("roc_auc", "pr_auc", "log_loss"):
+        assert exact[key] == pytest.approx(expected[key], abs=1e-4), key
+    for key in ("f1", "precision", "recall", "accuracy"):  # at the chosen threshold: a row or two may differ
+        assert exact[key] == pytest.approx(expected[key], abs=3e-3), key
+    if not binned_too:
+        return
+    # binned curves (what a validation part above backend.exact_max_rows gets): the same fit, scored in Spark
+    try:
+        backend.cfg.backend.exact_max_rows = 0
+        ev_binned = backend.evaluate(p)
+    finally:
+        backend.cfg.backend.exact_max_rows = BackendConfig.exact_max_rows
+    binned = metrics_of(ev_binned, cfg)
+    assert ev_binned.scores is None and len(ev_binned.curve.thresholds) <= cfg.backend.bins + 1
+    bound = auc_binning_bound(ev_binned.curve)  # half the share of (positive, negative) pairs sharing a bin
+    assert bound < 1e-4
+    assert abs(binned["roc_auc"] - exact["roc_auc"]) <= bound + 1e-9
+    assert binned["log_loss"] == pytest.approx(exact["log_loss"], abs=1e-9)  # same probabilities, summed in Spark
+    assert binned["pr_auc"] == pytest.approx(exact["pr_auc"], abs=1e-3)
+    assert binned["f1"] == pytest.approx(exact["f1"], abs=3e-3)
+
+
+# -- 4. refit, log the model, load it back ------------------------------------------------------------
+def test_refit_log_model_and_load_it_back(telco: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    backend, reference = telco
+    # tol=1e-10: Spark's tol bounds the relative change of the loss, a looser rule than scikit-learn's gradient
+    # tolerance where telco's collinear one-hot columns ("No internet service" in seven of them) leave the
+    # loss flat. Measured coefficient gaps to scikit-learn (tol 1e-10): 3.7e-3 at tol=1e-6, 6e-4 at 1e-8, 4e-5 at 1e-10.
+    p, threshold = params(0.5, tol=1e-10), 0.35
+    refit = backend.refit(p, threshold)
+    assert refit.test.n == len(reference.split.test) and refit.test.scores is not None
+    assert list(refit.coefficients.columns) == ["feature", "level", "scale", "coefficient", "odds_ratio"]
+    sk_refit = reference.refit(ModelParams(0.5, 0.0, "l2", "lbfgs", "none", 100_000, 1e-10), threshold)
+    expected = sk_refit.coefficients
+    names = ["feature", "level", "scale"]
+    pd.testing.assert_frame_equal(refit.coefficients[names], expected[names])  # same layout, same level order
+    np.testing.assert_allclose(refit.coefficients["coefficient"], expected["coefficient"], atol=1e-4)
+    auc, sk_auc = area_metrics(refit.test.curve)["roc_auc"], area_metrics(sk_refit.test.curve)["roc_auc"]
+    assert auc == pytest.approx(sk_auc, abs=1e-4)
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run():
+            t0 = time.perf_counter()
+            model_uri = backend.log_model(refit, threshold, ["scikit-learn==1.9.1"])
+            assert time.perf_counter() - t0 < 60  # no pip inference (~10 s on its own, NOTES.md)
+        loaded = mlflow.pyfunc.load_model(model_uri)
+        assert loaded.metadata.metadata["threshold"] == threshold
+        reqs = Path(mlflow.pyfunc.get_model_dependencies(model_uri)).read_text()
+        assert "pyspark==" in reqs and "scikit-learn==1.9.1" in reqs
+    finally:
+        mlflow.set_tracking_uri(previous)
+    from pyspark.ml.functions import vector_to_array
+
+    example = reference.table.X.iloc[reference.split.test[:8]].copy()
+    predicted = np.asarray(loaded.predict(example), dtype=float)
+    scored = refit.model.transform(backend.spark.createDataFrame(example))
+    p_spark = scored.select(vector_to_array("probability")[1].alias("p")).toPandas()["p"].to_numpy()
+    np.testing.assert_array_equal(predicted, (p_spark >= threshold).astype(float))  # the validation threshold
+    p_sk = sk_refit.model.estimator_.predict_proba(example)[:, 1]
+    np.testing.assert_allclose(p_spark, p_sk, atol=1e-5)
+
+
+# -- 5. a sweep end to end; what a missing install says -----------------------------------------------
+def test_sweep_runs_end_to_end_on_spark(spark: Any, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    csv = tmp_path / "synthetic.csv"
+    synthetic(400, seed=11).to_csv(csv, index=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = Config(
+        backend=BackendConfig(name="spark", master="local[2]"),
+        dataset=DatasetConfig(name="synthetic", path=str(csv), target="y", positive=None),
+        search=SearchConfig(n_trials=3, n_startup_trials=3, max_iter=100),
+        tracking=TrackingConfig(uri=uri, mode="inline", log_model=False),
+        study=StudyConfig(dir=str(tmp_path / "studies")),
+        progress=False,
+    )
+    result = run_sweep(cfg)
+    assert result.n_finished == 3 and result.states == {"COMPLETE": 3}
+    assert not any(k.startswith("solver") for k in result.best_params)
+    assert 0.5 < result.test_metrics["roc_auc"] <= 1.0
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name(cfg.experiment_name).experiment_id])
+    children = [r for r in runs if r.data.tags.get("lrsweep.kind") == "trial"]
+    assert len(children) == 3
+    assert all("spark.regParam" in r.data.params and "C" in r.data.params for r in children)
+
+
+def test_missing_pyspark_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # "import pyspark" now raises ImportError
+    with pytest.raises(LrsweepError) as exc:
+        make_backend(Config(backend=BackendConfig(name="spark"), dataset=TELCO))
+    line = str(exc.value)
+    assert "pip install 'lrsweep[spark]'" in line and "Java 17" in line and "\n" not in line
+
+
+def test_missing_java_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("pyspark")
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(LrsweepError, match="needs Java.*Java 17"):
+        SparkBackend(Config(backend=BackendConfig(name="spark"), dataset=TELCO))
+
+
+def test_lrsweep_imports_without_pyspark() -> None:
+    code = (
+        "import sys, lrsweep, lrsweep.sweep, lrsweep.cli, lrsweep.backends.sklearn, lrsweep.backends.spark;"
+        "print('pyspark' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# -- reading a large Parquet input with Spark directly ------------------------------------------------
+def test_parquet_read_by_spark_with_hash_split_and_folds(spark: Any, tmp_path: Path) -> None:
+    df = synthetic(600, seed=5)
+    df["customer"] = [f"c{i:05d}" for i in range(len(df))]  # id-like: dropped
+    df["source"] = "web"  # constant: dropped
+    path = tmp_path / "data.parquet"
+    df.to_parquet(path)
+    cfg = Config(
+        backend=BackendConfig(name="spark", master="local[2]", spark_read_min_mb=0.0),
+        dataset=DatasetConfig(name="synthetic", path=str(path), target="y", positive=None),
+        cv=CVConfig(folds=2),
+    )
+    backend = SparkBackend(cfg)
+    try:
+        prepared = backend.setup(cfg)
+        assert prepared.features == {"numeric": ["x1", "x2", "x3"], "categorical": ["color"]}
+        assert set(prepared.dropped) == {"customer", "source"}
+        assert sum(prepared.rows.values()) == 600 and prepared.rows["test"] > 60
+        assert prepared.fingerprint["rows"] == 600 and len(prepared.input_example) == 5
+        assert backend.n_folds == 2
+        assert sum(f.n_held for f in backend._folds) == prepared.rows["train"] + prepared.rows["val"]
+        ev = backend.evaluate(params(1.0, max_iter=100), 1)
+        assert ev.n == backend._folds[1].n_held and area_metrics(ev.curve)["roc_auc"] > 0.65
+    finally:
+        backend.close()
+
+
+# -- 6. a real standalone cluster ---------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):  # not listening yet
+            got = check()
+            if got:
+                return got
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not ready within {timeout:.0f} s")
+
+
+def _master_state(webui: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{webui}/json/", timeout=5) as r:
+        return json.loads(r.read())
+
+
+@pytest.mark.slow
+def test_sweep_on_a_standalone_cluster(tmp_path: Path) -> None:
+    pytest.importorskip("pyspark")
+    import pyspark
+
+    lrsweep_cli = VENV_BIN / "lrsweep"
+    if not lrsweep_cli.exists():
+        pytest.skip(f"no lrsweep console script at {lrsweep_cli}")
+    spark_home = Path(pyspark.__file__).parent
+    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONWARNINGS": "ignore"}
+    port, webui, worker_ui = _free_port(), _free_port(), _free_port()
+    spark_class = str(spark_home / "bin" / "spark-class")
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        with open(tmp_path / "master.log", "wb") as log:
+            procs.append(
+                subprocess.Popen(
+                    [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1"]
+                    + ["--port", str(port), "--webui-port", str(webui)],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        t0 = time.perf_counter()
+        _wait_for(lambda: _master_state(webui), 90, "the Spark master")
+        t_master = time.perf_counter() - t0
+        with open(tmp_path / "worker.log", "wb") as log:
+            procs.append(
+                subprocess.Popen(
+                    [spark_class, "org.apache.spark.deploy.worker.Worker", "--cores", "1", "--memory", "1g"]
+                    + ["--host", "127.0.0.1", "--webui-port", str(worker_ui), "--work-dir", str(tmp_path / "work")]
+                    + [f"spark://127.0.0.1:{port}"],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        _wait_for(lambda: _master_state(webui).get("aliveworkers", 0) >= 1, 90, "the Spark worker")
+        t_worker = time.perf_counter() - t0 - t_master
+        run = subprocess.run(
+            [str(lrsweep_cli), "backend=spark", f"backend.master=spark://127.0.0.1:{port}"]
+            + ["search.n_trials=2", "search.max_iter=20", "tracking=off", "progress=false"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        t_sweep = time.perf_counter() - t0 - t_master - t_worker
+        print(f"master {t_master:.1f} s, worker {t_worker:.1f} s, sweep {t_sweep:.1f} s")  # shown with -s
+        apps = _master_state(webui)
+        assert len(apps.get("completedapps", [])) + len(apps.get("activeapps", [])) >= 1  # it ran on the cluster
+        assert "spark" in run.stdout
+    finally:
+        for proc in reversed(procs):  # worker first (it stops its executors), then the master; by PID
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)

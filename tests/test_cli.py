@@ -264,3 +264,26 @@ def test_import_needs_neither_pyspark_nor_mlflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
+    fast = ["search.solvers=[lbfgs,liblinear,newton-cholesky]", "search.penalties=[l2,l1]", "progress=false"]
+    proc = subprocess.Popen([*CLI, "search.n_trials=5000", *fast], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 240
+    while len(_complete(tmp_path)) < 5 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == (
+        "lrsweep: error: interrupted; run the same command again to resume where it stopped"
+    )
+    parents, children = mlflow_runs(tmp_path)
+    assert [p.info.status for p in parents] == ["KILLED"]
+    done = {t.number for t in _complete(tmp_path)}
+    assert {int(c.data.tags["lrsweep.trial_number"]) for c in children} <= done
+    res = run_cli([f"search.n_trials={len(done) + 2}", *fast], tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (trials,) = study_trials(tmp_path).values()
+    assert done <= {t.number for t in trials if t.state.name == "COMPLETE"}

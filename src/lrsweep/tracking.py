@@ -53,13 +53,33 @@ def _client(uri: str | None) -> Any:
     # Fail fast on an unreachable server instead of MLflow's default of 7 retries with backoff.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-    import mlflow
     from mlflow import MlflowClient
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # table-creation chatter on a new sqlite store
-    if uri:
-        mlflow.set_tracking_uri(uri)
+    # An explicit client, never mlflow.set_tracking_uri: that also exports MLFLOW_TRACKING_URI, so a later
+    # sweep of the same process (multirun) or any child process would silently log to this store.
     return MlflowClient(tracking_uri=uri)
+
+
+@contextlib.contextmanager
+def _active_uri(uri: str | None) -> Any:
+    """mlflow's global tracking URI set to ``uri`` for a fluent call (log_model), then put back as it was."""
+    if uri is None:
+        yield
+        return
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    previous, previous_env = tracking_utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri = previous
+        if previous_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
 def _search_all(client: Any, experiment_id: str, filter_string: str) -> list[Any]:
@@ -289,7 +309,11 @@ class Tracker:
         if self._inline is not None:
             self._inline.trial(record)
         else:
-            self._cmd.send(("trial", record))
+            try:
+                self._cmd.send(("trial", record))
+            except OSError:  # the writer stopped after reporting an error: raise that error
+                self._check()
+                raise self._error("the writer process stopped") from None
             self._check()
 
     def close(self, status: str | None = None) -> str | None:
@@ -301,7 +325,8 @@ class Tracker:
         if self._proc is None:
             return self.parent_id
         try:
-            self._cmd.send(("close", status))
+            with contextlib.suppress(OSError):  # a writer that already stopped is reported by _wait
+                self._cmd.send(("close", status))
             self.parent_id = self._wait("closed")[1] or None
             return self.parent_id
         finally:
@@ -370,7 +395,7 @@ def finalize_parent(
         client.log_artifacts(parent_id, str(artifact_dir))
     model_uri = None
     if log_model is not None:
-        with mlflow.start_run(run_id=parent_id):
+        with _active_uri(uri), mlflow.start_run(run_id=parent_id):
             model_uri = log_model()
     client.set_terminated(parent_id, "FINISHED")
     return model_uri

@@ -138,7 +138,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         + ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary["states"].items()))
         + f"), wall {summary['wall_seconds']:.1f} s"
     )
-    lines.append("  best parameters: " + "  ".join(f"{k}={_fmt(v)}" for k, v in summary["best_params"].items()))
+    shared = ("penalty", "C", "l1_ratio", "solver", "class_weight", "threshold")  # backend names are in MLflow
+    best = {k: v for k, v in summary["best_params"].items() if k in shared}
+    lines.append("  best parameters: " + "  ".join(f"{k}={_fmt(v)}" for k, v in best.items()))
     lines.append(f"  threshold ({summary['threshold_strategy']}): {summary['threshold']:.4f}")
     keys = ["roc_auc", "pr_auc", "log_loss", "accuracy", "precision", "recall", "f1", "specificity"]
     lines.append(f"  {'metric':<12}{'validation':>12}{'test':>12}")

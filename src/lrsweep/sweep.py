@@ -609,7 +609,7 @@ def _ui_command(uri: str | None) -> str:
         return ""
     if uri.startswith(("http://", "https://")):
         return f"open {redact_uri(uri)} in a browser"
-    if uri == "sqlite:///mlflow.db":
+    if uri in ("sqlite:///mlflow.db", f"sqlite:///{Path.cwd() / 'mlflow.db'}"):
         return "mlflow ui   (in this directory)"
     return f"mlflow ui --backend-store-uri {redact_uri(uri)}"
 

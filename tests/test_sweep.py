@@ -12,7 +12,7 @@ import pytest
 from lrsweep.backends.sklearn import SklearnBackend
 from lrsweep.config import Config
 from lrsweep.errors import LrsweepError
-from lrsweep.sweep import run_sweep
+from lrsweep.sweep import pip_requirements, run_sweep
 from tests.e2e_helpers import study_trials
 
 
@@ -146,3 +146,11 @@ def test_second_process_on_the_same_study_is_refused(cfg: Config, tmp_path: Path
         with pytest.raises(LrsweepError, match="being run by another lrsweep process"):
             run_sweep(cfg)
     assert os.path.exists(folder)
+
+
+def test_model_requirements_are_the_backends_own_pinned(cfg: Config):
+    from importlib.metadata import version
+
+    reqs = pip_requirements(SklearnBackend(cfg))
+    assert f"scikit-learn=={version('scikit-learn')}" in reqs and f"cloudpickle=={version('cloudpickle')}" in reqs
+    assert not any(r.startswith("pyspark") for r in reqs)  # a scikit-learn model does not need Spark to serve

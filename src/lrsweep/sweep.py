@@ -215,10 +215,10 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def _pip_requirements() -> list[str]:
+def pip_requirements(backend: Backend) -> list[str]:
     from importlib.metadata import version
 
-    return [f"{p}=={version(p)}" for p in ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")]
+    return [f"{p}=={version(p)}" for p in backend.requirements]
 
 
 def _key(model_params: dict[str, Any]) -> str:
@@ -650,7 +650,7 @@ def _finalize(
             )
         log_model = None
         if cfg.tracking.log_model:
-            reqs = _pip_requirements()
+            reqs = pip_requirements(backend)
 
             def log_model() -> str:
                 return backend.log_model(refit, threshold, reqs)

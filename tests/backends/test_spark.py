@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ from lrsweep.config import (
 from lrsweep.errors import LrsweepError
 from lrsweep.metrics import area_metrics, curve_from_scores, merge_curves, metrics_at
 from lrsweep.space import ModelParams
-from lrsweep.sweep import run_sweep
+from lrsweep.sweep import pip_requirements, run_sweep
 from lrsweep.thresholds import choose_threshold
 
 pytestmark = pytest.mark.spark
@@ -324,12 +325,13 @@ def test_refit_log_model_and_load_it_back(telco: Any, tmp_path: Path, monkeypatc
     try:
         with mlflow.start_run():
             t0 = time.perf_counter()
-            model_uri = backend.log_model(refit, threshold, ["scikit-learn==1.9.1"])
+            model_uri = backend.log_model(refit, threshold, pip_requirements(backend))
             assert time.perf_counter() - t0 < 60  # no pip inference (~10 s on its own, NOTES.md)
         loaded = mlflow.pyfunc.load_model(model_uri)
         assert loaded.metadata.metadata["threshold"] == threshold
         reqs = Path(mlflow.pyfunc.get_model_dependencies(model_uri)).read_text()
-        assert "pyspark==" in reqs and "scikit-learn==1.9.1" in reqs
+        assert f"pyspark=={version('pyspark')}" in reqs and "pyarrow==" in reqs
+        assert "scikit-learn" not in reqs  # a Spark model does not need scikit-learn to serve
     finally:
         mlflow.set_tracking_uri(previous)
     from pyspark.ml.functions import vector_to_array

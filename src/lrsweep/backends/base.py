@@ -58,6 +58,8 @@ class Backend(Protocol):
     name: str
     # solver names the backend can choose from; None when it has no solver choice (Spark)
     solvers: tuple[str, ...] | None
+    # distributions the logged model needs at serving time (pinned to the installed versions)
+    requirements: tuple[str, ...]
 
     def setup(self, cfg: Config) -> Prepared:
         """Load, validate, split, fit preprocessing and cache: once per sweep."""

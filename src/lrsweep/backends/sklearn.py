@@ -70,6 +70,7 @@ def coefficient_table(pre: ColumnTransformer, clf: LogisticRegression) -> pd.Dat
 class SklearnBackend:
     name = "sklearn"
     solvers: tuple[str, ...] | None = tuple(SOLVER_PENALTIES)
+    requirements = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg

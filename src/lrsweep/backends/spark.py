@@ -497,6 +497,7 @@ def _from_parquet(spark: Any, cfg: Config) -> _Data:
 class SparkBackend:
     name = "spark"
     solvers: tuple[str, ...] | None = None  # L-BFGS / OWL-QN, chosen by Spark from the penalty
+    requirements = ("pyspark", "pandas", "numpy", "pyarrow")
 
     def __init__(self, cfg: Config) -> None:
         require_spark()
@@ -682,7 +683,6 @@ class SparkBackend:
 
     def log_model(self, refit: Refit, threshold: float, pip_requirements: list[str]) -> str:
         import mlflow.spark
-        import pyspark
         from mlflow.models import infer_signature
 
         assert self._data is not None and self._data.prepared.input_example is not None
@@ -693,15 +693,12 @@ class SparkBackend:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
             signature = infer_signature(example, predicted["prediction"].to_numpy())
-        reqs = list(pip_requirements)
-        if not any(r.split("=")[0].strip().lower() == "pyspark" for r in reqs):
-            reqs.append(f"pyspark=={pyspark.__version__}")
         info = mlflow.spark.log_model(
             refit.model,
             "model",  # mlflow.spark.log_model still takes the artifact path positionally (NOTES.md)
             signature=signature,
             input_example=example,
-            pip_requirements=reqs,  # explicit: inferring them costs ~10 s for a Spark model (NOTES.md)
+            pip_requirements=pip_requirements,  # self.requirements pinned; inferring them costs ~10 s (NOTES.md)
             metadata={"threshold": threshold},
         )
         return str(info.model_uri)

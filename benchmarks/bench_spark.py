@@ -25,7 +25,7 @@ import time
 
 from lrsweep.backends.sklearn import SklearnBackend
 from lrsweep.backends.spark import FEATURES, LABEL, SparkBackend, auc_binning_bound, spark_params
-from lrsweep.config import BackendConfig, Config, DatasetConfig
+from lrsweep.config import BackendConfig, ClusterConfig, Config, DatasetConfig
 from lrsweep.metrics import area_metrics
 from lrsweep.space import ModelParams
 
@@ -55,7 +55,8 @@ def main() -> None:
     from pyspark.ml.evaluation import BinaryClassificationEvaluator
 
     cfg = Config(
-        backend=BackendConfig(name="spark", master=args.master, spark_conf={"spark.ui.enabled": "false"}),
+        backend=BackendConfig(name="spark"),
+        cluster=ClusterConfig(master=args.master, spark_conf={"spark.ui.enabled": "false"}),
         dataset=TELCO,
     )
     backend = SparkBackend(cfg)

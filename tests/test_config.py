@@ -78,7 +78,8 @@ def assert_yaml_applied(section, path: Path, given: set[str] = frozenset()) -> N
 # -- composition ------------------------------------------------------------------------------------------
 def test_the_shipped_groups_have_the_documented_options():
     assert set(options("backend")) >= {"sklearn", "spark"}
-    assert set(options("dataset")) >= {"telco_churn", "csv"}
+    assert set(options("dataset")) >= {"telco_churn", "csv", "ctr"}
+    assert set(options("cluster")) >= {"local", "standalone"}
     assert set(options("search")) >= {"default", "l1", "l2", "elasticnet"}
     assert set(options("threshold")) == set(THRESHOLD_STRATEGIES)
     assert set(options("tracking")) >= {"default", "off"}
@@ -99,14 +100,16 @@ def test_defaults_compose_and_validate():
 
 @pytest.mark.parametrize(
     ("group", "option"),
-    [(g, o) for g in ("backend", "dataset", "search", "threshold", "tracking") for o in options(g)],
+    [(g, o) for g in ("backend", "cluster", "dataset", "search", "threshold", "tracking") for o in options(g)],
 )
 def test_every_option_composes_and_validates(group, option):
     extra = CSV if (group, option) == ("dataset", "csv") else []
+    if (group, option) == ("cluster", "standalone"):
+        extra = ["cluster.master=spark://10.0.0.5:7077"]
     cfg = compose_config(f"{group}={option}", *extra)
     given = {o.split("=")[0].split(".")[-1] for o in extra}
     assert_yaml_applied(getattr(cfg, group), CONF / group / f"{option}.yaml", given)
-    if extra:
+    if extra == CSV:
         assert (cfg.dataset.path, cfg.dataset.target) == ("data.csv", "Outcome")
         assert cfg.dataset.label == "data"
     validate(cfg, backend_solvers=cfg.backend.name != "spark")
@@ -288,3 +291,45 @@ def test_study_name_uses_an_explicit_name_verbatim():
     cfg.study.name = "my-study"
     assert study_name(cfg) == "my-study"
     assert study_name(dataclasses.replace(Config(), seed=1)) != study_name(Config())
+
+
+# -- the cluster group and generated, hashed data -------------------------------------------------------------
+def test_a_standalone_cluster_needs_its_master():
+    with pytest.raises(LrsweepError, match=r"cluster=standalone needs the master's URL"):
+        validate(compose_config("backend=spark", "cluster=standalone"))
+    with pytest.raises(LrsweepError, match=r"not a standalone master's URL.*spark://HOST:7077"):
+        validate(compose_config("backend=spark", "cluster=standalone", "cluster.master='local[2]'"))
+    cfg = compose_config("backend=spark", "cluster=standalone", "cluster.master=spark://127.0.0.1:7077")
+    assert (cfg.cluster.name, cfg.cluster.master) == ("standalone", "spark://127.0.0.1:7077")
+    assert compose_config().cluster.master == "local[*]"
+
+
+def test_ctr_hashes_every_feature_the_true_model_uses():
+    from lrsweep.datasets.ctr import FEATURE_COLUMNS
+
+    cfg = compose_config("dataset=ctr", "dataset.rows=1000000")
+    assert cfg.dataset.rows == 1_000_000 and cfg.dataset.hashed == list(FEATURE_COLUMNS)
+    assert cfg.dataset.hash_features == 2**20 and cfg.dataset.drop == ["hour"]
+    validate(cfg)
+    # newton-cholesky would build a dense 2**20 x 2**20 Hessian: refused when named, left out when not
+    cfg.search.solvers = ["saga", "newton-cholesky"]
+    with pytest.raises(LrsweepError, match="newton-cholesky cannot fit hashed features"):
+        validate(cfg)
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [({"dataset.hash_features": 1}, "dataset.hash_features"), ({"dataset.rows": 10}, "dataset.rows")],
+)
+def test_impossible_dataset_values_are_refused(values, key):
+    cfg = compose_config("dataset=ctr", **values)
+    with pytest.raises(LrsweepError, match=key.replace(".", r"\.")):
+        validate(cfg)
+
+
+def test_older_studies_keep_their_names():
+    """Dataset fields added with generated/hashed data count only when set: issue 2's studies still resume."""
+    assert study_name(Config()) == "lrsweep-telco_churn-sklearn-default-7fe05c5e"
+    hashed = Config()
+    hashed.dataset.hashed = ["contract"]
+    assert study_name(hashed) != study_name(Config())

@@ -337,3 +337,51 @@ def test_more_folds_than_minority_rows():
         cv_folds(y, np.arange(N), 10, SEED)
     with pytest.raises(LrsweepError, match="cv.folds"):
         split_table(y, SplitConfig(), CVConfig(folds=7), seed=SEED)
+
+
+# -- generated CTR tables and hashed columns ----------------------------------------------------------------
+def ctr_config(**kw) -> DatasetConfig:
+    from lrsweep.datasets.ctr import FEATURE_COLUMNS
+
+    cols = list(FEATURE_COLUMNS)
+    base = dict(name="ctr", rows=500, target="click", positive="1", drop=["hour"], categorical=cols, hashed=cols)
+    return DatasetConfig(**(base | kw))
+
+
+def test_dataset_ctr_generates_once_and_reads_hour_of_day(tmp_path, monkeypatch):
+    from lrsweep.datasets.ctr import CATEGORICAL_COLUMNS, read_meta
+
+    monkeypatch.setenv("LRSWEEP_CACHE", str(tmp_path))
+    table = load_table(ctr_config())
+    files = list((tmp_path / "ctr").glob("ctr-r500-s0-*.parquet"))
+    assert len(files) == 1  # cached under the cache dir, keyed by (rows, seed)
+    meta = read_meta(files[0])
+    assert len(table.y) == 500 and table.hashed == [*CATEGORICAL_COLUMNS, "hour_of_day"]
+    assert table.categorical == [] and table.numeric == [] and "hour" not in table.X.columns
+    raw = pd.read_parquet(files[0])
+    assert (table.X["hour_of_day"] == (raw["hour"] % 100).astype(str)).all()  # derived, as text like the others
+    assert (table.X["C1"] == raw["C1"].astype(str)).all()
+    assert table.generated["params"]["seed"] == 0 and table.fingerprint["generated"]["bayes_log_loss"] == pytest.approx(
+        meta["bayes_log_loss"]
+    )
+    again = load_table(ctr_config())  # the second read does not generate
+    assert files[0].stat().st_mtime_ns == next((tmp_path / "ctr").glob("*.parquet")).stat().st_mtime_ns
+    pd.testing.assert_frame_equal(again.X, table.X)
+
+
+def test_rows_only_apply_to_generated_tables(tmp_path):
+    path = tmp_path / "t.csv"
+    make_frame().to_csv(path, index=False)
+    with pytest.raises(LrsweepError, match=r"dataset.rows only applies to a generated table"):
+        load_table(ds(path, rows=1000))
+
+
+def test_hashed_columns_are_categorical_text_kept_apart(tmp_path):
+    path = tmp_path / "t.csv"
+    df = make_frame()
+    df.to_csv(path, index=False)
+    table = load_table(ds(path, hashed=["plan", "age"]))
+    assert table.hashed == ["age", "plan"] and "plan" not in table.categorical and "age" not in table.numeric
+    assert table.X["age"].map(type).eq(str).all()  # ints as their decimal text, as Spark casts them
+    with pytest.raises(LrsweepError, match=r"'nope'.*not in the data"):
+        load_table(ds(path, hashed=["nope"]))

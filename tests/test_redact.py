@@ -35,7 +35,7 @@ SECRET = "Hunter2xyz"  # appears nowhere in any expected output
         "credentials",
         "auth",
         "tracking.password",
-        # Spark settings (backend.spark_conf) are dotted keys whose last part alone says little
+        # Spark settings (cluster.spark_conf) are dotted keys whose last part alone says little
         "spark.hadoop.fs.s3a.secret.key",
         "spark.hadoop.fs.s3a.access.key",
         "spark.hadoop.fs.s3a.session.token",
@@ -155,13 +155,13 @@ def test_a_config_carrying_credentials_logs_none_of_them():
     cfg.tracking.uri = f"postgresql://mlflow:{SECRET}@db:5432/mlflow"
     cfg.study.storage = f"mysql://optuna:{SECRET}@db/optuna"
     cfg.dataset.path = f"https://reader:{SECRET}@files.example.com/data.csv"
-    cfg.backend.spark_conf = {
+    cfg.cluster.spark_conf = {
         "spark.hadoop.fs.s3a.access.key": "AKIAEXAMPLE" + SECRET,
         "spark.hadoop.fs.s3a.secret.key": SECRET,
         "spark.executor.memory": "2g",
     }
     got = redact_mapping(dataclasses.asdict(cfg))
     assert SECRET not in json.dumps(got)
-    assert got["backend"]["spark_conf"]["spark.executor.memory"] == "2g"
+    assert got["cluster"]["spark_conf"]["spark.executor.memory"] == "2g"
     assert got["tracking"]["uri"] == "postgresql://mlflow:***@db:5432/mlflow"
     assert got["search"] == dataclasses.asdict(cfg.search)

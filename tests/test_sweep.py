@@ -154,3 +154,52 @@ def test_model_requirements_are_the_backends_own_pinned(cfg: Config):
     reqs = pip_requirements(SklearnBackend(cfg))
     assert f"scikit-learn=={version('scikit-learn')}" in reqs and f"cloudpickle=={version('cloudpickle')}" in reqs
     assert not any(r.startswith("pyspark") for r in reqs)  # a scikit-learn model does not need Spark to serve
+
+
+def test_a_ctr_sweep_is_hashed_and_reports_the_bayes_optimal_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from lrsweep.data import split_table
+    from lrsweep.datasets.ctr import FEATURE_COLUMNS, ensure_ctr_table, true_probabilities
+    from lrsweep.report import format_summary
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LRSWEEP_CACHE", str(tmp_path / "cache"))
+    c = Config()
+    cols = list(FEATURE_COLUMNS)
+    c.dataset.name, c.dataset.rows, c.dataset.target, c.dataset.positive = "ctr", 3000, "click", "1"
+    c.dataset.drop, c.dataset.categorical, c.dataset.hashed = ["hour"], cols, cols
+    c.search.penalties, c.search.class_weight, c.search.n_trials, c.search.max_iter = ["l2"], ["none"], 4, 300
+    c.progress, c.tracking.enabled = False, False
+    result = run_sweep(c)
+
+    # the true model on the same test rows, computed here from the raw Parquet file
+    raw = pd.read_parquet(ensure_ctr_table(3000))
+    y = raw["click"].to_numpy().astype(int)
+    test = split_table(y, c.split, c.cv, c.seed).test
+    p_true = true_probabilities(raw.iloc[test])
+    assert result.bayes_metrics is not None
+    assert result.bayes_metrics["log_loss"] == pytest.approx(log_loss(y[test], p_true), abs=1e-12)
+    assert result.bayes_metrics["roc_auc"] == pytest.approx(roc_auc_score(y[test], p_true), abs=1e-12)
+    assert "Bayes-opt." in format_summary(result.summary)
+    assert result.summary["data"]["generated"]["params"]["rows"] == 3000
+    trials = [t for ts in study_trials(tmp_path).values() for t in ts]
+    solvers = {t.user_attrs["lrsweep_record"]["params"].get("solver") for t in trials}
+    assert solvers and "newton-cholesky" not in solvers  # it cannot fit 2**20 hashed columns
+
+
+def test_hashed_coefficients_are_listed_by_bucket(cfg: Config):
+    from lrsweep.backends.base import HASHED_COEFFICIENT_ROWS
+    from lrsweep.space import ModelParams
+
+    cfg.dataset.hashed, cfg.dataset.hash_features = ["c"], 64
+    backend = SklearnBackend(cfg)
+    backend.setup(cfg)
+    refit = backend.refit(ModelParams(1.0, 0.0, "l2", "lbfgs", "none", 500, 1e-6), 0.5)
+    coef = refit.coefficients
+    hashed = coef[coef["feature"] == "(hashed)"]
+    lr = refit.model.estimator_.named_steps["model"]
+    assert list(coef["feature"][:3]) == ["(intercept)", "a", "b"] and 1 <= len(hashed) <= 3  # x, y, z: 3 tokens
+    buckets = hashed["level"].str.removeprefix("bucket ").astype(int).to_numpy()
+    np.testing.assert_allclose(hashed["coefficient"], lr.coef_[0][2 + buckets])
+    assert len(hashed) <= HASHED_COEFFICIENT_ROWS and (np.diff(np.abs(hashed["coefficient"])) <= 0).all()

@@ -46,7 +46,7 @@ def test_credentials_never_reach_mlflow(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = _cfg(2)
     cfg.tracking.artifacts = True
-    cfg.backend.spark_conf = {"spark.hadoop.fs.s3a.secret.key": "S3CR3T-VALUE", "spark.app.name": "x"}
+    cfg.cluster.spark_conf = {"spark.hadoop.fs.s3a.secret.key": "S3CR3T-VALUE", "spark.app.name": "x"}
     run_sweep(cfg)
     parents, children = mlflow_runs(tmp_path)
     from mlflow import MlflowClient
@@ -105,3 +105,23 @@ def test_unreachable_server_is_one_clear_error(tmp_path, monkeypatch):
     cfg.tracking.uri = f"http://127.0.0.1:{_free_port()}"
     with pytest.raises(LrsweepError, match="MLflow tracking failed"):
         run_sweep(cfg)
+
+
+def test_a_ctr_sweep_logs_the_bayes_optimal_figures_beside_its_own(tmp_path, monkeypatch):
+    from lrsweep.datasets.ctr import FEATURE_COLUMNS
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LRSWEEP_CACHE", str(tmp_path / "cache"))
+    cfg = _cfg(2)
+    cols = list(FEATURE_COLUMNS)
+    cfg.dataset = type(cfg.dataset)(
+        name="ctr", rows=2000, target="click", positive="1", drop=["hour"], categorical=cols, hashed=cols
+    )
+    cfg.search.penalties, cfg.search.solvers = ["l2"], ["lbfgs"]
+    result = run_sweep(cfg)
+    parents, children = mlflow_runs(tmp_path, experiment="lrsweep-ctr")
+    m = parents[0].data.metrics
+    assert len(children) == 2
+    assert m["bayes_test_log_loss"] == pytest.approx(result.bayes_metrics["log_loss"])
+    assert m["test_log_loss_excess"] == pytest.approx(m["test_log_loss"] - m["bayes_test_log_loss"])
+    assert 0.2 < m["table_bayes_log_loss"] < 0.6 and 0.5 < m["bayes_test_roc_auc"] <= 1.0

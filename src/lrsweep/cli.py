@@ -84,6 +84,11 @@ def _hydra_line(exc: BaseException) -> str:
         group = m.group(2)
         return f"unknown option {m.group(1).split('/')[-1]!r} for config group {group!r}; use one of: {options}"
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    if "mismatched input" in first or "token recognition error" in first:
+        return (
+            f"cannot parse an override ({first}); quote a value holding brackets, commas or spaces inside the "
+            "argument, e.g. \"cluster.master='local[2]'\""
+        )
     cause = exc.__cause__
     detail = ""
     if cause is not None and str(cause).strip():

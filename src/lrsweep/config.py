@@ -21,6 +21,7 @@ from lrsweep.errors import LrsweepError
 __all__ = [
     "BackendConfig",
     "CVConfig",
+    "ClusterConfig",
     "Config",
     "DatasetConfig",
     "FloatRange",
@@ -66,11 +67,19 @@ SAMPLERS = ("tpe", "random", "grid")
 
 
 @dataclass
+class ClusterConfig:
+    """Where backend=spark runs (the scikit-learn backend ignores it): conf/cluster/{local,standalone}.yaml."""
+
+    name: str = "local"
+    # local[*] | local[N] | spark://HOST:PORT | yarn; cluster=standalone leaves it null, to be given
+    master: str | None = "local[*]"
+    # extra Spark settings, e.g. {spark.executor.memory: 4g}; credential-like values are redacted when logged
+    spark_conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class BackendConfig:
     name: str = "sklearn"
-    # Spark only (issue 3): the master URL and extra Spark settings.
-    master: str = "local[*]"
-    spark_conf: dict[str, str] = field(default_factory=dict)
     # Spark only: held-out parts up to this many rows are collected for exact curves (as scikit-learn's);
     # larger ones get a curve of `bins` probability bins aggregated in Spark. 0: always binned.
     exact_max_rows: int = 100_000
@@ -101,6 +110,13 @@ class DatasetConfig:
     id_columns: list[str] = field(default_factory=list)
     # None: detect (non-numeric columns are categorical); a list: exactly these are categorical
     categorical: list[str] | None = None
+    # Categorical columns hashed into hash_features buckets (Spark FeatureHasher's MurmurHash3 of "column=value",
+    # seed 42: the same buckets on both backends) instead of one-hot encoded: for ids with many levels.
+    hashed: list[str] = field(default_factory=list)
+    hash_features: int = 2**20
+    # Generated tables only (dataset=ctr): rows to generate and the generator's seed (not the sweep's seed).
+    rows: int | None = None
+    seed: int = 0
 
     @property
     def label(self) -> str:
@@ -192,6 +208,7 @@ class TrackingConfig:
 @dataclass
 class Config:
     backend: BackendConfig = field(default_factory=BackendConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
@@ -302,19 +319,51 @@ def validate(cfg: Config, *, backend_solvers: bool = True) -> None:
         raise LrsweepError(f"cv.folds={cfg.cv.folds} must be at least 1", "use cv.folds=1 (no CV) or 5")
     if cfg.cv.folds == 1 and cfg.cv.prune is False:
         pass  # pruning only means something with folds
-    _choice(cfg.dataset.format, ("auto", "csv", "parquet"), "dataset.format")
-    if cfg.dataset.path is None and cfg.dataset.name is None:
+    ds = cfg.dataset
+    _choice(ds.format, ("auto", "csv", "parquet"), "dataset.format")
+    if ds.path is None and ds.name is None:
         raise LrsweepError("no data file given", "add dataset.path=FILE dataset.target=COLUMN")
+    if ds.hash_features < 2:
+        raise LrsweepError(f"dataset.hash_features={ds.hash_features} must be at least 2", "e.g. 1048576 (2**20)")
+    if ds.rows is not None and ds.rows < 100:
+        raise LrsweepError(f"dataset.rows={ds.rows} is too few to generate", "use dataset.rows=100000 or more")
+    if ds.seed < 0:
+        raise LrsweepError(f"dataset.seed={ds.seed} must be >= 0", "use dataset.seed=0")
+    if ds.hashed and cfg.backend.name == "sklearn" and "newton-cholesky" in (s.solvers or []):
+        raise LrsweepError(
+            f"newton-cholesky cannot fit hashed features: it builds a dense {ds.hash_features}^2 Hessian",
+            "drop newton-cholesky from search.solvers (without search.solvers it is left out by itself)",
+        )
+    clash = set(ds.hashed) & set(ds.drop + ds.id_columns)
+    if clash:
+        raise LrsweepError(f"column(s) {sorted(clash)} are both hashed and dropped", "remove them from one list")
     if not cfg.dataset.target:
         raise LrsweepError("no target column given", "add dataset.target=COLUMN (the binary label to predict)")
     _choice(cfg.tracking.mode, ("background", "inline"), "tracking.mode")
+    cl = cfg.cluster
+    if cfg.backend.name == "spark" and not cl.master:
+        raise LrsweepError(f"cluster={cl.name} needs the master's URL", "add cluster.master=spark://HOST:7077")
+    if cfg.backend.name == "spark" and cl.name == "standalone" and not str(cl.master).startswith("spark://"):
+        raise LrsweepError(
+            f"cluster.master={cl.master} is not a standalone master's URL", "use cluster.master=spark://HOST:7077"
+        )
+
+
+_LATER_DATASET_FIELDS = ("hashed", "hash_features", "rows", "seed")
 
 
 def search_identity(cfg: Config) -> dict[str, Any]:
     """The parts of the config that define which trials a study holds (not how many, nor where logged)."""
+    # Dataset fields added after the first release count only when set, so older studies keep their names.
+    fresh = DatasetConfig(name=None, target=None, positive=None)
+    dataset = {
+        k: v
+        for k, v in dataclasses.asdict(cfg.dataset).items()
+        if k not in _LATER_DATASET_FIELDS or v != getattr(fresh, k)
+    }
     ident = {
         "backend": cfg.backend.name,
-        "dataset": dataclasses.asdict(cfg.dataset),
+        "dataset": dataset,
         "split": dataclasses.asdict(cfg.split),
         "cv": dataclasses.asdict(cfg.cv),
         "search": {k: v for k, v in dataclasses.asdict(cfg.search).items() if k not in ("n_trials", "n_jobs")},

@@ -30,6 +30,8 @@ __all__ = [
     "split_table",
     "cv_folds",
     "bundled_path",
+    "generated_meta",
+    "as_text",
 ]
 
 log = logging.getLogger("lrsweep")
@@ -48,13 +50,16 @@ class Table:
     target: str
     positive: str
     numeric: list[str]
-    categorical: list[str]
+    categorical: list[str]  # one-hot encoded
     dropped: dict[str, str] = field(default_factory=dict)
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    hashed: list[str] = field(default_factory=list)  # categorical too, hashed (dataset.hashed) instead of one-hot
+    # for a generated table (lrsweep.datasets.ctr): its sidecar, with the true model's seed and Bayes figures
+    generated: dict[str, Any] | None = None
 
     @property
     def features(self) -> list[str]:
-        return self.numeric + self.categorical
+        return self.numeric + self.categorical + self.hashed
 
 
 @dataclass
@@ -78,6 +83,15 @@ def bundled_path(name: str) -> Path:
 
 
 def resolve_source(cfg: DatasetConfig) -> Path:
+    if cfg.rows is not None and not (cfg.name == "ctr" and cfg.path is None):
+        raise LrsweepError(
+            "dataset.rows only applies to a generated table (dataset=ctr without dataset.path)",
+            "use dataset=ctr dataset.rows=N, or remove dataset.rows",
+        )
+    if cfg.path is None and cfg.name == "ctr":
+        from lrsweep.datasets.ctr import ensure_ctr_table
+
+        return ensure_ctr_table(cfg.rows or 100_000, cfg.seed)
     if cfg.path is None:
         path = bundled_path(cfg.label)
         if not path.is_file():
@@ -96,6 +110,36 @@ def resolve_source(cfg: DatasetConfig) -> Path:
             f"{str(path)!r} is a folder with no Parquet files", "point dataset.path at a CSV or Parquet file"
         )
     return path
+
+
+def generated_meta(path: Path) -> dict[str, Any] | None:
+    """The sidecar of a table written by ``lrsweep.datasets.ctr`` (true model's seed, Bayes figures), else None."""
+    from lrsweep.datasets.ctr import meta_path
+
+    sidecar = meta_path(path)
+    if path.is_dir() or not sidecar.is_file():
+        return None
+    import json
+
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return None
+    if not str(meta.get("created_by", "")).startswith("lrsweep.datasets.ctr") or meta.get("file") != path.name:
+        return None
+    return meta
+
+
+def as_text(s: pd.Series) -> pd.Series:
+    """A categorical column as text (missing kept as NaN), converting each distinct value once.
+
+    Integral floats (an int column with gaps, read by pandas) become "5", as Spark writes the int column.
+    """
+    from lrsweep.hashing import token_text
+
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    texts = np.array([token_text(u) for u in uniques] + [np.nan], dtype=object)
+    return pd.Series(texts[codes], index=s.index, dtype=object, name=s.name)
 
 
 def _read(path: Path, fmt: str) -> pd.DataFrame:
@@ -171,6 +215,11 @@ def load_table(cfg: DatasetConfig) -> Table:
     """Read, validate and describe the table named by ``cfg``."""
     path = resolve_source(cfg)
     df = _read(path, cfg.format)
+    generated = generated_meta(path)
+    if generated is not None:
+        from lrsweep.datasets.ctr import with_hour_of_day
+
+        df = with_hour_of_day(df)  # the true model's hour-of-day feature
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise LrsweepError(f"data file {str(path)!r} has no rows", "give a file with data rows")
     if cfg.target not in df.columns:
@@ -190,16 +239,18 @@ def load_table(cfg: DatasetConfig) -> Table:
     positive = positive_label(target, cfg.target, None if cfg.positive is None else str(cfg.positive))
     y = (target.astype(str).to_numpy() == positive).astype(np.int8)
 
-    unknown = [c for c in [*cfg.drop, *cfg.id_columns, *(cfg.categorical or [])] if c not in df.columns]
+    unknown = [c for c in [*cfg.drop, *cfg.id_columns, *(cfg.categorical or []), *cfg.hashed] if c not in df.columns]
     if unknown:
         raise LrsweepError(
-            f"column(s) {', '.join(map(repr, unknown))} in dataset.drop/id_columns/categorical are not in the data",
+            f"column(s) {', '.join(map(repr, unknown))} named in dataset.drop/id_columns/categorical/hashed "
+            "are not in the data",
             "check the spelling against the file's header",
         )
     dropped: dict[str, str] = {c: "dropped by dataset.drop" for c in cfg.drop}
     dropped.update({c: "id column (dataset.id_columns)" for c in cfg.id_columns})
     X = df.drop(columns=[cfg.target, *dropped])
-    categorical_set = set(cfg.categorical or [])
+    hashed_set = set(cfg.hashed)
+    categorical_set = set(cfg.categorical or []) | hashed_set
     numeric: list[str] = []
     categorical: list[str] = []
     for col in X.columns:
@@ -209,6 +260,8 @@ def load_table(cfg: DatasetConfig) -> Table:
             dropped[col] = "all values missing"
         elif nunique == 1:
             dropped[col] = "constant"
+        elif col in hashed_set:
+            categorical.append(col)
         elif cfg.categorical is not None:
             (categorical if col in categorical_set else numeric).append(col)
             if col not in categorical_set and not pd.api.types.is_numeric_dtype(s):
@@ -225,10 +278,12 @@ def load_table(cfg: DatasetConfig) -> Table:
     for col, why in dropped.items():
         if why in ("all values missing", "constant") or why.startswith("looks like"):
             log.warning("dropped column %r: %s (keep it with dataset.categorical or fix the data)", col, why)
-    X = X[numeric + categorical].copy()
-    for col in categorical:  # one text dtype, missing kept as NaN, so encoders see consistent levels
-        X[col] = X[col].map(lambda v: np.nan if pd.isna(v) else str(v)).astype(object)
-    if not numeric and not categorical:
+    hashed = [c for c in categorical if c in hashed_set]
+    categorical = [c for c in categorical if c not in hashed_set]
+    X = X[numeric + categorical + hashed].copy()
+    for col in categorical + hashed:  # one text dtype, missing kept as NaN, so encoders see consistent levels
+        X[col] = as_text(X[col])
+    if not numeric and not categorical and not hashed:
         raise LrsweepError("no usable feature columns remain", "check dataset.drop and the file")
 
     schema = [f"{c}:{df[c].dtype}" for c in df.columns]
@@ -240,7 +295,15 @@ def load_table(cfg: DatasetConfig) -> Table:
         "schema_sha256": hashlib.sha256("\n".join(schema).encode()).hexdigest()[:16],
         "positive_rate": float(y.mean()),
     }
-    return Table(X, y, cfg.target, positive, numeric, categorical, dropped, fingerprint)
+    if generated is not None:
+        fingerprint["generated"] = generated_summary(generated)
+    return Table(X, y, cfg.target, positive, numeric, categorical, dropped, fingerprint, hashed, generated)
+
+
+def generated_summary(meta: dict[str, Any]) -> dict[str, Any]:
+    """What data.json records of a generated table: its parameters and the whole table's Bayes-optimal figures."""
+    keys = ("params", "click_rate", "bayes_log_loss", "bayes_roc_auc", "bayes_roc_auc_max_binning_error", "sha256")
+    return {k: meta[k] for k in keys if k in meta}
 
 
 def _check_both_classes(y: np.ndarray, part: str, hint: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 __all__ = ["REDACTED", "redact_uri", "redact_mapping", "looks_secret"]
 
 REDACTED = "***"
-# Searched in the whole key: Spark settings (backend.spark_conf) name credentials in dotted keys such as
+# Searched in the whole key: Spark settings (cluster.spark_conf) name credentials in dotted keys such as
 # spark.hadoop.fs.s3a.secret.key, whose last part ("key") says nothing.
 _SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|(api|access|private|account)[_.-]?key|credential|auth)", re.I)
 # scheme://user:password@host  ->  scheme://user:***@host (the user may be empty, as in redis://:password@host;

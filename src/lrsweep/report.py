@@ -143,11 +143,21 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append("  best parameters: " + "  ".join(f"{k}={_fmt(v)}" for k, v in best.items()))
     lines.append(f"  threshold ({summary['threshold_strategy']}): {summary['threshold']:.4f}")
     keys = ["roc_auc", "pr_auc", "log_loss", "accuracy", "precision", "recall", "f1", "specificity"]
-    lines.append(f"  {'metric':<12}{'validation':>12}{'test':>12}")
+    bayes = summary.get("bayes_metrics") or {}
+    head = f"  {'metric':<12}{'validation':>12}{'test':>12}"
+    lines.append(head + (f"{'Bayes-opt.':>12}{'gap':>10}" if bayes else ""))
     for k in keys:
+        test = summary["test_metrics"].get(k, float("nan"))
+        row = f"  {k:<12}{_fmt(summary['val_metrics'].get(k, float('nan'))):>12}{_fmt(test):>12}"
+        if k in bayes:  # the generating model on the same test rows: no model can beat it (up to noise)
+            row += f"{_fmt(bayes[k]):>12}{test - bayes[k]:>+10.4f}"
+        lines.append(row)
+    generated = (summary.get("data") or {}).get("generated")
+    if bayes and generated:
         lines.append(
-            f"  {k:<12}{_fmt(summary['val_metrics'].get(k, float('nan'))):>12}"
-            f"{_fmt(summary['test_metrics'].get(k, float('nan'))):>12}"
+            f"  Bayes-opt.: the table's true model on the test rows (whole table: log loss "
+            f"{_fmt(generated.get('bayes_log_loss', float('nan')))}, ROC AUC "
+            f"{_fmt(generated.get('bayes_roc_auc', float('nan')))})"
         )
     t = summary["test_metrics"]
     if "tp" in t:

@@ -33,7 +33,15 @@ import numpy as np
 
 from lrsweep import __version__
 from lrsweep.backends import Backend, Evaluation, make_backend
-from lrsweep.config import METRIC_DIRECTIONS, Config, search_identity, study_name, validate
+from lrsweep.config import (
+    METRIC_DIRECTIONS,
+    SOLVER_PENALTIES,
+    Config,
+    SearchConfig,
+    search_identity,
+    study_name,
+    validate,
+)
 from lrsweep.errors import LrsweepError
 from lrsweep.metrics import Curve, area_metrics, curve_from_scores, merge_curves, metrics_at
 from lrsweep.redact import redact_mapping, redact_uri
@@ -67,6 +75,8 @@ class SweepResult:
     wall_seconds: float
     trial_seconds: list[float]
     summary: dict[str, Any]
+    # generated tables: the true model on the same test rows (roc_auc, pr_auc, log_loss), the best achievable
+    bayes_metrics: dict[str, float] | None = None
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -221,6 +231,14 @@ def pip_requirements(backend: Backend) -> list[str]:
     return [f"{p}=={version(p)}" for p in backend.requirements]
 
 
+def searched_space(cfg: Config, backend: Backend) -> SearchConfig:
+    """``cfg.search`` with the backend's solver pool when the user named none (e.g. no newton-cholesky on hashed
+    features). The study name still derives from ``cfg.search``: the pool follows from the config."""
+    if backend.solvers is None or cfg.search.solvers is not None or set(backend.solvers) == set(SOLVER_PENALTIES):
+        return cfg.search
+    return dataclasses.replace(cfg.search, solvers=list(backend.solvers))
+
+
 def _key(model_params: dict[str, Any]) -> str:
     return json.dumps(model_params, sort_keys=True, default=str)
 
@@ -229,6 +247,7 @@ def _key(model_params: dict[str, Any]) -> str:
 class _TrialRunner:
     def __init__(self, cfg: Config, backend: Backend, study: Any, tracker: Tracker | NullTracker) -> None:
         self.cfg, self.backend, self.study, self.tracker = cfg, backend, study, tracker
+        self.search = searched_space(cfg, backend)
         self.lock = threading.Lock()
         # Completed configurations of this study, so an identical proposal (TPE re-draws points of small
         # categorical subspaces, e.g. penalty=none) reuses the result instead of refitting: fits are seeded.
@@ -251,7 +270,7 @@ class _TrialRunner:
         tags: dict[str, str] = {}
         value = None
         try:
-            params = suggest(trial, cfg.search, cfg.threshold, has_solvers=self.backend.solvers is not None)
+            params = suggest(trial, self.search, cfg.threshold, has_solvers=self.backend.solvers is not None)
             same = self.seen.get(_key(params.as_dict()))
             if same is not None:
                 metrics = dict(same["metrics"])
@@ -437,6 +456,7 @@ def run_sweep(cfg: Config, *, backend: Backend | None = None, progress: bool | N
             refit = backend.refit(best_params, threshold)
             test_m = metrics_at(refit.test.curve, refit.test.curve.index_at(threshold)) | area_metrics(refit.test.curve)
             test_m["log_loss"] = refit.test.log_loss
+            bayes_m = _bayes_metrics(refit.reference)
             phase("refit_and_test")
             val_m = {k[4:]: v for k, v in best_record["metrics"].items() if k.startswith("val_")}
             wall = time.perf_counter() - t_start
@@ -463,6 +483,7 @@ def run_sweep(cfg: Config, *, backend: Backend | None = None, progress: bool | N
                 "test_metrics": test_m,
                 "wall_seconds": wall,
                 "data": prepared.fingerprint,
+                "bayes_metrics": bayes_m,
             }
             model_uri = None
             parent_id = tracker.close()
@@ -496,6 +517,7 @@ def run_sweep(cfg: Config, *, backend: Backend | None = None, progress: bool | N
                 wall_seconds=wall,
                 trial_seconds=trial_seconds,
                 summary=summary,
+                bayes_metrics=bayes_m,
             )
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
@@ -583,7 +605,7 @@ def _enqueue_grid(study: Any, cfg: Config, backend: Backend) -> None:
 
     seen = [t.params for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(INTERRUPTED)]
     seen += [t.params for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
-    points = grid(cfg.search, cfg.threshold, has_solvers=backend.solvers is not None)
+    points = grid(searched_space(cfg, backend), cfg.threshold, has_solvers=backend.solvers is not None)
 
     def key(p: dict[str, Any]) -> str:
         return json.dumps({k: round(v, 12) if isinstance(v, float) else v for k, v in p.items()}, sort_keys=True)
@@ -633,6 +655,14 @@ def _finalize(
     metrics = {f"test_{k}": v for k, v in test_m.items() if not math.isnan(v)}
     metrics |= {f"best_val_{k}": v for k, v in val_m.items() if not math.isnan(v)}
     metrics |= {"threshold": threshold, "best_trial": float(best_record["number"])}
+    bayes = summary.get("bayes_metrics") or {}
+    metrics |= {f"bayes_test_{k}": v for k, v in bayes.items() if not math.isnan(v)}
+    if "log_loss" in bayes:
+        metrics["test_log_loss_excess"] = test_m["log_loss"] - bayes["log_loss"]  # >= 0 up to noise
+    generated = summary.get("data", {}).get("generated") or {}
+    for key in ("bayes_log_loss", "bayes_roc_auc"):
+        if key in generated:
+            metrics[f"table_{key}"] = float(generated[key])
     tags = {"lrsweep.best_run_name": best_record["run_name"], "lrsweep.threshold": f"{threshold:.6g}"}
     with tempfile.TemporaryDirectory() as tmp:
         art = None
@@ -656,6 +686,15 @@ def _finalize(
                 return backend.log_model(refit, threshold, reqs)
 
         return finalize_parent(cfg.tracking.uri, parent_id, params, metrics, tags, art, log_model)
+
+
+def _bayes_metrics(reference: Evaluation | None) -> dict[str, float] | None:
+    """Threshold-free figures of a generated table's true model on the test rows: the best any model can do."""
+    if reference is None:
+        return None
+    out = {k: v for k, v in area_metrics(reference.curve).items() if k in ("roc_auc", "pr_auc")}
+    out["log_loss"] = reference.log_loss
+    return out
 
 
 def _best_val_curve(backend: Backend, cfg: Config, best_record: dict[str, Any]) -> tuple[Curve, float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ SPARK_CONF = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "2",
-    "spark.driver.memory": "1g",
+    "spark.driver.memory": "2g",  # hashed features: 2**20 coefficients per aggregation buffer
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
 }
@@ -37,6 +38,7 @@ def spark() -> Iterator[Any]:
     # NOTES.md: without it Spark binds a non-loopback address. The JVM inherits the variable at launch.
     old = os.environ.get("SPARK_LOCAL_IP")
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers: this venv, not PATH's python3
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master("local[2]").appName("lrsweep-tests")

@@ -43,6 +43,7 @@ from lrsweep.backends.spark import (
 )
 from lrsweep.config import (
     BackendConfig,
+    ClusterConfig,
     Config,
     CVConfig,
     DatasetConfig,
@@ -50,6 +51,7 @@ from lrsweep.config import (
     StudyConfig,
     TrackingConfig,
 )
+from lrsweep.datasets.ctr import FEATURE_COLUMNS as CTR_FEATURES
 from lrsweep.errors import LrsweepError
 from lrsweep.metrics import area_metrics, curve_from_scores, merge_curves, metrics_at
 from lrsweep.space import ModelParams
@@ -232,7 +234,7 @@ def test_spark_fits_sklearns_model_for_the_same_C(
 # -- 3. the backend's evaluation against the scikit-learn backend on telco -----------------------------
 @pytest.fixture(scope="module")
 def telco(spark: Any) -> Any:
-    cfg = Config(backend=BackendConfig(name="spark", master="local[2]"), dataset=TELCO)
+    cfg = Config(backend=BackendConfig(name="spark"), cluster=ClusterConfig(master="local[2]"), dataset=TELCO)
     backend = SparkBackend(cfg)
     backend.setup(cfg)
     sk_cfg = Config(dataset=TELCO)
@@ -353,7 +355,8 @@ def test_sweep_runs_end_to_end_on_spark(spark: Any, tmp_path: Path) -> None:
     synthetic(400, seed=11).to_csv(csv, index=False)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg = Config(
-        backend=BackendConfig(name="spark", master="local[2]"),
+        backend=BackendConfig(name="spark"),
+        cluster=ClusterConfig(master="local[2]"),
         dataset=DatasetConfig(name="synthetic", path=str(csv), target="y", positive=None),
         search=SearchConfig(n_trials=3, n_startup_trials=3, max_iter=100),
         tracking=TrackingConfig(uri=uri, mode="inline", log_model=False),
@@ -404,7 +407,8 @@ def test_parquet_read_by_spark_with_hash_split_and_folds(spark: Any, tmp_path: P
     path = tmp_path / "data.parquet"
     df.to_parquet(path)
     cfg = Config(
-        backend=BackendConfig(name="spark", master="local[2]", spark_read_min_mb=0.0),
+        backend=BackendConfig(name="spark", spark_read_min_mb=0.0),
+        cluster=ClusterConfig(master="local[2]"),
         dataset=DatasetConfig(name="synthetic", path=str(path), target="y", positive=None),
         cv=CVConfig(folds=2),
     )
@@ -487,7 +491,7 @@ def test_sweep_on_a_standalone_cluster(tmp_path: Path) -> None:
         _wait_for(lambda: _master_state(webui).get("aliveworkers", 0) >= 1, 90, "the Spark worker")
         t_worker = time.perf_counter() - t0 - t_master
         run = subprocess.run(
-            [str(lrsweep_cli), "backend=spark", f"backend.master=spark://127.0.0.1:{port}"]
+            [str(lrsweep_cli), "backend=spark", "cluster=standalone", f"cluster.master=spark://127.0.0.1:{port}"]
             + ["search.n_trials=2", "search.max_iter=20", "tracking=off", "progress=false"],
             cwd=tmp_path,
             env=env,
@@ -509,3 +513,67 @@ def test_sweep_on_a_standalone_cluster(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=30)
+
+
+# -- 7. hashed features: Spark's FeatureHasher and lrsweep.hashing agree; the backends fit the same model --------
+@pytest.mark.parametrize("n_features", [2**20, 1000])
+def test_spark_feature_hasher_gives_lrsweep_hashing_buckets(spark: Any, n_features: int) -> None:
+    from pyspark.ml.feature import FeatureHasher
+
+    from lrsweep.hashing import hash_columns
+
+    df = pd.DataFrame(
+        {
+            "site_id": ["1fbe01fe", "Zürich", None, "1fbe01fe", ""],
+            "C1": ["1005", "1002", "1005", None, "-1"],
+            "hour_of_day": ["0", "13", "23", "13", None],
+        }
+    )
+    cols = list(df.columns)
+    sdf = spark.createDataFrame(df.astype(object).where(df.notna(), None))
+    hasher = FeatureHasher(inputCols=cols, categoricalCols=cols, numFeatures=n_features, outputCol="f")
+    got = np.array([r["f"].toArray() for r in hasher.transform(sdf).select("f").collect()])
+    np.testing.assert_array_equal(hash_columns(df, cols, n_features).toarray(), got)  # missing: no token, as Spark
+
+
+def test_hashed_ctr_sweep_part_matches_sklearn(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lrsweep.backends.spark import fit_preprocessing
+
+    monkeypatch.setenv("LRSWEEP_CACHE", str(tmp_path))
+    one_hot = ["C1", "banner_pos", "device_type", "device_conn_type", "C15", "C16", "C18"]
+    hashed = [c for c in (*CTR_FEATURES,) if c not in one_hot]
+    ds = DatasetConfig(
+        name="ctr", rows=3000, target="click", positive="1", drop=["hour"], categorical=one_hot + hashed,
+        hashed=hashed, hash_features=2**14,
+    )  # fmt: skip
+    cfg = Config(backend=BackendConfig(name="spark"), cluster=ClusterConfig(master="local[2]"), dataset=ds)
+    backend, reference = SparkBackend(cfg), SklearnBackend(Config(dataset=ds))
+    backend.setup(cfg)
+    reference.setup(Config(dataset=ds))
+    try:
+        fit = backend._folds[0].fit
+        assert fit.schema[FEATURES].metadata == {"ml_attr": {"num_attrs": fit.first()[FEATURES].size}}  # compact
+        p, threshold = params(0.5, tol=1e-10), 0.2
+        ev, sk_ev = backend.evaluate(p), reference.evaluate(p)
+        assert area_metrics(ev.curve)["roc_auc"] == pytest.approx(area_metrics(sk_ev.curve)["roc_auc"], abs=1e-4)
+        refit = backend.refit(p, threshold)
+        sk = reference.refit(ModelParams(0.5, 0.0, "l2", "lbfgs", "none", 100_000, 1e-10), threshold)
+        named = ["feature", "level", "scale"]
+        spark_named = refit.coefficients[refit.coefficients["feature"] != "(hashed)"]
+        sk_named = sk.coefficients[sk.coefficients["feature"] != "(hashed)"]
+        pd.testing.assert_frame_equal(spark_named[named], sk_named[named])
+        np.testing.assert_allclose(spark_named["coefficient"], sk_named["coefficient"], atol=1e-4)
+        both = refit.coefficients.merge(sk.coefficients, on=named, suffixes=("_spark", "_sk"))
+        assert (both["feature"] == "(hashed)").sum() > 100  # the same buckets, listed by both
+        np.testing.assert_allclose(both["coefficient_spark"], both["coefficient_sk"], atol=1e-4)
+        # the true model on the test rows: computed by Spark's Python workers, the same as scikit-learn's
+        assert refit.reference is not None and sk.reference is not None
+        assert refit.reference.log_loss == pytest.approx(sk.reference.log_loss, abs=1e-12)
+        assert refit.reference.log_loss < refit.test.log_loss
+    finally:
+        backend.close()
+        reference.close()
+    # hashed columns only: the hasher writes the features itself (no VectorAssembler naming 2**20 buckets)
+    only = spark.createDataFrame(pd.DataFrame({"a": ["x", "y"], LABEL: [0.0, 1.0]}))
+    pre, _ = fit_preprocessing(only, [], [], hashed=["a"], n_features=2**20)
+    assert [type(s).__name__ for s in pre.stages] == ["SQLTransformer", "FeatureHasher"]

@@ -12,7 +12,10 @@ from lrsweep.config import Config
 from lrsweep.metrics import Curve
 from lrsweep.space import ModelParams
 
-__all__ = ["Backend", "Evaluation", "FitInfo", "Prepared", "Refit"]
+__all__ = ["Backend", "Evaluation", "FitInfo", "Prepared", "Refit", "coefficient_frame", "HASHED_COEFFICIENT_ROWS"]
+
+# coefficients.csv lists at most this many hashed buckets (largest |coefficient| first): 2**20 rows would be 40 MB
+HASHED_COEFFICIENT_ROWS = 10_000
 
 
 @dataclass
@@ -52,6 +55,35 @@ class Refit:
     model: Any
     test: Evaluation
     coefficients: pd.DataFrame
+    # for a generated table: its true model scored on the same test rows (the best any model could do there)
+    reference: Evaluation | None = None
+
+
+def coefficient_frame(
+    rows: list[tuple[str, str, str]], coef: np.ndarray, hashed: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The coefficient table both backends log: (feature, level, scale, coefficient, odds_ratio).
+
+    ``rows`` name the intercept and the numeric and one-hot columns, ``coef`` holds their values in that order;
+    ``hashed`` holds the bucket coefficients, listed as feature "(hashed)", level "bucket N", non-zero ones only,
+    at most HASHED_COEFFICIENT_ROWS of them, largest |coefficient| first.
+    """
+    table = pd.DataFrame(rows, columns=["feature", "level", "scale"])
+    table["coefficient"] = np.asarray(coef, dtype=float)
+    if hashed is not None:
+        nz = np.flatnonzero(hashed)
+        nz = nz[np.argsort(-np.abs(hashed[nz]), kind="stable")][:HASHED_COEFFICIENT_ROWS]
+        extra = pd.DataFrame(
+            {
+                "feature": "(hashed)",
+                "level": [f"bucket {b}" for b in nz],
+                "scale": "token count",
+                "coefficient": hashed[nz].astype(float),
+            }
+        )
+        table = pd.concat([table, extra], ignore_index=True)
+    table["odds_ratio"] = np.exp(table["coefficient"])
+    return table
 
 
 class Backend(Protocol):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
@@ -18,31 +21,42 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from lrsweep.backends.base import Evaluation, FitInfo, Prepared, Refit
+from lrsweep.backends.base import Evaluation, FitInfo, Prepared, Refit, coefficient_frame
 from lrsweep.config import SOLVER_PENALTIES, Config
 from lrsweep.data import Split, Table, load_table, split_table
+from lrsweep.hashing import SparkFeatureHasher
 from lrsweep.metrics import curve_from_scores, log_loss
 from lrsweep.space import ModelParams
 
-__all__ = ["SklearnBackend", "make_preprocessor", "coefficient_table"]
+__all__ = ["SklearnBackend", "make_preprocessor", "coefficient_table", "true_model_scores"]
+
+log = logging.getLogger("lrsweep")
 
 
-def make_preprocessor(numeric: list[str], categorical: list[str]) -> ColumnTransformer:
-    """Impute + scale numerics; impute + one-hot categoricals (unknown levels at predict time ignored)."""
-    return ColumnTransformer(
-        [
-            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-            (
-                "cat",
-                make_pipeline(
-                    SimpleImputer(strategy="most_frequent"),
-                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-                ),
-                categorical,
+def make_preprocessor(
+    numeric: list[str], categorical: list[str], hashed: list[str] | None = None, n_features: int = 2**20
+) -> ColumnTransformer:
+    """Impute + scale numerics; impute + one-hot categoricals (unknown levels at predict time ignored); hash the
+    ``hashed`` columns into ``n_features`` buckets as Spark's FeatureHasher does (missing: no token).
+
+    With hashed columns the output is a sparse CSR matrix, else a dense array.
+    """
+    hashed = hashed or []
+    parts: list[tuple[str, Any, list[str]]] = [
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+        (
+            "cat",
+            make_pipeline(
+                SimpleImputer(strategy="most_frequent"),
+                OneHotEncoder(handle_unknown="ignore", sparse_output=bool(hashed)),
             ),
-        ],
-        remainder="drop",
-        verbose_feature_names_out=False,
+            categorical,
+        ),
+    ]
+    if hashed:
+        parts.append(("hash", SparkFeatureHasher(n_features), hashed))
+    return ColumnTransformer(
+        parts, remainder="drop", verbose_feature_names_out=False, sparse_threshold=1.0 if hashed else 0.0
     )
 
 
@@ -50,9 +64,10 @@ def coefficient_table(pre: ColumnTransformer, clf: LogisticRegression) -> pd.Dat
     """Coefficients on the original feature names (column, level), with odds ratios.
 
     Numeric coefficients are per standard deviation of the training data (the scaler's), so the odds
-    ratio reads "odds multiply by this per 1 SD".
+    ratio reads "odds multiply by this per 1 SD". Hashed buckets follow (see ``coefficient_frame``).
     """
     rows: list[tuple[str, str, str]] = [("(intercept)", "", "")]
+    n_hashed = 0
     for name, _, cols in pre.transformers_:
         if name == "num":
             rows += [(c, "", "per 1 SD") for c in cols]
@@ -60,11 +75,41 @@ def coefficient_table(pre: ColumnTransformer, clf: LogisticRegression) -> pd.Dat
             enc = pre.named_transformers_["cat"][-1]
             for col, levels in zip(cols, enc.categories_, strict=True):
                 rows += [(col, str(lev), "one-hot") for lev in levels]
-    coef = np.r_[clf.intercept_[0], clf.coef_[0]]
-    table = pd.DataFrame(rows, columns=["feature", "level", "scale"])
-    table["coefficient"] = coef
-    table["odds_ratio"] = np.exp(coef)
-    return table
+        elif name == "hash" and len(cols):
+            n_hashed = pre.named_transformers_["hash"].n_features
+    coef = clf.coef_[0]
+    named = np.r_[clf.intercept_[0], coef[: len(coef) - n_hashed]]
+    return coefficient_frame(rows, named, coef[len(coef) - n_hashed :] if n_hashed else None)
+
+
+def true_model_scores(table: Table, rows: np.ndarray) -> np.ndarray | None:
+    """The generated table's true click probabilities for ``rows``, or None (not generated, columns missing)."""
+    if table.generated is None:
+        return None
+    from lrsweep.datasets.ctr import FEATURE_COLUMNS, true_probabilities
+
+    if any(c not in table.X.columns for c in FEATURE_COLUMNS):
+        log.info("no Bayes-optimal reference: the sweep dropped some of the true model's columns")
+        return None
+    return true_probabilities(table.X.iloc[rows], seed=int(table.generated["params"]["seed"]))
+
+
+@contextlib.contextmanager
+def _hasher_by_value() -> Iterator[None]:
+    """Pickle lrsweep.hashing's code into the model, so it loads where lrsweep is not installed."""
+    import cloudpickle
+
+    import lrsweep.hashing
+
+    cloudpickle.register_pickle_by_value(lrsweep.hashing)
+    try:
+        yield
+    finally:
+        cloudpickle.unregister_pickle_by_value(lrsweep.hashing)
+
+
+def _contiguous(X: Any) -> Any:
+    return X.tocsr() if sp.issparse(X) else np.ascontiguousarray(X)
 
 
 class SklearnBackend:
@@ -74,6 +119,8 @@ class SklearnBackend:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
+        if cfg.dataset.hashed:  # newton-cholesky builds a dense n_features^2 Hessian: 8 TiB for 2**20 buckets
+            self.solvers = tuple(s for s in SOLVER_PENALTIES if s != "newton-cholesky")
         self.table: Table | None = None
         self.split: Split | None = None
         # (X_fit, y_fit, X_score, y_score) per fold, preprocessed once; index 0 is train/validation
@@ -90,19 +137,25 @@ class SklearnBackend:
         self.table, self.split = table, split
         pairs = split.folds if split.folds else [(split.train, split.val)]
         for fit_pos, score_pos in pairs:
-            pre = make_preprocessor(table.numeric, table.categorical)
+            pre = self._preprocessor()
             Xa = pre.fit_transform(table.X.iloc[fit_pos])  # fitted on the fitting part only: no leakage
             Xb = pre.transform(table.X.iloc[score_pos])
-            self._parts.append(
-                (np.ascontiguousarray(Xa), table.y[fit_pos], np.ascontiguousarray(Xb), table.y[score_pos])
-            )
+            self._parts.append((_contiguous(Xa), table.y[fit_pos], _contiguous(Xb), table.y[score_pos]))
+        features = {"numeric": table.numeric, "categorical": table.categorical}
+        if table.hashed:
+            features["hashed"] = table.hashed
         return Prepared(
             fingerprint=table.fingerprint,
             rows={"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-            features={"numeric": table.numeric, "categorical": table.categorical},
+            features=features,
             dropped=table.dropped,
             input_example=table.X.iloc[split.train[:5]].copy(),
         )
+
+    def _preprocessor(self) -> ColumnTransformer:
+        assert self.table is not None
+        t = self.table
+        return make_preprocessor(t.numeric, t.categorical, t.hashed, self.cfg.dataset.hash_features)
 
     @property
     def n_folds(self) -> int:
@@ -149,9 +202,7 @@ class SklearnBackend:
     def refit(self, params: ModelParams, threshold: float) -> Refit:
         assert self.table is not None and self.split is not None
         t, s = self.table, self.split
-        pipe = Pipeline(
-            [("preprocess", make_preprocessor(t.numeric, t.categorical)), ("model", self._classifier(params))]
-        )
+        pipe = Pipeline([("preprocess", self._preprocessor()), ("model", self._classifier(params))])
         # FixedThresholdClassifier makes the logged model's predict() use the threshold chosen on validation
         model = FixedThresholdClassifier(pipe, threshold=threshold, response_method="predict_proba")
         pos = s.trainval
@@ -160,7 +211,12 @@ class SklearnBackend:
         p = model.predict_proba(t.X.iloc[s.test])[:, 1]
         test = Evaluation(curve_from_scores(yt, p), log_loss(yt, p), len(yt), info, (yt, p))
         fitted = model.estimator_
-        return Refit(model, test, coefficient_table(fitted.named_steps["preprocess"], fitted.named_steps["model"]))
+        table = coefficient_table(fitted.named_steps["preprocess"], fitted.named_steps["model"])
+        reference = None
+        truth = true_model_scores(t, s.test)
+        if truth is not None:
+            reference = Evaluation(curve_from_scores(yt, truth), log_loss(yt, truth), len(yt), FitInfo(0.0, 0, True))
+        return Refit(model, test, table, reference)
 
     def log_model(self, refit: Refit, threshold: float, pip_requirements: list[str]) -> str:
         import mlflow.sklearn
@@ -176,7 +232,8 @@ class SklearnBackend:
             # cloudpickle (not skops): skops refuses FixedThresholdClassifier without a trusted-type list
             warnings.filterwarnings("ignore", message=".*pickle or cloudpickle format.*")
             logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
-            info = self._log(mlflow, refit, signature, example, pip_requirements, threshold)
+            with _hasher_by_value():
+                info = self._log(mlflow, refit, signature, example, pip_requirements, threshold)
         return str(info.model_uri)
 
     @staticmethod

@@ -83,6 +83,12 @@ def main() -> int:
     ap.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--max-iter", type=int, default=100)
+    ap.add_argument(
+        "--study-dir",
+        type=Path,
+        help="keep each size's study (journal) in DIR/<backend>-<rows> instead of a temporary folder: a run cut "
+        "short still has its finished trials' times, and running the same command again resumes it",
+    )
     args = ap.parse_args()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     register_configs()
@@ -91,8 +97,13 @@ def main() -> int:
         t0 = time.perf_counter()
         ensure_ctr_table(rows)
         gen = time.perf_counter() - t0
-        with tempfile.TemporaryDirectory() as tmp:
-            rec = run(args.backend, rows, args.trials, args.max_iter, tmp)
+        if args.study_dir:
+            kept = args.study_dir / f"{args.backend}-{rows}"
+            kept.mkdir(parents=True, exist_ok=True)
+            rec = run(args.backend, rows, args.trials, args.max_iter, str(kept))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                rec = run(args.backend, rows, args.trials, args.max_iter, tmp)
         rec["table_ready_s"] = round(gen, 1)
         print(json.dumps(rec), flush=True)
         out.append(rec)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -367,11 +368,31 @@ def test_sweep_runs_end_to_end_on_spark(spark: Any, tmp_path: Path) -> None:
     assert result.n_finished == 3 and result.states == {"COMPLETE": 3}
     assert not any(k.startswith("solver") for k in result.best_params)
     assert 0.5 < result.test_metrics["roc_auc"] <= 1.0
+    # the same sweep on scikit-learn into the same store: one experiment, the same layout side by side
+    sk_cfg = replace(cfg, backend=BackendConfig(name="sklearn"), search=replace(cfg.search, solvers=["lbfgs"]))
+    assert run_sweep(sk_cfg).n_finished == 3
     client = MlflowClient(tracking_uri=uri)
-    runs = client.search_runs([client.get_experiment_by_name(cfg.experiment_name).experiment_id])
-    children = [r for r in runs if r.data.tags.get("lrsweep.kind") == "trial"]
-    assert len(children) == 3
-    assert all("spark.regParam" in r.data.params and "C" in r.data.params for r in children)
+    (experiment,) = client.search_experiments()
+    assert experiment.name == cfg.experiment_name
+    runs = client.search_runs([experiment.experiment_id])
+    backend_of = {r.info.run_id: r.data.tags["lrsweep.backend"] for r in runs if r.data.tags["lrsweep.kind"] == "sweep"}
+    by: dict[tuple[str, str], list[Any]] = {}
+    for r in runs:
+        backend = backend_of[r.data.tags.get("mlflow.parentRunId", r.info.run_id)]
+        by.setdefault((backend, r.data.tags["lrsweep.kind"]), []).append(r)
+    assert {k: len(v) for k, v in by.items()} == {
+        ("spark", "trial"): 3,
+        ("spark", "sweep"): 1,
+        ("sklearn", "trial"): 3,
+        ("sklearn", "sweep"): 1,
+    }
+    spark_child, sk_child = by["spark", "trial"][0].data, by["sklearn", "trial"][0].data
+    assert all("spark.regParam" in r.data.params and "C" in r.data.params for r in by["spark", "trial"])
+    # same metric names; the shared vocabulary on both; Spark's own names only added, under spark.*
+    assert set(spark_child.metrics) == set(sk_child.metrics)
+    assert set(sk_child.params) - {"solver"} <= set(spark_child.params)
+    assert all(k.startswith("spark.") for k in set(spark_child.params) - set(sk_child.params))
+    assert set(by["spark", "sweep"][0].data.metrics) == set(by["sklearn", "sweep"][0].data.metrics)
 
 
 def test_missing_pyspark_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -339,32 +338,3 @@ def test_cli_as_module(tmp_path: Path) -> None:
         "python -m lrsweep.datasets.ctr: error: --rows must be between 100 and 2**40 (got 5)"
     ]
     assert list(tmp_path.iterdir()) == []
-
-
-# ---------------------------------------------------------------------------------------------------- Spark
-
-
-@pytest.mark.spark
-def test_spark_feature_hasher_uses_the_same_buckets() -> None:
-    if os.environ.get("LRSWEEP_SPARK_TESTS") != "1":
-        pytest.skip("starts a JVM (15-50 s): set LRSWEEP_SPARK_TESTS=1")
-    pytest.importorskip("pyspark")
-    if shutil.which("java") is None:
-        pytest.skip("no Java")
-    from pyspark.ml.feature import FeatureHasher
-    from pyspark.sql import SparkSession
-    from pyspark.sql import functions as F
-
-    df = ctr.generate_ctr_frame(300, seed=0)
-    spark = SparkSession.builder.master("local[1]").appName("ctr-hash").getOrCreate()
-    try:
-        sdf = spark.createDataFrame(df).withColumn("hour_of_day", F.col("hour") % 100)
-        cols = list(ctr.FEATURE_COLUMNS)
-        hasher = FeatureHasher(numFeatures=2**ctr.HASH_BITS, inputCols=cols, categoricalCols=cols, outputCol="f")
-        rows = hasher.transform(sdf).select("f").collect()
-    finally:
-        spark.stop()
-    X = ctr.hash_features(df)
-    for i, row in enumerate(rows):
-        v = row["f"]
-        assert v.indices.tolist() == X[i].indices.tolist() and v.values.tolist() == X[i].data.tolist()

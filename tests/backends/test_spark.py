@@ -369,10 +369,10 @@ def test_sweep_runs_end_to_end_on_spark(spark: Any, tmp_path: Path) -> None:
     assert not any(k.startswith("solver") for k in result.best_params)
     assert 0.5 < result.test_metrics["roc_auc"] <= 1.0
     # the same sweep on scikit-learn into the same store: one experiment, the same layout side by side
-    sk_cfg = replace(cfg, backend=BackendConfig(name="sklearn"), search=replace(cfg.search, solvers=["lbfgs"]))
+    sk_cfg = replace(cfg, backend=BackendConfig(name="sklearn"))
     assert run_sweep(sk_cfg).n_finished == 3
     client = MlflowClient(tracking_uri=uri)
-    (experiment,) = client.search_experiments()
+    (experiment,) = [e for e in client.search_experiments() if e.name != "Default"]  # both sweeps, one experiment
     assert experiment.name == cfg.experiment_name
     runs = client.search_runs([experiment.experiment_id])
     backend_of = {r.info.run_id: r.data.tags["lrsweep.backend"] for r in runs if r.data.tags["lrsweep.kind"] == "sweep"}
@@ -388,10 +388,16 @@ def test_sweep_runs_end_to_end_on_spark(spark: Any, tmp_path: Path) -> None:
     }
     spark_child, sk_child = by["spark", "trial"][0].data, by["sklearn", "trial"][0].data
     assert all("spark.regParam" in r.data.params and "C" in r.data.params for r in by["spark", "trial"])
-    # same metric names; the shared vocabulary on both; Spark's own names only added, under spark.*
+    # same metric names; the same shared vocabulary (Spark has no solver); each library's own names under its prefix
     assert set(spark_child.metrics) == set(sk_child.metrics)
-    assert set(sk_child.params) - {"solver"} <= set(spark_child.params)
-    assert all(k.startswith("spark.") for k in set(spark_child.params) - set(sk_child.params))
+
+    def shared(params: dict[str, str]) -> set[str]:
+        return {k for k in params if not k.startswith(("spark.", "sklearn."))}
+
+    assert shared(sk_child.params) - {"solver"} == shared(spark_child.params)
+    assert {"C", "l1_ratio", "penalty", "class_weight"} <= shared(spark_child.params)
+    assert {"spark.regParam", "spark.elasticNetParam"} <= set(spark_child.params)
+    assert not any(k.startswith("sklearn.") for k in spark_child.params)
     assert set(by["spark", "sweep"][0].data.metrics) == set(by["sklearn", "sweep"][0].data.metrics)
 
 
@@ -555,6 +561,25 @@ def test_spark_feature_hasher_gives_lrsweep_hashing_buckets(spark: Any, n_featur
     hasher = FeatureHasher(inputCols=cols, categoricalCols=cols, numFeatures=n_features, outputCol="f")
     got = np.array([r["f"].toArray() for r in hasher.transform(sdf).select("f").collect()])
     np.testing.assert_array_equal(hash_columns(df, cols, n_features).toarray(), got)  # missing: no token, as Spark
+
+
+def test_feature_hasher_on_a_generated_ctr_frame_gives_the_true_models_buckets(spark: Any) -> None:
+    """The generator's true model hashes its own columns (integers as they come) as Spark does from the table."""
+    from pyspark.ml.feature import FeatureHasher
+    from pyspark.sql import functions as F
+
+    from lrsweep.datasets import ctr
+
+    df = ctr.generate_ctr_frame(300, seed=0)
+    sdf = spark.createDataFrame(df).withColumn("hour_of_day", F.col("hour") % 100)
+    cols = list(ctr.FEATURE_COLUMNS)
+    hasher = FeatureHasher(numFeatures=2**ctr.HASH_BITS, inputCols=cols, categoricalCols=cols, outputCol="f")
+    rows = hasher.transform(sdf).select("f").collect()
+    X = ctr.hash_features(df)
+    assert len(rows) == X.shape[0] == 300
+    for i, row in enumerate(rows):
+        v = row["f"]
+        assert v.indices.tolist() == X[i].indices.tolist() and v.values.tolist() == X[i].data.tolist()
 
 
 def test_hashed_ctr_sweep_part_matches_sklearn(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

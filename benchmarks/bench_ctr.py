@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from optuna.trial import TrialState
 
 import lrsweep
 from lrsweep.cli import register_configs, to_config
@@ -31,6 +32,18 @@ from lrsweep.datasets.ctr import ensure_ctr_table, read_meta
 from lrsweep.sweep import run_sweep
 
 CONF = str(Path(lrsweep.__file__).parent / "conf")
+
+
+def finished_records(journal: str) -> list[dict]:
+    """The lrsweep record of every COMPLETE trial in a study journal (start/end times, fit seconds, iterations)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(journal))
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    return [t.user_attrs["lrsweep_record"] for t in study.get_trials(deepcopy=False, states=[TrialState.COMPLETE])]
 
 
 def run(backend: str, rows: int, trials: int, max_iter: int, study_dir: str) -> dict:
@@ -55,17 +68,21 @@ def run(backend: str, rows: int, trials: int, max_iter: int, study_dir: str) -> 
     t0 = time.perf_counter()
     result = run_sweep(cfg, progress=False)
     wall = time.perf_counter() - t0
-    per_trial = result.trial_seconds
+    records = finished_records(result.summary["storage"])  # every finished trial, also those of a resumed run
+    per_trial = [(r["end_ms"] - r["start_ms"]) / 1000 for r in records]
+    per_iter = [r["metrics"]["fit_seconds"] / r["metrics"]["n_iter"] for r in records if r["metrics"]["n_iter"]]
     bayes = result.bayes_metrics or {}
     meta = read_meta(ensure_ctr_table(rows))
     return {
         "backend": backend,
         "rows": rows,
-        "trials": len(per_trial),
+        "trials": len(per_trial),  # finished in the study (a resumed run counts the earlier ones too)
         "setup_s": round(result.summary["phases"].get("setup", float("nan")), 1),
         "trial_median_s": round(statistics.median(per_trial), 2),
         "trial_mean_s": round(statistics.fmean(per_trial), 2),
         "trial_max_s": round(max(per_trial), 2),
+        "iterations_median": statistics.median(r["metrics"]["n_iter"] for r in records),
+        "fit_s_per_iteration_median": round(statistics.median(per_iter), 3),
         "refit_test_s": round(result.summary["phases"].get("refit_and_test", float("nan")), 1),
         "wall_s": round(wall, 1),
         "best": {k: result.best_params.get(k) for k in ("C", "penalty")},
@@ -110,15 +127,15 @@ def main() -> int:
     print()
     print(
         "| backend | rows | setup s | trial median s | trial mean s | test log loss | Bayes log loss | excess "
-        "| test ROC AUC | Bayes ROC AUC |"
+        "| test ROC AUC | Bayes ROC AUC | iterations | fit s / iteration |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in out:
         print(
             f"| {r['backend']} | {r['rows']:,} | {r['setup_s']} | {r['trial_median_s']} | {r['trial_mean_s']} "
             f"| {r['test_log_loss']:.4f} | {r['bayes_test_log_loss']:.4f} "
             f"| {r['test_log_loss'] - r['bayes_test_log_loss']:+.4f} | {r['test_roc_auc']:.4f} "
-            f"| {r['bayes_test_roc_auc']:.4f} |"
+            f"| {r['bayes_test_roc_auc']:.4f} | {r['iterations_median']:g} | {r['fit_s_per_iteration_median']} |"
         )
     return 0
 

@@ -54,3 +54,15 @@ def spark() -> Iterator[Any]:
             os.environ.pop("SPARK_LOCAL_IP", None)
         else:
             os.environ["SPARK_LOCAL_IP"] = old
+
+
+@pytest.fixture
+def sqlite_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An MLflow sqlite store in tmp_path, as the global tracking URI and MLFLOW_TRACKING_URI (what log_model
+    writes to); tests/conftest.py puts the previous URI back after the test."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    return uri

@@ -26,7 +26,7 @@ print(json.dumps([float(v) for v in model.predict(pd.read_json(sys.argv[2], orie
 
 
 @pytest.mark.slow
-def test_hashed_model_loads_and_predicts_without_lrsweep(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hashed_model_loads_and_predicts_without_lrsweep(tmp_path: Path, sqlite_tracking: str) -> None:
     import mlflow
 
     rng = np.random.default_rng(0)
@@ -39,21 +39,17 @@ def test_hashed_model_loads_and_predicts_without_lrsweep(tmp_path: Path, monkeyp
     backend = SklearnBackend(cfg)
     backend.setup(cfg)
     refit = backend.refit(ModelParams(1.0, 0.0, "l2", "lbfgs", "none", 500, 1e-6), 0.4)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        with mlflow.start_run():
-            model_uri = backend.log_model(refit, 0.4, pip_requirements(backend))
-    finally:
-        mlflow.set_tracking_uri(previous)
+    with mlflow.start_run():
+        model_uri = backend.log_model(refit, 0.4, pip_requirements(backend))
     example = df.drop(columns="y").iloc[:20].assign(user=lambda d: d["user"].astype(str))
     example.to_json(tmp_path / "x.json", orient="split")
     out = subprocess.run(
         [sys.executable, "-c", LOAD_WITHOUT_LRSWEEP, model_uri, str(tmp_path / "x.json")],
-        capture_output=True, text=True, env={"MLFLOW_TRACKING_URI": uri, "PATH": "/usr/bin:/bin"}, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={"MLFLOW_TRACKING_URI": sqlite_tracking, "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     expected = refit.model.predict(example).astype(float)
     np.testing.assert_array_equal(json.loads(out.stdout.strip().splitlines()[-1]), expected)

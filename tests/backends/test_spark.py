@@ -302,7 +302,7 @@ def test_evaluate_matches_the_sklearn_backend(telco: Any, p: ModelParams, binned
 
 
 # -- 4. refit, log the model, load it back ------------------------------------------------------------
-def test_refit_log_model_and_load_it_back(telco: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_refit_log_model_and_load_it_back(telco: Any, tmp_path: Path, sqlite_tracking: str) -> None:
     import mlflow
 
     backend, reference = telco
@@ -321,22 +321,15 @@ def test_refit_log_model_and_load_it_back(telco: Any, tmp_path: Path, monkeypatc
     auc, sk_auc = area_metrics(refit.test.curve)["roc_auc"], area_metrics(sk_refit.test.curve)["roc_auc"]
     assert auc == pytest.approx(sk_auc, abs=1e-4)
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        with mlflow.start_run():
-            t0 = time.perf_counter()
-            model_uri = backend.log_model(refit, threshold, pip_requirements(backend))
-            assert time.perf_counter() - t0 < 60  # no pip inference (~10 s on its own, NOTES.md)
-        loaded = mlflow.pyfunc.load_model(model_uri)
-        assert loaded.metadata.metadata["threshold"] == threshold
-        reqs = Path(mlflow.pyfunc.get_model_dependencies(model_uri)).read_text()
-        assert f"pyspark=={version('pyspark')}" in reqs and "pyarrow==" in reqs
-        assert "scikit-learn" not in reqs  # a Spark model does not need scikit-learn to serve
-    finally:
-        mlflow.set_tracking_uri(previous)
+    with mlflow.start_run():
+        t0 = time.perf_counter()
+        model_uri = backend.log_model(refit, threshold, pip_requirements(backend))
+        assert time.perf_counter() - t0 < 60  # no pip inference (~10 s on its own, NOTES.md)
+    loaded = mlflow.pyfunc.load_model(model_uri)
+    assert loaded.metadata.metadata["threshold"] == threshold
+    reqs = Path(mlflow.pyfunc.get_model_dependencies(model_uri)).read_text()
+    assert f"pyspark=={version('pyspark')}" in reqs and "pyarrow==" in reqs
+    assert "scikit-learn" not in reqs  # a Spark model does not need scikit-learn to serve
     from pyspark.ml.functions import vector_to_array
 
     example = reference.table.X.iloc[reference.split.test[:8]].copy()

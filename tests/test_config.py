@@ -18,17 +18,12 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 import lrsweep
+from lrsweep.backends import capabilities_of
+from lrsweep.backends.sklearn import SOLVER_PENALTIES
 from lrsweep.cli import register_configs, to_config
-from lrsweep.config import (
-    SOLVER_PENALTIES,
-    THRESHOLD_STRATEGIES,
-    Config,
-    SearchConfig,
-    ThresholdConfig,
-    study_name,
-    validate,
-)
+from lrsweep.config import Config, SearchConfig, study_name, validate
 from lrsweep.errors import LrsweepError
+from lrsweep.thresholds import STRATEGIES, strategy_config
 
 CONF = (Path(lrsweep.__file__).parent / "conf").resolve()
 CSV = ["dataset.path=data.csv", "dataset.target=Outcome"]
@@ -65,7 +60,7 @@ def options(group: str) -> list[str]:
 def assert_yaml_applied(section, path: Path, given: set[str] = frozenset()) -> None:
     """Every value the option's YAML file sets is what the typed config holds (except keys ``given``)."""
     for key, want in yaml.safe_load(path.read_text()).items():
-        if key in given:
+        if key in given or key == "defaults":  # the defaults list names the option's schema
             continue
         got = getattr(section, key)
         if isinstance(want, dict):
@@ -81,7 +76,7 @@ def test_the_shipped_groups_have_the_documented_options():
     assert set(options("dataset")) >= {"telco_churn", "csv", "ctr"}
     assert set(options("cluster")) >= {"local", "standalone"}
     assert set(options("search")) >= {"default", "l1", "l2", "elasticnet"}
-    assert set(options("threshold")) == set(THRESHOLD_STRATEGIES)
+    assert set(options("threshold")) == set(STRATEGIES)
     assert set(options("tracking")) >= {"default", "off"}
 
 
@@ -112,8 +107,8 @@ def test_every_option_composes_and_validates(group, option):
     if extra == CSV:
         assert (cfg.dataset.path, cfg.dataset.target) == ("data.csv", "Outcome")
         assert cfg.dataset.label == "data"
-    validate(cfg, backend_solvers=cfg.backend.name != "spark")
-    validate(cfg, backend_solvers=False)  # as the Spark backend validates every option
+    validate(cfg)
+    validate(cfg, capabilities_of("spark"))  # a backend without a solver choice accepts every option too
 
 
 def test_overrides_reach_the_typed_config():
@@ -125,7 +120,7 @@ def test_overrides_reach_the_typed_config():
     assert cfg.search.n_trials == 7 and cfg.search.C.low == 0.01 and cfg.search.penalties == ["elasticnet"]
     assert cfg.threshold.strategy == "recall_at" and cfg.threshold.min_recall == 0.9
     assert (cfg.seed, cfg.cv.folds, cfg.split.val_size) == (3, 5, 0.25)
-    validate(cfg, backend_solvers=False)
+    validate(cfg)
 
 
 @pytest.mark.parametrize(
@@ -153,7 +148,7 @@ def test_solver_unable_to_fit_the_penalty_is_refused_from_the_command_line():
         validate(cfg)
     assert "search.solvers" in str(info.value) and "l1" in str(info.value)
     # backends without a solver choice (Spark) do not check solvers
-    validate(cfg, backend_solvers=False)
+    validate(cfg, capabilities_of("spark"))
 
 
 @pytest.mark.parametrize(
@@ -225,8 +220,8 @@ def test_csv_dataset_without_path_or_target_is_refused(missing):
 
 
 def test_validate_accepts_every_threshold_strategy():
-    for st in THRESHOLD_STRATEGIES:
-        validate(Config(threshold=ThresholdConfig(strategy=st)))
+    for st in STRATEGIES:
+        validate(Config(threshold=strategy_config(st)))
 
 
 # -- study names ------------------------------------------------------------------------------------------
@@ -333,3 +328,110 @@ def test_older_studies_keep_their_names():
     hashed = Config()
     hashed.dataset.hashed = ["contract"]
     assert study_name(hashed) != study_name(Config())
+
+
+# Study names derived by lrsweep 0.1.0 before the schemas were split per option (commit f23666c): the same
+# command lines must keep resuming the same studies.
+GOLDEN_STUDY_NAMES = [
+    ([], "lrsweep-telco_churn-sklearn-default-7fe05c5e"),
+    (["search=l1"], "lrsweep-telco_churn-sklearn-l1-5adf182b"),
+    (["search=l2"], "lrsweep-telco_churn-sklearn-l2-d812af24"),
+    (["search=elasticnet"], "lrsweep-telco_churn-sklearn-elasticnet-a5635b14"),
+    (["threshold=recall_at"], "lrsweep-telco_churn-sklearn-default-9d640252"),
+    (["threshold=recall_at", "threshold.min_recall=0.9"], "lrsweep-telco_churn-sklearn-default-531553f3"),
+    (["threshold=precision_at"], "lrsweep-telco_churn-sklearn-default-8a0b8907"),
+    (["threshold=cost"], "lrsweep-telco_churn-sklearn-default-ab123e68"),
+    (["threshold=fixed"], "lrsweep-telco_churn-sklearn-default-02794dd1"),
+    (["threshold=searched"], "lrsweep-telco_churn-sklearn-default-ac6cc643"),
+    (["threshold=youden"], "lrsweep-telco_churn-sklearn-default-cb7f63ad"),
+    (["cv.folds=5"], "lrsweep-telco_churn-sklearn-default-744c0cf7"),
+    (["seed=7"], "lrsweep-telco_churn-sklearn-default-f23476e9"),
+    (["objective.metric=pr_auc"], "lrsweep-telco_churn-sklearn-default-68e394fa"),
+    (["backend=spark"], "lrsweep-telco_churn-spark-default-b2112305"),
+    (["backend=spark", "search=l2"], "lrsweep-telco_churn-spark-l2-c2d1fa4d"),
+    (
+        ["backend=spark", "cluster=standalone", "cluster.master=spark://127.0.0.1:7077"],
+        "lrsweep-telco_churn-spark-default-b2112305",
+    ),
+    (["dataset=ctr"], "lrsweep-ctr-sklearn-default-4fae6811"),
+    (["dataset=ctr", "dataset.rows=1000000"], "lrsweep-ctr-sklearn-default-e623e2bf"),
+    (["dataset=ctr", "backend=spark", "search=l2", "search.max_iter=100"], "lrsweep-ctr-spark-l2-d47d875e"),
+    (
+        ["dataset=csv", "dataset.path=my.csv", "dataset.target=Outcome", "dataset.positive=yes"],
+        "lrsweep-my-sklearn-default-a74fed30",
+    ),
+    (
+        [
+            "dataset=csv",
+            "dataset.path=data/my.parquet",
+            "dataset.target=y",
+            "dataset.drop=[a,b]",
+            "dataset.id_columns=[id]",
+        ],
+        "lrsweep-my-sklearn-default-449370d0",
+    ),
+    (["search.solvers=[lbfgs,liblinear]", "search.penalties=[l2,l1]"], "lrsweep-telco_churn-sklearn-default-7047623b"),
+    (["tracking.experiment=custom"], "custom-sklearn-default-7fe05c5e"),
+    (["split.val_size=0.25", "split.test_size=0.25"], "lrsweep-telco_churn-sklearn-default-2fd8c347"),
+    (["search.sampler=random"], "lrsweep-telco_churn-sklearn-default-2854236e"),
+    (["search.sampler=grid", "search.grid_points=3"], "lrsweep-telco_churn-sklearn-default-5c8805ec"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "name"), GOLDEN_STUDY_NAMES, ids=[n for _, n in GOLDEN_STUDY_NAMES])
+def test_existing_command_lines_keep_their_study_names(overrides, name):
+    assert study_name(compose_config(*overrides)) == name
+
+
+@pytest.mark.parametrize(
+    ("overrides", "schema"),
+    [
+        ([], "F1Threshold"),
+        (["threshold=recall_at"], "RecallAtThreshold"),
+        (["threshold=cost"], "CostThreshold"),
+        (["backend=spark"], "SparkConfig"),
+        (["backend=sklearn"], "BackendConfig"),
+        (["cluster=standalone"], "StandaloneCluster"),
+        ([], "LocalCluster"),
+    ],
+)
+def test_each_option_composes_onto_its_own_schema(overrides, schema):
+    cfg = compose_config(*overrides)
+    assert schema in {type(cfg.threshold).__name__, type(cfg.backend).__name__, type(cfg.cluster).__name__}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["threshold=f1", "threshold.cost_fn=3"], "threshold.cost_fn"),  # another strategy's knob
+        (["backend=sklearn", "backend.bins=10"], "backend.bins"),  # a Spark setting under scikit-learn
+        (["threshold=recall_at", "threshold.min_recal=0.9"], "threshold.min_recal"),
+    ],
+)
+def test_settings_of_another_option_are_unknown_keys(overrides, needle):
+    register_configs()
+    with (
+        initialize_config_dir(version_base="1.3", config_dir=str(CONF)),
+        pytest.raises((HydraException, OmegaConfBaseException)) as info,
+    ):
+        compose("config", overrides=overrides)
+    assert needle in str(info.value)
+
+
+def test_a_key_appended_with_plus_is_refused_not_dropped():
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        composed = compose("config", overrides=["+dataset.foo=1"])
+    with pytest.raises(LrsweepError, match="unknown config key 'dataset.foo'"):
+        to_config(composed)
+
+
+def test_a_knob_of_another_threshold_strategy_no_longer_changes_the_study():
+    """Under threshold=f1 the cost strategy's knobs do not exist, so they cannot start a new study."""
+    import dataclasses as dc
+
+    f1 = compose_config("threshold=f1")
+    assert {f.name for f in dc.fields(f1.threshold)} == {"strategy"}
+    assert study_name(compose_config("threshold=cost", "threshold.cost_fn=3")) != study_name(
+        compose_config("threshold=cost")
+    )

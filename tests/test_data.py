@@ -344,7 +344,10 @@ def ctr_config(**kw) -> DatasetConfig:
     from lrsweep.datasets.ctr import FEATURE_COLUMNS
 
     cols = list(FEATURE_COLUMNS)
-    base = dict(name="ctr", rows=500, target="click", positive="1", drop=["hour"], categorical=cols, hashed=cols)
+    base = dict(
+        name="ctr", source="generated", generator="ctr", rows=500, target="click", positive="1", drop=["hour"],
+        categorical=cols, hashed=cols,
+    )  # fmt: skip
     return DatasetConfig(**(base | kw))
 
 
@@ -361,9 +364,8 @@ def test_dataset_ctr_generates_once_and_reads_hour_of_day(tmp_path, monkeypatch)
     raw = pd.read_parquet(files[0])
     assert (table.X["hour_of_day"] == (raw["hour"] % 100).astype(str)).all()  # derived, as text like the others
     assert (table.X["C1"] == raw["C1"].astype(str)).all()
-    assert table.generated["params"]["seed"] == 0 and table.fingerprint["generated"]["bayes_log_loss"] == pytest.approx(
-        meta["bayes_log_loss"]
-    )
+    generated = table.fingerprint["generated"]
+    assert generated["params"]["seed"] == 0 and generated["bayes_log_loss"] == pytest.approx(meta["bayes_log_loss"])
     again = load_table(ctr_config())  # the second read does not generate
     assert files[0].stat().st_mtime_ns == next((tmp_path / "ctr").glob("*.parquet")).stat().st_mtime_ns
     pd.testing.assert_frame_equal(again.X, table.X)

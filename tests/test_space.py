@@ -17,8 +17,10 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 import lrsweep
-from lrsweep.config import PENALTIES, SOLVER_PENALTIES, FloatRange, SearchConfig, ThresholdConfig
-from lrsweep.space import ModelParams, grid, suggest
+from lrsweep.backends.sklearn import SOLVER_PENALTIES, SklearnBackend
+from lrsweep.config import PENALTIES, FloatRange, SearchConfig
+from lrsweep.space import ModelParams, grid, solver_pool, suggest
+from lrsweep.thresholds import F1Threshold, SearchedThreshold, ThresholdConfig, strategy_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -27,6 +29,11 @@ CONF = Path(lrsweep.__file__).parent / "conf"
 SPACES = ["default", "l1", "l2", "elasticnet"]
 # the regularisation each family means, in scikit-learn >= 1.8 terms (C, l1_ratio)
 FAMILY = {"none": (math.inf, 0.0), "l2": (1.0, 0.0), "l1": (1.0, 1.0), "elasticnet": (1.0, 0.5)}
+
+
+def pool(search: SearchConfig, has_solvers: bool = True):
+    """The solver pool the scikit-learn backend gives ``search`` (None: a backend without solver choice)."""
+    return solver_pool(search, SklearnBackend.capabilities) if has_solvers else None
 
 
 def load_search(name: str) -> SearchConfig:
@@ -113,13 +120,13 @@ def test_solver_table_matches_scikit_learn(solver, tiny):
 def test_random_sampler_never_proposes_an_impossible_fit(space, tiny):
     X, y = tiny
     search = load_search(space)
-    threshold = ThresholdConfig()
+    threshold = F1Threshold()
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=SEED))
     seen_penalties, seen_solvers = set(), set()
     values = np.random.default_rng(SEED).random(60)
     for value in values:
         trial = study.ask()
-        p = suggest(trial, search, threshold)
+        p = suggest(trial, search, threshold, pool(search))
         check_consistent(p, search, threshold)
         fit(p, X, y, max_iter=5)  # raises ValueError for an impossible (solver, penalty) pair
         # what Optuna records is conditional: C only with a penalty, l1_ratio only for elastic net
@@ -141,8 +148,8 @@ def test_tpe_sampler_with_conditional_parameters(tiny):
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=SEED, n_startup_trials=5))
     for i in range(25):
         trial = study.ask()
-        p = suggest(trial, search, ThresholdConfig())
-        check_consistent(p, search, ThresholdConfig())
+        p = suggest(trial, search, F1Threshold(), pool(search))
+        check_consistent(p, search, F1Threshold())
         fit(p, X, y, max_iter=10)
         study.tell(trial, float(i % 7))
 
@@ -151,8 +158,9 @@ def test_penalty_none_gives_infinite_C_without_asking_for_it():
     search = load_search("default")
     # FixedTrial raises for a parameter it was not given: C and l1_ratio must not be asked for
     p = suggest(
-        FixedTrial({"penalty": "none", "solver_none": "sag", "class_weight": "balanced"}), search, ThresholdConfig()
-    )
+        FixedTrial({"penalty": "none", "solver_none": "sag", "class_weight": "balanced"}), search, F1Threshold(),
+        pool(search),
+    )  # fmt: skip
     assert math.isinf(p.C) and p.penalty == "none" and p.solver == "sag" and p.class_weight == "balanced"
     assert p.l1_ratio == 0.0
     assert p.label().startswith("C=inf")
@@ -161,7 +169,7 @@ def test_penalty_none_gives_infinite_C_without_asking_for_it():
 def test_fixed_trial_values_are_used():
     search = load_search("default")
     params = {"penalty": "elasticnet", "C": 0.3, "l1_ratio": 0.25, "solver_elasticnet": "saga", "class_weight": "none"}
-    p = suggest(FixedTrial(params), search, ThresholdConfig())
+    p = suggest(FixedTrial(params), search, F1Threshold(), pool(search))
     assert (p.C, p.l1_ratio, p.penalty, p.solver, p.class_weight) == (0.3, 0.25, "elasticnet", "saga", "none")
 
 
@@ -173,11 +181,11 @@ def test_fixed_ranges_are_not_suggested():
         class_weight=["none"],
     )
     # nothing to choose: an empty FixedTrial must do
-    p = suggest(FixedTrial({}), search, ThresholdConfig())
+    p = suggest(FixedTrial({}), search, F1Threshold(), pool(search))
     assert (p.C, p.l1_ratio, p.penalty, p.solver, p.class_weight) == (2.0, 0.4, "elasticnet", "saga", "none")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=SEED))
     trial = study.ask()
-    suggest(trial, search, ThresholdConfig())
+    suggest(trial, search, F1Threshold(), pool(search))
     assert trial.params == {}
 
 
@@ -186,8 +194,8 @@ def test_has_solvers_false_yields_no_solver():
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=SEED))
     for _ in range(30):
         trial = study.ask()
-        p = suggest(trial, search, ThresholdConfig(), has_solvers=False)
-        check_consistent(p, search, ThresholdConfig(), has_solvers=False)
+        p = suggest(trial, search, F1Threshold(), None)
+        check_consistent(p, search, F1Threshold(), has_solvers=False)
         assert not any(k.startswith("solver") for k in trial.params)
         study.tell(trial, 0.0)
 
@@ -198,20 +206,20 @@ def test_restricted_solvers_are_respected(tiny):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=SEED))
     for _ in range(40):
         trial = study.ask()
-        p = suggest(trial, search, ThresholdConfig())
-        check_consistent(p, search, ThresholdConfig())
+        p = suggest(trial, search, F1Threshold(), pool(search))
+        check_consistent(p, search, F1Threshold())
         fit(p, X, y, max_iter=20)
         study.tell(trial, 0.0)
 
 
 def test_searched_threshold_is_suggested_in_range():
-    thr = ThresholdConfig(strategy="searched", low=0.2, high=0.7)
+    thr = SearchedThreshold(low=0.2, high=0.7)
     l2 = load_search("l2")
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=SEED))
     values = []
     for _ in range(20):
         trial = study.ask()
-        p = suggest(trial, l2, thr)
+        p = suggest(trial, l2, thr, pool(l2))
         assert "threshold" in trial.params
         values.append(p.threshold)
         study.tell(trial, 0.0)
@@ -246,8 +254,8 @@ def test_grid_points_are_distinct_valid_and_complete(space, strategy, has_solver
     X, y = tiny
     search = load_search(space)
     search.grid_points = 3
-    thr = ThresholdConfig(strategy=strategy)
-    points = grid(search, thr, has_solvers=has_solvers)
+    thr = strategy_config(strategy)
+    points = grid(search, thr, pool(search, has_solvers))
     keys = [json.dumps(p, sort_keys=True) for p in points]
     assert len(set(keys)) == len(keys)
     assert len(points) == expected_grid_size(search, thr, has_solvers)
@@ -255,7 +263,7 @@ def test_grid_points_are_distinct_valid_and_complete(space, strategy, has_solver
     for point in points:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # FixedTrial warns for a value outside the distribution
-            p = suggest(FixedTrial(point), search, thr, has_solvers=has_solvers)
+            p = suggest(FixedTrial(point), search, thr, pool(search, has_solvers))
         check_consistent(p, search, thr, has_solvers=has_solvers)
         made.add(p)
     assert len(made) == len(points)  # distinct parameter dicts are distinct configurations
@@ -268,13 +276,13 @@ def test_grid_covers_range_ends_and_omits_fixed_parameters():
     search = SearchConfig(
         penalties=["l2"], C=FloatRange(1e-2, 1e2, True), solvers=["lbfgs"], class_weight=["none"], grid_points=5
     )
-    points = grid(search, ThresholdConfig())
+    points = grid(search, F1Threshold(), pool(search))
     cs = sorted(p["C"] for p in points)
     assert cs[0] == pytest.approx(1e-2) and cs[-1] == pytest.approx(1e2)
     np.testing.assert_allclose(np.diff(np.log10(cs)), 1.0)  # log-spaced
     assert all(set(p) == {"C"} for p in points)
     fixed = SearchConfig(penalties=["l2"], C=FloatRange(1.0, 1.0, True), solvers=["lbfgs"], class_weight=["none"])
-    assert grid(fixed, ThresholdConfig()) == [{}]
+    assert grid(fixed, F1Threshold(), pool(fixed)) == [{}]
 
 
 @pytest.mark.parametrize(
@@ -287,10 +295,10 @@ def test_grid_covers_range_ends_and_omits_fixed_parameters():
     ids=["none+l1", "l2+elasticnet", "elasticnet-fixed-ratio"],
 )
 def test_grid_of_hand_made_spaces(search):
-    thr = ThresholdConfig()
-    points = grid(search, thr)
+    thr = F1Threshold()
+    points = grid(search, thr, pool(search))
     assert len(points) == expected_grid_size(search, thr, True)
-    made = {suggest(FixedTrial(p), search, thr) for p in points}
+    made = {suggest(FixedTrial(p), search, thr, pool(search)) for p in points}
     assert len(made) == len(points)
     for p in made:
         check_consistent(p, search, thr)

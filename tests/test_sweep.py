@@ -12,7 +12,9 @@ import pytest
 from lrsweep.backends.sklearn import SklearnBackend
 from lrsweep.config import Config
 from lrsweep.errors import LrsweepError
-from lrsweep.sweep import pip_requirements, run_sweep
+from lrsweep.sweep import run_sweep
+from lrsweep.thresholds import strategy_config
+from lrsweep.tracking import pinned
 from tests.e2e_helpers import study_trials
 
 
@@ -53,7 +55,7 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on(cfg: Config, tmp_path
     cfg.search.n_trials = 12
     cfg.tracking.enabled, cfg.tracking.mode = True, "inline"
     cfg.tracking.artifacts = cfg.tracking.log_model = False
-    result = run_sweep(cfg, backend=FlakyBackend(cfg))
+    result = run_sweep(cfg, backend=FlakyBackend(cfg.backend, seed=cfg.seed))
     assert result.states.get("FAIL", 0) >= 1 and result.states.get("COMPLETE", 0) >= 1
     assert result.n_finished == 12
     (trials,) = study_trials(tmp_path).values()
@@ -72,7 +74,7 @@ def test_every_trial_failing_is_one_clear_error(cfg: Config):
     cfg.search.solvers = ["liblinear"]
     cfg.search.penalties = ["l2", "l1"]
     with pytest.raises(LrsweepError, match="no trial completed.*overflow in exp"):
-        run_sweep(cfg, backend=FlakyBackend(cfg))
+        run_sweep(cfg, backend=FlakyBackend(cfg.backend, seed=cfg.seed))
 
 
 def test_cv_reports_each_fold_and_prunes(cfg: Config, tmp_path: Path):
@@ -126,7 +128,7 @@ def test_same_seed_same_trials(cfg: Config, tmp_path: Path):
 
 
 def test_searched_threshold_is_a_parameter(cfg: Config, tmp_path: Path):
-    cfg.threshold.strategy = "searched"
+    cfg.threshold = strategy_config("searched")
     result = run_sweep(cfg)
     (trials,) = study_trials(tmp_path).values()
     assert all(0.05 <= t.params["threshold"] <= 0.95 for t in trials)
@@ -151,7 +153,7 @@ def test_second_process_on_the_same_study_is_refused(cfg: Config, tmp_path: Path
 def test_model_requirements_are_the_backends_own_pinned(cfg: Config):
     from importlib.metadata import version
 
-    reqs = pip_requirements(SklearnBackend(cfg))
+    reqs = pinned(SklearnBackend.capabilities.requirements)
     assert f"scikit-learn=={version('scikit-learn')}" in reqs and f"cloudpickle=={version('cloudpickle')}" in reqs
     assert not any(r.startswith("pyspark") for r in reqs)  # a scikit-learn model does not need Spark to serve
 
@@ -168,6 +170,7 @@ def test_a_ctr_sweep_is_hashed_and_reports_the_bayes_optimal_figures(tmp_path: P
     c = Config()
     cols = list(FEATURE_COLUMNS)
     c.dataset.name, c.dataset.rows, c.dataset.target, c.dataset.positive = "ctr", 3000, "click", "1"
+    c.dataset.source, c.dataset.generator = "generated", "ctr"
     c.dataset.drop, c.dataset.categorical, c.dataset.hashed = ["hour"], cols, cols
     c.search.penalties, c.search.class_weight, c.search.n_trials, c.search.max_iter = ["l2"], ["none"], 4, 300
     c.progress, c.tracking.enabled = False, False
@@ -181,8 +184,8 @@ def test_a_ctr_sweep_is_hashed_and_reports_the_bayes_optimal_figures(tmp_path: P
     assert result.bayes_metrics is not None
     assert result.bayes_metrics["log_loss"] == pytest.approx(log_loss(y[test], p_true), abs=1e-12)
     assert result.bayes_metrics["roc_auc"] == pytest.approx(roc_auc_score(y[test], p_true), abs=1e-12)
-    assert "Bayes-opt." in format_summary(result.summary)
-    assert result.summary["data"]["generated"]["params"]["rows"] == 3000
+    assert "Bayes-opt." in format_summary(result)
+    assert result.data["generated"]["params"]["rows"] == 3000
     trials = [t for ts in study_trials(tmp_path).values() for t in ts]
     solvers = {t.user_attrs["lrsweep_record"]["params"].get("solver") for t in trials}
     assert solvers and "newton-cholesky" not in solvers  # it cannot fit 2**20 hashed columns
@@ -190,11 +193,12 @@ def test_a_ctr_sweep_is_hashed_and_reports_the_bayes_optimal_figures(tmp_path: P
 
 def test_hashed_coefficients_are_listed_by_bucket(cfg: Config):
     from lrsweep.backends.base import HASHED_COEFFICIENT_ROWS
+    from lrsweep.data import open_data
     from lrsweep.space import ModelParams
 
     cfg.dataset.hashed, cfg.dataset.hash_features = ["c"], 64
-    backend = SklearnBackend(cfg)
-    backend.setup(cfg)
+    backend = SklearnBackend(seed=cfg.seed)
+    backend.prepare(open_data(cfg.dataset, cfg.split, cfg.cv, cfg.seed))
     refit = backend.refit(ModelParams(1.0, 0.0, "l2", "lbfgs", "none", 500, 1e-6), 0.5)
     coef = refit.coefficients
     hashed = coef[coef["feature"] == "(hashed)"]

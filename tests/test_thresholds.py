@@ -7,6 +7,7 @@ the best criterion, ties to the named secondary criterion, then to the higher th
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -16,9 +17,8 @@ import pytest
 import sklearn
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, precision_score, recall_score
 
-from lrsweep.config import ThresholdConfig
 from lrsweep.metrics import curve_from_scores, metrics_at
-from lrsweep.thresholds import choose_threshold
+from lrsweep.thresholds import ThresholdConfig, choose_threshold, strategy_config
 
 SEED = 7
 N = 90
@@ -133,12 +133,12 @@ def brute_force(kind: str, cfg: ThresholdConfig) -> tuple[Row, bool]:
 
 
 CASES = [
-    ThresholdConfig(strategy="f1"),
-    ThresholdConfig(strategy="youden"),
-    *(ThresholdConfig(strategy="recall_at", min_recall=r) for r in (0.0, 0.5, 0.8, 0.95, 1.0)),
-    *(ThresholdConfig(strategy="precision_at", min_precision=p) for p in (0.0, 0.5, 0.8, 0.99, 1.0)),
+    strategy_config("f1"),
+    strategy_config("youden"),
+    *(strategy_config("recall_at", min_recall=r) for r in (0.0, 0.5, 0.8, 0.95, 1.0)),
+    *(strategy_config("precision_at", min_precision=p) for p in (0.0, 0.5, 0.8, 0.99, 1.0)),
     *(
-        ThresholdConfig(strategy="cost", cost_fp=a, cost_fn=b)
+        strategy_config("cost", cost_fp=a, cost_fn=b)
         for a, b in ((1.0, 5.0), (5.0, 1.0), (1.0, 1.0), (0.0, 1.0), (1.0, 0.0), (0.3, 2.7))
     ),
 ]
@@ -146,8 +146,8 @@ KINDS = ["continuous", "ties", "balanced_ties", "constant", "weighted", "no_posi
 
 
 def _case_id(cfg: ThresholdConfig) -> str:
-    extra = {"recall_at": cfg.min_recall, "precision_at": cfg.min_precision, "cost": (cfg.cost_fp, cfg.cost_fn)}
-    return f"{cfg.strategy}-{extra.get(cfg.strategy, '')}"
+    knobs = [v for k, v in dataclasses.asdict(cfg).items() if k != "strategy"]
+    return f"{cfg.strategy}-{knobs[0] if len(knobs) == 1 else tuple(knobs) if knobs else ''}"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -177,7 +177,7 @@ def test_choice_equals_brute_force(kind, cfg):
 def test_recall_at_meets_min_recall(min_recall):
     y, s, _ = _data("ties")
     c = curve_from_scores(y, s)
-    got = choose_threshold(c, ThresholdConfig(strategy="recall_at", min_recall=min_recall))
+    got = choose_threshold(c, strategy_config("recall_at", min_recall=min_recall))
     pred = (s >= got.value).astype(int)
     assert got.feasible
     assert recall_score(y, pred) >= min_recall
@@ -190,7 +190,7 @@ def test_recall_at_meets_min_recall(min_recall):
 
 def test_recall_at_without_positives_is_infeasible():
     y, s, _ = _data("no_positives")
-    got = choose_threshold(curve_from_scores(y, s), ThresholdConfig(strategy="recall_at", min_recall=0.5))
+    got = choose_threshold(curve_from_scores(y, s), strategy_config("recall_at", min_recall=0.5))
     assert got.feasible is False
     assert math.isfinite(got.value)
 
@@ -200,7 +200,7 @@ def test_precision_at_impossible_is_infeasible_and_uses_best_precision():
     y = np.array([0, 0, 1, 0, 1, 1, 0, 1, 0, 0])
     s = np.array([0.99, 0.98, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
     c = curve_from_scores(y, s)
-    got = choose_threshold(c, ThresholdConfig(strategy="precision_at", min_precision=0.95))
+    got = choose_threshold(c, strategy_config("precision_at", min_precision=0.95))
     assert got.feasible is False
     precisions = {t: precision_score(y, (s >= t).astype(int), zero_division=0) for t in s}
     best = max(precisions.values())
@@ -213,7 +213,7 @@ def test_precision_at_impossible_is_infeasible_and_uses_best_precision():
 def test_precision_at_feasible_meets_min_precision():
     y, s, _ = _data("continuous")
     for mp in (0.4, 0.6, 0.75):
-        got = choose_threshold(curve_from_scores(y, s), ThresholdConfig(strategy="precision_at", min_precision=mp))
+        got = choose_threshold(curve_from_scores(y, s), strategy_config("precision_at", min_precision=mp))
         assert got.feasible
         assert precision_score(y, (s >= got.value).astype(int)) >= mp
 
@@ -221,7 +221,7 @@ def test_precision_at_feasible_meets_min_precision():
 @pytest.mark.parametrize(("cost_fp", "cost_fn"), [(1.0, 5.0), (5.0, 1.0), (2.0, 2.0)])
 def test_cost_picks_minimal_cost(cost_fp, cost_fn):
     y, s, _ = _data("ties")
-    got = choose_threshold(curve_from_scores(y, s), ThresholdConfig(strategy="cost", cost_fp=cost_fp, cost_fn=cost_fn))
+    got = choose_threshold(curve_from_scores(y, s), strategy_config("cost", cost_fp=cost_fp, cost_fn=cost_fn))
 
     def cost(t):
         tn, fp, fn, tp = confusion_matrix(y, (s >= t).astype(int), labels=[0, 1]).ravel()
@@ -234,7 +234,7 @@ def test_cost_picks_minimal_cost(cost_fp, cost_fn):
 def test_cost_can_choose_to_predict_nothing():
     y = np.array([0, 0, 0, 0, 1, 0, 0, 0])
     s = np.linspace(0.1, 0.9, 8)
-    got = choose_threshold(curve_from_scores(y, s), ThresholdConfig(strategy="cost", cost_fp=10.0, cost_fn=1.0))
+    got = choose_threshold(curve_from_scores(y, s), strategy_config("cost", cost_fp=10.0, cost_fn=1.0))
     assert got.index == 0 and got.value > s.max()
     assert not (s >= got.value).any()
 
@@ -242,7 +242,7 @@ def test_cost_can_choose_to_predict_nothing():
 @pytest.mark.parametrize("strategy", ["f1", "youden", "recall_at", "precision_at"])
 def test_constant_scores_predict_everything(strategy):
     y, s, _ = _data("constant")
-    got = choose_threshold(curve_from_scores(y, s), ThresholdConfig(strategy=strategy))
+    got = choose_threshold(curve_from_scores(y, s), strategy_config(strategy))
     assert got.value == 0.42 and got.index == 1
     assert (s >= got.value).all()
 
@@ -252,9 +252,9 @@ def test_constant_scores_cost_compares_all_vs_nothing():
     c = curve_from_scores(y, s)
     pos, neg = int(y.sum()), int((1 - y).sum())
     # everything positive costs cost_fp * neg, nothing positive costs cost_fn * pos
-    cheap_all = ThresholdConfig(strategy="cost", cost_fp=1.0, cost_fn=neg)
+    cheap_all = strategy_config("cost", cost_fp=1.0, cost_fn=neg)
     assert (s >= choose_threshold(c, cheap_all).value).all()
-    cheap_none = ThresholdConfig(strategy="cost", cost_fp=pos + 1.0, cost_fn=1.0)
+    cheap_none = strategy_config("cost", cost_fp=pos + 1.0, cost_fn=1.0)
     assert not (s >= choose_threshold(c, cheap_none).value).any()
 
 
@@ -262,7 +262,7 @@ def test_constant_scores_cost_compares_all_vs_nothing():
 def test_fixed_uses_the_configured_value(value):
     y, s, _ = _data("ties")
     c = curve_from_scores(y, s)
-    got = choose_threshold(c, ThresholdConfig(strategy="fixed", value=value), searched=0.123)
+    got = choose_threshold(c, strategy_config("fixed", value=value), searched=0.123)
     assert got.value == value and got.feasible
     m = metrics_at(c, got.index)
     pred = s >= value
@@ -270,15 +270,16 @@ def test_fixed_uses_the_configured_value(value):
     assert m["fp"] == int((pred & (y == 0)).sum())
 
 
-def test_searched_uses_the_trial_value_else_the_configured_one():
+def test_searched_uses_the_trial_value():
     y, s, _ = _data("continuous")
     c = curve_from_scores(y, s)
-    cfg = ThresholdConfig(strategy="searched", value=0.5)
+    cfg = strategy_config("searched")
     got = choose_threshold(c, cfg, searched=0.31)
     assert got.value == 0.31 and got.feasible
     assert got.index == c.index_at(0.31)
     assert metrics_at(c, got.index)["tp"] == int(((s >= 0.31) & (y == 1)).sum())
-    assert choose_threshold(c, cfg).value == 0.5
+    with pytest.raises(ValueError, match="trial's threshold"):  # a searched threshold is always the trial's own
+        choose_threshold(c, cfg)
 
 
 def test_unknown_strategy_raises():

@@ -115,8 +115,9 @@ def test_a_ctr_sweep_logs_the_bayes_optimal_figures_beside_its_own(tmp_path, mon
     cfg = _cfg(2)
     cols = list(FEATURE_COLUMNS)
     cfg.dataset = type(cfg.dataset)(
-        name="ctr", rows=2000, target="click", positive="1", drop=["hour"], categorical=cols, hashed=cols
-    )
+        name="ctr", source="generated", generator="ctr", rows=2000, target="click", positive="1", drop=["hour"],
+        categorical=cols, hashed=cols,
+    )  # fmt: skip
     cfg.search.penalties, cfg.search.solvers = ["l2"], ["lbfgs"]
     result = run_sweep(cfg)
     parents, children = mlflow_runs(tmp_path, experiment="lrsweep-ctr")

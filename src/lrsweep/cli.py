@@ -23,15 +23,46 @@ log = logging.getLogger("lrsweep")
 
 
 def register_configs() -> None:
+    """The typed schemas in Hydra's ConfigStore: the whole config as ``lrsweep_schema``, and each option of the
+    groups whose options differ as ``schema/<group>/<option>`` (the option's YAML names it in its defaults)."""
     from hydra.core.config_store import ConfigStore
 
+    from lrsweep.backends import BackendConfig, schemas
+    from lrsweep.clusters import CLUSTERS, ClusterConfig
     from lrsweep.config import Config
+    from lrsweep.thresholds import STRATEGIES, ThresholdConfig
 
-    ConfigStore.instance().store(name="lrsweep_schema", node=Config)
+    cs = ConfigStore.instance()
+    # Those groups start from their base schema, so that the option chosen can merge its subclass in.
+    base = Config(backend=BackendConfig(), cluster=ClusterConfig(), threshold=ThresholdConfig())
+    cs.store(name="lrsweep_schema", node=base)
+    for group, options in (("backend", schemas()), ("cluster", CLUSTERS), ("threshold", STRATEGIES)):
+        for name, schema in options.items():
+            cs.store(group=f"schema/{group}", name=name, node=schema)
+
+
+def _extra_keys(node: Any, obj: Any, prefix: str = "") -> list[str]:
+    """Keys of the composed config that the typed object has no field for (added with ``+key=value``)."""
+    import dataclasses
+
+    from omegaconf import DictConfig
+
+    if not dataclasses.is_dataclass(obj):
+        return []
+    names = {f.name for f in dataclasses.fields(obj)}
+    out: list[str] = []
+    for key in node:
+        if key not in names:
+            out.append(f"{prefix}{key}")
+            continue
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            out += _extra_keys(child, getattr(obj, str(key)), f"{prefix}{key}.")
+    return out
 
 
 def to_config(dcfg: Any) -> Any:
-    """DictConfig -> typed Config (raises LrsweepError for a missing mandatory value)."""
+    """DictConfig -> typed Config (raises LrsweepError for a missing value or a key no schema has)."""
     from omegaconf import OmegaConf
     from omegaconf.errors import MissingMandatoryValue
 
@@ -43,6 +74,11 @@ def to_config(dcfg: Any) -> Any:
         key = getattr(exc, "full_key", "") or "a value"
         raise LrsweepError(f"{key} is required here but not set", f"add {key}=VALUE to the command") from exc
     assert isinstance(cfg, Config)
+    extra = _extra_keys(dcfg, cfg)
+    if extra:
+        raise LrsweepError(
+            f"unknown config key {extra[0]!r}", "run `lrsweep --cfg job` to see the valid keys (and drop the + prefix)"
+        )
     return cfg
 
 
@@ -70,7 +106,7 @@ def _task(dcfg: Any) -> float | None:
         _die(exc.line())
     except KeyboardInterrupt:
         _die("interrupted; run the same command again to resume where it stopped", EXIT_INTERRUPTED)
-    print(format_summary(result.summary))
+    print(format_summary(result))
     return result.best_value
 
 

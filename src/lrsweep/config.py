@@ -1,9 +1,11 @@
-"""Typed configuration: one dataclass per Hydra config group, and the checks Hydra cannot do.
+"""Typed configuration: the schema of every config group, the checks across groups, and study naming.
 
-Hydra composes YAML from ``lrsweep/conf`` onto these schemas (registered in the ConfigStore by
-``cli.py``), so an unknown key or a wrong type fails at compose time with the key named. What a
-schema cannot express (C > 0, l1_ratio in [0, 1], a solver able to fit the penalty, ...) is checked
-by :func:`validate`, once, before any data is read or any run is created.
+Hydra composes YAML from the shipped ``lrsweep/conf`` (and a project's own ``conf/``) onto these schemas,
+so an unknown key or a wrong type fails at compose time with the key named. Groups whose options carry
+different settings have a base schema and one subclass per option, declared beside the code that uses them
+and registered by ``cli.py``: ``backend`` (``backends/base.py``, ``backends/spark.py``), ``cluster``
+(``clusters.py``) and ``threshold`` (``thresholds.py``). Each schema checks its own values (``check()``);
+:func:`validate` runs those checks, then the few that span groups, once, before any data is read.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from lrsweep.backends.base import BackendConfig
+from lrsweep.clusters import ClusterConfig, LocalCluster
 from lrsweep.errors import LrsweepError
+from lrsweep.thresholds import F1Threshold, ThresholdConfig
+
+if TYPE_CHECKING:
+    from lrsweep.backends.base import Capabilities
 
 __all__ = [
     "BackendConfig",
@@ -32,24 +40,16 @@ __all__ = [
     "ThresholdConfig",
     "TrackingConfig",
     "PENALTIES",
-    "SOLVER_PENALTIES",
     "METRIC_DIRECTIONS",
-    "THRESHOLD_STRATEGIES",
+    "SAMPLERS",
+    "SOURCES",
+    "choice",
     "search_identity",
+    "study_name",
     "validate",
 ]
 
-# Which penalty families each scikit-learn solver can fit (NOTES.md, scikit-learn 1.9 behaviour checked:
-# liblinear refuses C=inf and elastic net; lbfgs/newton-*/sag refuse any L1 part).
 PENALTIES = ("none", "l2", "l1", "elasticnet")
-SOLVER_PENALTIES: dict[str, tuple[str, ...]] = {
-    "lbfgs": ("none", "l2"),
-    "newton-cg": ("none", "l2"),
-    "newton-cholesky": ("none", "l2"),
-    "sag": ("none", "l2"),
-    "saga": ("none", "l2", "l1", "elasticnet"),
-    "liblinear": ("l2", "l1"),
-}
 # The metrics an objective may name, and whether larger is better.
 METRIC_DIRECTIONS: dict[str, str] = {
     "roc_auc": "maximize",
@@ -62,45 +62,28 @@ METRIC_DIRECTIONS: dict[str, str] = {
     "specificity": "maximize",
     "balanced_accuracy": "maximize",
 }
-THRESHOLD_STRATEGIES = ("f1", "youden", "recall_at", "precision_at", "cost", "fixed", "searched")
 SAMPLERS = ("tpe", "random", "grid")
+SOURCES = ("bundled", "file", "generated")
 
 
-@dataclass
-class ClusterConfig:
-    """Where backend=spark runs (the scikit-learn backend ignores it): conf/cluster/{local,standalone}.yaml."""
-
-    name: str = "local"
-    # local[*] | local[N] | spark://HOST:PORT | yarn; cluster=standalone leaves it null, to be given
-    master: str | None = "local[*]"
-    # extra Spark settings, e.g. {spark.executor.memory: 4g}; credential-like values are redacted when logged
-    spark_conf: dict[str, str] = field(default_factory=dict)
+def choice(value: Any, allowed: tuple[str, ...] | list[str], key: str) -> None:
+    """Refuse ``value`` unless it is one of ``allowed``, naming the key and the choices."""
+    if value not in allowed:
+        raise LrsweepError(f"{key}={value!r} is not known", f"use one of: {', '.join(allowed)}")
 
 
-@dataclass
-class BackendConfig:
-    name: str = "sklearn"
-    # Spark only: held-out parts up to this many rows are collected for exact curves (as scikit-learn's);
-    # larger ones get a curve of `bins` probability bins aggregated in Spark. 0: always binned.
-    exact_max_rows: int = 100_000
-    bins: int = 10_000
-    # Spark only: a Parquet input at least this large (MB) is read by Spark directly (seeded hash split,
-    # approximate medians) instead of through pandas. None: always through pandas.
-    spark_read_min_mb: float | None = 256.0
-    aggregation_depth: int = 2  # Spark LogisticRegression's treeAggregate depth
-    # Spark only: cached frames get at most ceil(rows / rows_per_partition) partitions. Every task of every
-    # L-BFGS pass has a fixed cost, so small data fits faster in fewer tasks (telco, local[2]: 1 partition
-    # fits in half the time of 2).
-    rows_per_partition: int = 100_000
-
-
+# -- groups with one schema -----------------------------------------------------------------------------
 @dataclass
 class DatasetConfig:
     """Defaults: the bundled telco churn data (as conf/dataset/telco_churn.yaml); dataset=csv clears them."""
 
     # None: the file's name
     name: str | None = "telco_churn"
-    # None: the copy bundled inside the package (datasets/<name>.csv.gz)
+    # where the table comes from: bundled (shipped in the package, by name) | file (dataset.path) | generated
+    # (dataset.generator writes it into the cache on first use, or dataset.path names a table it wrote).
+    # None: file when a path is given, else bundled.
+    source: str | None = None
+    # a local path or a URI (s3://, gs://, https://, file://)
     path: str | None = None
     format: str = "auto"  # auto | csv | parquet
     target: str | None = "churn"
@@ -114,7 +97,8 @@ class DatasetConfig:
     # seed 42: the same buckets on both backends) instead of one-hot encoded: for ids with many levels.
     hashed: list[str] = field(default_factory=list)
     hash_features: int = 2**20
-    # Generated tables only (dataset=ctr): rows to generate and the generator's seed (not the sweep's seed).
+    # source=generated: which generator (ctr), how many rows, and the generator's seed (not the sweep's seed)
+    generator: str | None = None
     rows: int | None = None
     seed: int = 0
 
@@ -124,8 +108,45 @@ class DatasetConfig:
         if self.name:
             return self.name
         if self.path:
-            return Path(self.path).name.split(".")[0] or "data"
+            return Path(self.path.rstrip("/")).name.split(".")[0] or "data"
         return "data"
+
+    @property
+    def kind(self) -> str:
+        """The source kind, ``source`` or what it defaults to."""
+        return self.source or ("file" if self.path else "bundled")
+
+    def check(self) -> None:
+        choice(self.format, ("auto", "csv", "parquet"), "dataset.format")
+        if self.source is not None:
+            choice(self.source, SOURCES, "dataset.source")
+        kind = self.kind
+        if kind == "file" and not self.path:
+            raise LrsweepError("no data file given", "add dataset.path=FILE dataset.target=COLUMN")
+        if kind == "bundled" and not self.name:
+            raise LrsweepError("no data file given", "add dataset.path=FILE dataset.target=COLUMN")
+        if kind == "generated" and not self.generator:
+            raise LrsweepError("dataset.source=generated needs dataset.generator", "use dataset=ctr")
+        if kind != "generated" and (self.rows is not None or self.generator is not None):
+            raise LrsweepError(
+                "dataset.rows only applies to a generated table (dataset.source=generated)",
+                "use dataset=ctr dataset.rows=N, or remove dataset.rows",
+            )
+        if kind == "bundled" and self.path is not None:
+            raise LrsweepError(
+                "dataset.path is set but dataset.source=bundled reads the packaged copy", "use dataset=csv"
+            )
+        if self.hash_features < 2:
+            raise LrsweepError(f"dataset.hash_features={self.hash_features} must be at least 2", "e.g. 1048576 (2**20)")
+        if self.rows is not None and self.rows < 100:
+            raise LrsweepError(f"dataset.rows={self.rows} is too few to generate", "use dataset.rows=100000 or more")
+        if self.seed < 0:
+            raise LrsweepError(f"dataset.seed={self.seed} must be >= 0", "use dataset.seed=0")
+        clash = set(self.hashed) & set(self.drop + self.id_columns)
+        if clash:
+            raise LrsweepError(f"column(s) {sorted(clash)} are both hashed and dropped", "remove them from one list")
+        if not self.target:
+            raise LrsweepError("no target column given", "add dataset.target=COLUMN (the binary label to predict)")
 
 
 @dataclass
@@ -133,11 +154,27 @@ class SplitConfig:
     val_size: float = 0.2
     test_size: float = 0.2
 
+    def check(self) -> None:
+        for key in ("val_size", "test_size"):
+            v = getattr(self, key)
+            if not 0.0 < v < 1.0:
+                raise LrsweepError(f"split.{key}={v} must lie strictly between 0 and 1", f"e.g. split.{key}=0.2")
+        if self.val_size + self.test_size >= 0.9:
+            raise LrsweepError(
+                f"split.val_size + split.test_size = {self.val_size + self.test_size:.2f} leaves almost nothing to "
+                "train on",
+                "keep their sum under 0.9",
+            )
+
 
 @dataclass
 class CVConfig:
     folds: int = 1  # >1: K-fold CV on train+validation, test held out
     prune: bool = True  # median pruner over folds
+
+    def check(self) -> None:
+        if self.folds < 1:
+            raise LrsweepError(f"cv.folds={self.folds} must be at least 1", "use cv.folds=1 (no CV) or 5")
 
 
 @dataclass
@@ -149,6 +186,8 @@ class FloatRange:
 
 @dataclass
 class SearchConfig:
+    """The search space in the shared vocabulary (see ``space.py``) and how it is searched."""
+
     name: str = "default"
     n_trials: int = 50
     sampler: str = "tpe"  # tpe | random | grid
@@ -158,23 +197,56 @@ class SearchConfig:
     penalties: list[str] = field(default_factory=lambda: list(PENALTIES))
     C: FloatRange = field(default_factory=lambda: FloatRange(1e-4, 1e2, True))
     l1_ratio: FloatRange = field(default_factory=lambda: FloatRange(0.05, 0.95, False))
-    # None: every solver that can fit the penalty (scikit-learn only; Spark has no solver choice)
+    # None: every solver that can fit the penalty (backends with a solver choice, i.e. scikit-learn)
     solvers: list[str] | None = None
     class_weight: list[str] = field(default_factory=lambda: ["none", "balanced"])
     max_iter: int = 1000
     tol: float = 1e-4
 
-
-@dataclass
-class ThresholdConfig:
-    strategy: str = "f1"
-    min_recall: float = 0.8  # recall_at
-    min_precision: float = 0.8  # precision_at
-    cost_fp: float = 1.0  # cost
-    cost_fn: float = 5.0  # cost
-    value: float = 0.5  # fixed
-    low: float = 0.05  # searched
-    high: float = 0.95  # searched
+    def check(self) -> None:
+        if self.n_trials <= 0:
+            raise LrsweepError(f"search.n_trials={self.n_trials} must be at least 1", "set search.n_trials=50, say")
+        if self.n_jobs <= 0:
+            raise LrsweepError(f"search.n_jobs={self.n_jobs} must be at least 1", "set search.n_jobs=1")
+        choice(self.sampler, SAMPLERS, "search.sampler")
+        if self.grid_points < 1:
+            raise LrsweepError("search.grid_points must be at least 1", "set search.grid_points=5")
+        if not self.penalties:
+            raise LrsweepError("search.penalties is empty", f"list some of: {', '.join(PENALTIES)}")
+        for p in self.penalties:
+            choice(p, PENALTIES, "a penalty in search.penalties")
+        C = self.C
+        if C.low <= 0 or C.high <= 0 or math.isnan(C.low) or math.isnan(C.high):
+            raise LrsweepError(
+                f"C must be > 0 (got search.C.low={C.low}, search.C.high={C.high})",
+                "use a positive range such as search.C.low=1e-4 search.C.high=100; search.penalties=[none] fits no "
+                "penalty",
+            )
+        if C.low > C.high:
+            raise LrsweepError("search.C.low is above search.C.high", "swap them")
+        if "elasticnet" in self.penalties:
+            lo, hi = self.l1_ratio.low, self.l1_ratio.high
+            if not (0.0 <= lo <= 1.0 and 0.0 <= hi <= 1.0):
+                raise LrsweepError(
+                    f"l1_ratio must lie in [0, 1] (got search.l1_ratio.low={lo}, search.l1_ratio.high={hi})",
+                    "use e.g. search.l1_ratio.low=0.05 search.l1_ratio.high=0.95",
+                )
+            if lo > hi:
+                raise LrsweepError("search.l1_ratio.low is above search.l1_ratio.high", "swap them")
+            if self.l1_ratio.log and lo <= 0:
+                raise LrsweepError(
+                    "a log-scaled l1_ratio range needs search.l1_ratio.low > 0", "raise low or set log=false"
+                )
+        if self.max_iter <= 0:
+            raise LrsweepError(f"search.max_iter={self.max_iter} must be at least 1", "set search.max_iter=1000")
+        if self.tol <= 0:
+            raise LrsweepError(f"search.tol={self.tol} must be > 0", "set search.tol=1e-4")
+        if not self.class_weight:
+            raise LrsweepError("search.class_weight is empty", "use [none], [balanced] or [none,balanced]")
+        for cw in self.class_weight:
+            choice(cw, ("none", "balanced"), "a value in search.class_weight")
+        if self.solvers is not None and not self.solvers:
+            raise LrsweepError("search.solvers is empty", "remove it (null = every compatible solver)")
 
 
 @dataclass
@@ -187,7 +259,7 @@ class StudyConfig:
     # None: derived from the experiment and the parts of the config that define the search
     name: str | None = None
     resume: bool = True
-    # None: an Optuna journal file per study under ``dir`` (1-3 ms per trial, vs ~20 ms for sqlite)
+    # None: an Optuna journal file per study under ``dir`` (much cheaper per trial than sqlite)
     storage: str | None = None
     dir: str = "lrsweep_studies"
 
@@ -204,14 +276,17 @@ class TrackingConfig:
     log_model: bool = True
     artifacts: bool = True
 
+    def check(self) -> None:
+        choice(self.mode, ("background", "inline"), "tracking.mode")
+
 
 @dataclass
 class Config:
     backend: BackendConfig = field(default_factory=BackendConfig)
-    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    cluster: ClusterConfig = field(default_factory=LocalCluster)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
-    threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
+    threshold: ThresholdConfig = field(default_factory=F1Threshold)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     cv: CVConfig = field(default_factory=CVConfig)
@@ -226,152 +301,79 @@ class Config:
         return self.tracking.experiment or f"lrsweep-{self.dataset.label}"
 
 
-def _choice(value: str, allowed: tuple[str, ...] | list[str], key: str) -> None:
-    if value not in allowed:
-        raise LrsweepError(f"{key}={value!r} is not known", f"use one of: {', '.join(allowed)}")
+# -- checks ---------------------------------------------------------------------------------------------
+def validate(cfg: Config, caps: Capabilities | None = None) -> None:
+    """Raise LrsweepError naming the first impossible value and its fix.
+
+    ``caps``: what the chosen backend can do (its solvers); None looks it up from ``cfg.backend.name``.
+    """
+    from lrsweep.space import solver_pool
+
+    if caps is None:
+        from lrsweep.backends import capabilities_of
+
+        caps = capabilities_of(cfg.backend.name)
+    cfg.backend.check()
+    cfg.search.check()
+    cfg.threshold.check()
+    choice(cfg.objective.metric, tuple(METRIC_DIRECTIONS), "objective.metric")
+    cfg.split.check()
+    cfg.cv.check()
+    cfg.dataset.check()
+    cfg.tracking.check()
+    cfg.cluster.check(cfg.backend.name)
+    # across groups: the search's solvers against the backend's, on this data
+    solver_pool(cfg.search, caps, hashed=bool(cfg.dataset.hashed))
 
 
-def compatible_solvers(penalty: str, solvers: list[str] | None) -> list[str]:
-    """The solvers (from ``solvers``, or all) able to fit ``penalty``, in a stable order."""
-    pool = list(SOLVER_PENALTIES) if solvers is None else solvers
-    return [s for s in pool if penalty in SOLVER_PENALTIES[s]]
-
-
-def validate(cfg: Config, *, backend_solvers: bool = True) -> None:
-    """Raise LrsweepError naming the first impossible value and its fix."""
-    s = cfg.search
-    if s.n_trials <= 0:
-        raise LrsweepError(f"search.n_trials={s.n_trials} must be at least 1", "set search.n_trials=50, say")
-    if s.n_jobs <= 0:
-        raise LrsweepError(f"search.n_jobs={s.n_jobs} must be at least 1", "set search.n_jobs=1")
-    _choice(s.sampler, SAMPLERS, "search.sampler")
-    if s.grid_points < 1:
-        raise LrsweepError("search.grid_points must be at least 1", "set search.grid_points=5")
-    if not s.penalties:
-        raise LrsweepError("search.penalties is empty", f"list some of: {', '.join(PENALTIES)}")
-    for p in s.penalties:
-        _choice(p, PENALTIES, "a penalty in search.penalties")
-    if s.C.low <= 0 or s.C.high <= 0 or math.isnan(s.C.low) or math.isnan(s.C.high):
-        raise LrsweepError(
-            f"C must be > 0 (got search.C.low={s.C.low}, search.C.high={s.C.high})",
-            "use a positive range such as search.C.low=1e-4 search.C.high=100; search.penalties=[none] fits no penalty",
-        )
-    if s.C.low > s.C.high:
-        raise LrsweepError("search.C.low is above search.C.high", "swap them")
-    if "elasticnet" in s.penalties:
-        lo, hi = s.l1_ratio.low, s.l1_ratio.high
-        if not (0.0 <= lo <= 1.0 and 0.0 <= hi <= 1.0):
-            raise LrsweepError(
-                f"l1_ratio must lie in [0, 1] (got search.l1_ratio.low={lo}, search.l1_ratio.high={hi})",
-                "use e.g. search.l1_ratio.low=0.05 search.l1_ratio.high=0.95",
-            )
-        if lo > hi:
-            raise LrsweepError("search.l1_ratio.low is above search.l1_ratio.high", "swap them")
-        if s.l1_ratio.log and lo <= 0:
-            raise LrsweepError(
-                "a log-scaled l1_ratio range needs search.l1_ratio.low > 0", "raise low or set log=false"
-            )
-    if s.max_iter <= 0:
-        raise LrsweepError(f"search.max_iter={s.max_iter} must be at least 1", "set search.max_iter=1000")
-    if s.tol <= 0:
-        raise LrsweepError(f"search.tol={s.tol} must be > 0", "set search.tol=1e-4")
-    for cw in s.class_weight:
-        _choice(cw, ("none", "balanced"), "a value in search.class_weight")
-    if not s.class_weight:
-        raise LrsweepError("search.class_weight is empty", "use [none], [balanced] or [none,balanced]")
-    if backend_solvers:
-        if s.solvers is not None:
-            if not s.solvers:
-                raise LrsweepError("search.solvers is empty", "remove it (null = every compatible solver)")
-            for sol in s.solvers:
-                _choice(sol, tuple(SOLVER_PENALTIES), "a solver in search.solvers")
-        for p in s.penalties:
-            if not compatible_solvers(p, s.solvers):
-                able = [k for k, v in SOLVER_PENALTIES.items() if p in v]
-                raise LrsweepError(
-                    f"no solver in search.solvers={s.solvers} can fit the {p} penalty",
-                    f"add one of {', '.join(able)} to search.solvers, or drop {p} from search.penalties",
-                )
-
-    t = cfg.threshold
-    _choice(t.strategy, THRESHOLD_STRATEGIES, "threshold.strategy")
-    for key in ("min_recall", "min_precision", "value", "low", "high"):
-        v = getattr(t, key)
-        if not 0.0 <= v <= 1.0:
-            raise LrsweepError(f"threshold.{key}={v} must lie in [0, 1]", f"set threshold.{key} between 0 and 1")
-    if t.low >= t.high:
-        raise LrsweepError("threshold.low must be below threshold.high", "e.g. threshold.low=0.05 threshold.high=0.95")
-    if t.cost_fp < 0 or t.cost_fn < 0 or t.cost_fp + t.cost_fn == 0:
-        raise LrsweepError("threshold.cost_fp and threshold.cost_fn must be >= 0 and not both 0", "e.g. cost_fn=5")
-
-    _choice(cfg.objective.metric, tuple(METRIC_DIRECTIONS), "objective.metric")
-    sp = cfg.split
-    for key in ("val_size", "test_size"):
-        v = getattr(sp, key)
-        if not 0.0 < v < 1.0:
-            raise LrsweepError(f"split.{key}={v} must lie strictly between 0 and 1", f"e.g. split.{key}=0.2")
-    if sp.val_size + sp.test_size >= 0.9:
-        raise LrsweepError(
-            f"split.val_size + split.test_size = {sp.val_size + sp.test_size:.2f} leaves almost nothing to train on",
-            "keep their sum under 0.9",
-        )
-    if cfg.cv.folds < 1:
-        raise LrsweepError(f"cv.folds={cfg.cv.folds} must be at least 1", "use cv.folds=1 (no CV) or 5")
-    if cfg.cv.folds == 1 and cfg.cv.prune is False:
-        pass  # pruning only means something with folds
-    ds = cfg.dataset
-    _choice(ds.format, ("auto", "csv", "parquet"), "dataset.format")
-    if ds.path is None and ds.name is None:
-        raise LrsweepError("no data file given", "add dataset.path=FILE dataset.target=COLUMN")
-    if ds.hash_features < 2:
-        raise LrsweepError(f"dataset.hash_features={ds.hash_features} must be at least 2", "e.g. 1048576 (2**20)")
-    if ds.rows is not None and ds.rows < 100:
-        raise LrsweepError(f"dataset.rows={ds.rows} is too few to generate", "use dataset.rows=100000 or more")
-    if ds.seed < 0:
-        raise LrsweepError(f"dataset.seed={ds.seed} must be >= 0", "use dataset.seed=0")
-    if ds.hashed and cfg.backend.name == "sklearn" and "newton-cholesky" in (s.solvers or []):
-        raise LrsweepError(
-            f"newton-cholesky cannot fit hashed features: it builds a dense {ds.hash_features}^2 Hessian",
-            "drop newton-cholesky from search.solvers (without search.solvers it is left out by itself)",
-        )
-    clash = set(ds.hashed) & set(ds.drop + ds.id_columns)
-    if clash:
-        raise LrsweepError(f"column(s) {sorted(clash)} are both hashed and dropped", "remove them from one list")
-    if not cfg.dataset.target:
-        raise LrsweepError("no target column given", "add dataset.target=COLUMN (the binary label to predict)")
-    _choice(cfg.tracking.mode, ("background", "inline"), "tracking.mode")
-    cl = cfg.cluster
-    if cfg.backend.name == "spark" and not cl.master:
-        raise LrsweepError(f"cluster={cl.name} needs the master's URL", "add cluster.master=spark://HOST:7077")
-    if cfg.backend.name == "spark" and cl.name == "standalone" and not str(cl.master).startswith("spark://"):
-        raise LrsweepError(
-            f"cluster.master={cl.master} is not a standalone master's URL", "use cluster.master=spark://HOST:7077"
-        )
-
-
+# -- study naming ---------------------------------------------------------------------------------------
+# The study name hashes the search-defining config. Fields added after a study format was first released
+# count only when set away from their defaults, so studies made before them keep their names (and resume).
 _LATER_DATASET_FIELDS = ("hashed", "hash_features", "rows", "seed")
+_NEWER_DATASET_FIELDS = ("source", "generator")
+# Every strategy's knobs sat in one threshold schema when study names were first derived; the names still
+# hash that flat record: the chosen strategy's own knobs, the others' defaults.
+_FLAT_THRESHOLD = {
+    "strategy": "f1",
+    "min_recall": 0.8,
+    "min_precision": 0.8,
+    "cost_fp": 1.0,
+    "cost_fn": 5.0,
+    "value": 0.5,
+    "low": 0.05,
+    "high": 0.95,
+}
+
+
+def _dataset_identity(ds: DatasetConfig) -> dict[str, Any]:
+    fresh = DatasetConfig(name=None, target=None, positive=None)
+    out = {
+        k: v
+        for k, v in dataclasses.asdict(ds).items()
+        if k not in _NEWER_DATASET_FIELDS and (k not in _LATER_DATASET_FIELDS or v != getattr(fresh, k))
+    }
+    # Before source kinds, a generated table was the dataset named "ctr": configs that still mean what they
+    # meant then keep their names; any other source or generator counts.
+    legacy = ("generated", "ctr") if ds.name == "ctr" else ("file" if ds.path else "bundled", None)
+    if (ds.kind, ds.generator) != legacy:
+        out |= {"source": ds.kind, "generator": ds.generator}
+    return out
 
 
 def search_identity(cfg: Config) -> dict[str, Any]:
     """The parts of the config that define which trials a study holds (not how many, nor where logged)."""
-    # Dataset fields added after the first release count only when set, so older studies keep their names.
-    fresh = DatasetConfig(name=None, target=None, positive=None)
-    dataset = {
-        k: v
-        for k, v in dataclasses.asdict(cfg.dataset).items()
-        if k not in _LATER_DATASET_FIELDS or v != getattr(fresh, k)
-    }
-    ident = {
+    threshold = dict(_FLAT_THRESHOLD)
+    threshold.update(dataclasses.asdict(cfg.threshold))
+    return {
         "backend": cfg.backend.name,
-        "dataset": dataset,
+        "dataset": _dataset_identity(cfg.dataset),
         "split": dataclasses.asdict(cfg.split),
         "cv": dataclasses.asdict(cfg.cv),
         "search": {k: v for k, v in dataclasses.asdict(cfg.search).items() if k not in ("n_trials", "n_jobs")},
-        "threshold": dataclasses.asdict(cfg.threshold),
+        "threshold": threshold,
         "objective": cfg.objective.metric,
         "seed": cfg.seed,
     }
-    return ident
 
 
 def study_name(cfg: Config) -> str:

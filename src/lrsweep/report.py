@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from lrsweep.metrics import Curve
+from lrsweep.records import SweepResult
 
 __all__ = ["write_artifacts", "format_summary"]
 
@@ -53,7 +54,7 @@ def write_artifacts(
     threshold: float,
     coefficients: Any,
     study: Any,
-    summary: dict[str, Any],
+    result: SweepResult,
 ) -> list[str]:
     """Write every artifact into ``out``; a plot that cannot be drawn is skipped with a warning."""
     import matplotlib
@@ -116,7 +117,7 @@ def write_artifacts(
     if coefficients is not None:
         coefficients.to_csv(out / "coefficients.csv", index=False)
         written.append("coefficients.csv")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (out / "summary.json").write_text(json.dumps(result.as_dict(), indent=2, default=str))
     written.append("summary.json")
     return written
 
@@ -129,46 +130,43 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def format_summary(summary: dict[str, Any]) -> str:
+def format_summary(r: SweepResult) -> str:
     """The table printed at the end of a sweep."""
     lines = [""]
-    lines.append(f"lrsweep: {summary['study']}  ({summary['backend']}, {summary['dataset']})")
+    lines.append(f"lrsweep: {r.study_name}  ({r.backend}, {r.dataset})")
     lines.append(
-        f"  trials: {summary['n_finished']} finished in the study ({summary['n_new']} this run; "
-        + ", ".join(f"{k.lower()} {v}" for k, v in sorted(summary["states"].items()))
-        + f"), wall {summary['wall_seconds']:.1f} s"
+        f"  trials: {r.n_finished} finished in the study ({r.n_new} this run; "
+        + ", ".join(f"{k.lower()} {v}" for k, v in sorted(r.states.items()))
+        + f"), wall {r.wall_seconds:.1f} s"
     )
     shared = ("penalty", "C", "l1_ratio", "solver", "class_weight", "threshold")  # backend names are in MLflow
-    best = {k: v for k, v in summary["best_params"].items() if k in shared}
+    best = {k: v for k, v in r.best_params.items() if k in shared}
     lines.append("  best parameters: " + "  ".join(f"{k}={_fmt(v)}" for k, v in best.items()))
-    lines.append(f"  threshold ({summary['threshold_strategy']}): {summary['threshold']:.4f}")
+    lines.append(f"  threshold ({r.threshold_strategy}): {r.threshold:.4f}")
     keys = ["roc_auc", "pr_auc", "log_loss", "accuracy", "precision", "recall", "f1", "specificity"]
-    bayes = summary.get("bayes_metrics") or {}
+    bayes = r.bayes_metrics or {}
     head = f"  {'metric':<12}{'validation':>12}{'test':>12}"
     lines.append(head + (f"{'Bayes-opt.':>12}{'gap':>10}" if bayes else ""))
     for k in keys:
-        test = summary["test_metrics"].get(k, float("nan"))
-        row = f"  {k:<12}{_fmt(summary['val_metrics'].get(k, float('nan'))):>12}{_fmt(test):>12}"
+        test = r.test_metrics.get(k, float("nan"))
+        row = f"  {k:<12}{_fmt(r.val_metrics.get(k, float('nan'))):>12}{_fmt(test):>12}"
         if k in bayes:  # the generating model on the same test rows: no model can beat it (up to noise)
             row += f"{_fmt(bayes[k]):>12}{test - bayes[k]:>+10.4f}"
         lines.append(row)
-    generated = (summary.get("data") or {}).get("generated")
+    generated = r.data.get("generated")
     if bayes and generated:
         lines.append(
             f"  Bayes-opt.: the table's true model on the test rows (whole table: log loss "
             f"{_fmt(generated.get('bayes_log_loss', float('nan')))}, ROC AUC "
             f"{_fmt(generated.get('bayes_roc_auc', float('nan')))})"
         )
-    t = summary["test_metrics"]
+    t = r.test_metrics
     if "tp" in t:
         lines.append(f"  test confusion: TP={int(t['tp'])} FP={int(t['fp'])} TN={int(t['tn'])} FN={int(t['fn'])}")
-    lines.append(f"  study: {summary['storage']}")
-    if summary.get("parent_run_id"):
-        lines.append(
-            f"  MLflow: experiment {summary['experiment']!r}, run {summary['parent_run_id']}"
-            f" at {summary['tracking_uri']}"
-        )
-        lines.append(f"  open them with: {summary['ui_command']}")
+    lines.append(f"  study: {r.storage}")
+    if r.parent_run_id:
+        lines.append(f"  MLflow: experiment {r.experiment!r}, run {r.parent_run_id} at {r.tracking_uri}")
+        lines.append(f"  open them with: {r.ui_command}")
     else:
         lines.append("  MLflow: tracking off")
     return "\n".join(lines)

@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lrsweep.config import SearchConfig, ThresholdConfig, compatible_solvers
+from lrsweep.config import SearchConfig
+from lrsweep.errors import LrsweepError
+from lrsweep.thresholds import SearchedThreshold, ThresholdConfig
 
-__all__ = ["ModelParams", "suggest", "grid", "L1_RATIO_OF"]
+if TYPE_CHECKING:
+    from lrsweep.backends.base import Capabilities
+
+__all__ = ["ModelParams", "SolverPool", "solver_pool", "suggest", "grid", "L1_RATIO_OF"]
+
+# penalty family -> the solvers a trial may draw for it; None for a backend without a solver choice
+SolverPool = dict[str, list[str]] | None
 
 # l1_ratio implied by each penalty family (elastic net is searched)
 L1_RATIO_OF = {"none": 0.0, "l2": 0.0, "l1": 1.0}
@@ -55,6 +64,41 @@ class ModelParams:
         return asdict(self)
 
 
+def solver_pool(search: SearchConfig, caps: Capabilities, *, hashed: bool = False) -> SolverPool:
+    """The solvers each searched penalty family may use on this backend and data, or why there are none.
+
+    ``caps.solvers`` maps each solver to the families it can fit; ``search.solvers`` narrows the choice (None:
+    all); on hashed features the backend's ``dense_solvers`` (a dense n_features^2 Hessian) are left out.
+    """
+    table: Mapping[str, tuple[str, ...]] | None = caps.solvers
+    if table is None:
+        return None  # the backend picks its optimiser from the penalty (Spark)
+    for name in search.solvers or []:
+        if name not in table:
+            raise LrsweepError(f"a solver in search.solvers={name!r} is not known", f"use one of: {', '.join(table)}")
+    if hashed:
+        for name in search.solvers or []:
+            if name in caps.dense_solvers:
+                raise LrsweepError(
+                    f"{name} cannot fit hashed features: it builds a dense n_features^2 Hessian",
+                    f"drop {name} from search.solvers (without search.solvers it is left out by itself)",
+                )
+    names = list(table) if search.solvers is None else list(search.solvers)
+    if hashed:
+        names = [n for n in names if n not in caps.dense_solvers]
+    pool: dict[str, list[str]] = {}
+    for penalty in search.penalties:
+        able = [n for n in names if penalty in table[n]]
+        if not able:
+            fits = [k for k, v in table.items() if penalty in v]
+            raise LrsweepError(
+                f"no solver in search.solvers={search.solvers} can fit the {penalty} penalty",
+                f"add one of {', '.join(fits)} to search.solvers, or drop {penalty} from search.penalties",
+            )
+        pool[penalty] = able
+    return pool
+
+
 def _float(trial: Any, name: str, low: float, high: float, log: bool) -> float:
     if low == high:
         return float(low)
@@ -65,8 +109,8 @@ def _categorical(trial: Any, name: str, choices: list[str]) -> str:
     return choices[0] if len(choices) == 1 else str(trial.suggest_categorical(name, choices))
 
 
-def suggest(trial: Any, search: SearchConfig, threshold: ThresholdConfig, *, has_solvers: bool = True) -> ModelParams:
-    """Ask ``trial`` (an optuna Trial or FixedTrial) for one configuration."""
+def suggest(trial: Any, search: SearchConfig, threshold: ThresholdConfig, pool: SolverPool) -> ModelParams:
+    """Ask ``trial`` (an optuna Trial or FixedTrial) for one configuration; ``pool`` from :func:`solver_pool`."""
     penalty = _categorical(trial, "penalty", list(search.penalties))
     C = math.inf if penalty == "none" else _float(trial, "C", search.C.low, search.C.high, search.C.log)
     if penalty == "elasticnet":
@@ -75,11 +119,11 @@ def suggest(trial: Any, search: SearchConfig, threshold: ThresholdConfig, *, has
     else:
         l1_ratio = L1_RATIO_OF[penalty]
     solver = None
-    if has_solvers:
-        solver = _categorical(trial, f"solver_{penalty}", compatible_solvers(penalty, search.solvers))
+    if pool is not None:
+        solver = _categorical(trial, f"solver_{penalty}", pool[penalty])
     class_weight = _categorical(trial, "class_weight", list(search.class_weight))
     thr = None
-    if threshold.strategy == "searched":
+    if isinstance(threshold, SearchedThreshold):
         thr = float(trial.suggest_float("threshold", threshold.low, threshold.high))
     return ModelParams(C, l1_ratio, penalty, solver, class_weight, search.max_iter, search.tol, thr)
 
@@ -91,7 +135,7 @@ def _points(low: float, high: float, log: bool, n: int) -> list[float]:
     return [float(v) for v in vals]
 
 
-def grid(search: SearchConfig, threshold: ThresholdConfig, *, has_solvers: bool = True) -> list[dict[str, Any]]:
+def grid(search: SearchConfig, threshold: ThresholdConfig, pool: SolverPool) -> list[dict[str, Any]]:
     """Every distinct configuration of the space, as Optuna parameter dicts (for enqueue_trial).
 
     Enumerating the valid combinations avoids the repeats a plain cartesian GridSampler would make
@@ -101,9 +145,11 @@ def grid(search: SearchConfig, threshold: ThresholdConfig, *, has_solvers: bool 
     n = search.grid_points
     cs = _points(search.C.low, search.C.high, search.C.log, n)
     ratios = _points(search.l1_ratio.low, search.l1_ratio.high, search.l1_ratio.log, n)
-    thresholds = _points(threshold.low, threshold.high, False, n) if threshold.strategy == "searched" else [None]
+    thresholds: list[float | None] = [None]
+    if isinstance(threshold, SearchedThreshold):
+        thresholds = list(_points(threshold.low, threshold.high, False, n))
     for penalty in search.penalties:
-        solvers = compatible_solvers(penalty, search.solvers) if has_solvers else [None]
+        solvers: list[str | None] = list(pool[penalty]) if pool is not None else [None]
         for C, ratio, solver, cw, thr in itertools.product(
             [None] if penalty == "none" else cs,
             ratios if penalty == "elasticnet" else [None],

@@ -1,10 +1,10 @@
 """Everything MLflow: the parent run of a sweep, one child run per trial, and the final model and artifacts.
 
-Cost (measured on this machine, MLflow 3.17 on sqlite): a child run written as create_run + one
-log_batch + set_terminated takes ~27 ms of CPU, mostly SQLAlchemy, which is as much as an lbfgs trial.
-So by default every per-trial MLflow call runs in a separate writer *process* fed through a pipe: it
-works on the second core while the sweep fits the next trial, and the sweep pays ~0.1 ms per trial to
-send a record. ``tracking.mode=inline`` runs the same writer code in the sweep's own thread.
+The sweep talks to one :class:`Tracker` (``MlflowTracker``, or ``NullTracker`` for tracking=off) that owns
+the tracking URI, the parent run, its finalisation and its failure. Writing one child run costs MLflow about
+as much CPU as fitting a small model (the README's Speed section has the figures), so by default every
+per-trial MLflow call runs in a separate writer *process* fed through a pipe: it works on another core
+while the sweep fits the next trial. ``tracking.mode=inline`` runs the same writer code in the sweep's thread.
 
 Consistency: the Optuna journal is the source of truth. A trial's record is sent only after Optuna
 has been told the trial finished, and every record is also kept in the trial's user attributes, so:
@@ -19,26 +19,34 @@ drained (one writer at a time on a sqlite store).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import multiprocessing as mp
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from lrsweep.config import TrackingConfig
 from lrsweep.errors import LrsweepError
+from lrsweep.records import TrialRecord
 from lrsweep.redact import redact_uri
 
-__all__ = ["Tracker", "NullTracker", "TrialWriter", "open_tracker", "finalize_parent", "fail_parent"]
+if TYPE_CHECKING:
+    from lrsweep.backends.base import Capabilities, Refit
+
+__all__ = ["Tracker", "MlflowTracker", "NullTracker", "TrialWriter", "ParentSpec", "Final", "open_tracker"]
 
 log = logging.getLogger("lrsweep")
 
 # MLflow's usage telemetry posts to a remote endpoint from a background thread and flushes it at exit: on
-# an offline machine that held every sweep's exit for ~2.5 s (measured). Off unless the user opts in.
+# an offline machine that holds every sweep's exit for seconds. Off unless the user opts in.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 STUDY_TAG = "lrsweep.study"
@@ -105,27 +113,27 @@ class TrialWriter:
         self.logged = 0
 
     # -- commands ------------------------------------------------------------------------------------
-    def open(self, spec: dict[str, Any]) -> str:
+    def open(self, spec: ParentSpec) -> str:
         from mlflow.entities import Param, RunTag
 
-        self._hold_writer_lock(spec.get("writer_lock"))
+        self._hold_writer_lock(spec.writer_lock)
         self.client = client = _client(self.uri)
-        self.study = spec["study"]
-        exp = client.get_experiment_by_name(spec["experiment"])
-        self.experiment_id = exp.experiment_id if exp else client.create_experiment(spec["experiment"])
+        self.study = spec.study
+        exp = client.get_experiment_by_name(spec.experiment)
+        self.experiment_id = exp.experiment_id if exp else client.create_experiment(spec.experiment)
         done = self._reconcile()
         run = client.create_run(
             self.experiment_id,
-            run_name=spec["run_name"],
-            tags={**spec["tags"], STUDY_TAG: self.study, KIND_TAG: "sweep"},
+            run_name=spec.run_name,
+            tags={**spec.tags, STUDY_TAG: self.study, KIND_TAG: "sweep"},
         )
         self.parent_id = run.info.run_id
-        params = [Param(k, str(v)[:6000]) for k, v in spec["params"].items()]
+        params = [Param(k, str(v)[:6000]) for k, v in spec.params.items()]
         for i in range(0, len(params), _MAX_PARAMS):
             client.log_batch(self.parent_id, params=params[i : i + _MAX_PARAMS])
-        for name, text in spec.get("texts", {}).items():
+        for name, text in spec.texts.items():
             client.log_text(self.parent_id, text, name)
-        backfill = [r for r in spec.get("backfill", []) if r["number"] not in done]
+        backfill = [r for r in spec.backfill if r.number not in done]
         for record in backfill:
             self.trial(record, tags=[RunTag("lrsweep.backfilled", "true")])
         if backfill:
@@ -164,33 +172,33 @@ class TrialWriter:
         )
         return {int(r.data.tags[TRIAL_TAG]) for r in logged if r.info.status != "RUNNING"}
 
-    def trial(self, record: dict[str, Any], tags: Iterable[Any] = ()) -> None:
+    def trial(self, record: TrialRecord, tags: Iterable[Any] = ()) -> None:
         from mlflow.entities import Metric, Param
 
         client = self.client
         run = client.create_run(
             self.experiment_id,
-            start_time=record["start_ms"],
-            run_name=record["run_name"],
+            start_time=record.start_ms,
+            run_name=record.run_name,
             tags={
                 "mlflow.parentRunId": self.parent_id,
                 STUDY_TAG: self.study,
                 KIND_TAG: "trial",
-                TRIAL_TAG: str(record["number"]),
-                "lrsweep.state": record["state"],
-                **record.get("tags", {}),
+                TRIAL_TAG: str(record.number),
+                "lrsweep.state": record.state,
+                **record.tags,
             },
         )
-        rid, ts = run.info.run_id, record["end_ms"]
-        metrics = [Metric(k, float(v), ts, 0) for k, v in record["metrics"].items()]
-        metrics += [Metric(k, float(v), ts, int(step)) for k, v, step in record.get("steps", [])]
+        rid, ts = run.info.run_id, record.end_ms
+        metrics = [Metric(k, float(v), ts, 0) for k, v in record.metrics.items()]
+        metrics += [Metric(k, float(v), ts, int(step)) for k, v, step in record.steps]
         client.log_batch(
             rid,
             metrics=metrics,
-            params=[Param(k, str(v)) for k, v in record["params"].items()],
+            params=[Param(k, str(v)) for k, v in record.params.items()],
             tags=list(tags),
         )
-        client.set_terminated(rid, RUN_STATUS[record["state"]], end_time=record["end_ms"])
+        client.set_terminated(rid, RUN_STATUS[record.state], end_time=record.end_ms)
         self.logged += 1
 
     def close(self, status: str | None) -> None:
@@ -238,24 +246,77 @@ def _serve(writer: TrialWriter, commands: Connection, results: Connection) -> No
                 return
 
 
-class Tracker:
-    """The sweep's handle on MLflow: sends commands to a writer process (or runs them inline)."""
+@dataclass
+class ParentSpec:
+    """What the parent run of a study's sweep starts with."""
 
-    def __init__(self, uri: str | None, experiment: str, mode: str = "background") -> None:
-        self.uri = uri
+    study: str
+    experiment: str
+    run_name: str
+    params: dict[str, Any]
+    tags: dict[str, str]
+    texts: dict[str, str]  # artifact name -> text (config.yaml, data.json, environment.json)
+    backfill: list[TrialRecord]  # the study's finished trials, logged if MLflow lacks them
+    writer_lock: str | None = None  # a file locked while a writer works on this study
+
+
+@dataclass
+class Final:
+    """What the parent run receives when the sweep has its result."""
+
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    artifacts: Path | None  # a folder logged as the run's artifacts
+    refit: Refit | None  # the model to log (None: tracking.log_model=false)
+    capabilities: Capabilities
+    threshold: float
+
+
+class Tracker(Protocol):
+    """The sweep's handle on tracking: one parent run per sweep, one child run per trial."""
+
+    parent_id: str | None
+    opened: bool
+
+    def open(self, spec: ParentSpec) -> None:
+        """Start the parent run (after reconciling what an earlier, killed sweep left)."""
+        ...
+
+    def trial(self, record: TrialRecord) -> None:
+        """Log one finished trial as a child run."""
+        ...
+
+    def finish(self, final: Final) -> str | None:
+        """Log the result on the parent run and mark it FINISHED; return the logged model's URI."""
+        ...
+
+    def fail(self, status: str, reason: str) -> None:
+        """End the parent run as FAILED or KILLED with the reason (nothing half-done looks complete); before
+        ``open`` it only stops what the tracker started."""
+        ...
+
+
+class MlflowTracker:
+    """Tracking in MLflow: commands go to a writer process (or run inline); the final logging runs here."""
+
+    def __init__(self, cfg: TrackingConfig, experiment: str) -> None:
+        self.cfg = cfg
+        self.uri = cfg.uri
         self.experiment = experiment
-        self.mode = mode
+        self.mode = cfg.mode
         self.parent_id: str | None = None
         self.opened = False
         self._inline: TrialWriter | None = None
         self._proc: Any = None
-        if mode == "inline":
-            self._inline = TrialWriter(uri)
+        self.timings: dict[str, float] = {}
+        if cfg.mode == "inline":
+            self._inline = TrialWriter(self.uri)
         else:
             ctx = mp.get_context("spawn")  # no fork of a process holding threads and sqlite handles
             cmd_r, self._cmd = ctx.Pipe(duplex=False)
             self._res, res_w = ctx.Pipe(duplex=False)
-            self._proc = ctx.Process(target=_writer_main, args=(cmd_r, res_w, uri), name="lrsweep-mlflow-writer")
+            self._proc = ctx.Process(target=_writer_main, args=(cmd_r, res_w, self.uri), name="lrsweep-mlflow-writer")
             self._proc.start()  # starts importing mlflow now, while the sweep loads and prepares data
             cmd_r.close()
             res_w.close()
@@ -289,14 +350,11 @@ class Tracker:
                 raise self._error(f"the writer process exited (code {self._proc.exitcode})")
         raise self._error(f"no answer from the writer within {timeout:.0f} s")
 
-    def open(self, spec: dict[str, Any]) -> None:
-        """Create the parent run (after reconciling a killed earlier sweep).
-
-        In the background mode this does not wait: the writer imports MLflow (~2 s) and opens the store
-        (~1 s) while the first trials run; an error surfaces at the next trial.
-        """
+    def open(self, spec: ParentSpec) -> None:
+        """In the background mode this does not wait: the writer imports MLflow and opens the store while the
+        first trials run; an error surfaces at the next trial."""
         self.opened = True
-        spec = {**spec, "experiment": self.experiment}
+        spec = dataclasses.replace(spec, experiment=self.experiment)
         if self._inline is not None:
             try:
                 self.parent_id = self._inline.open(spec)
@@ -305,7 +363,7 @@ class Tracker:
         else:
             self._cmd.send(("open", spec))
 
-    def trial(self, record: dict[str, Any]) -> None:
+    def trial(self, record: TrialRecord) -> None:
         if self._inline is not None:
             self._inline.trial(record)
         else:
@@ -316,8 +374,8 @@ class Tracker:
                 raise self._error("the writer process stopped") from None
             self._check()
 
-    def close(self, status: str | None = None) -> str | None:
-        """Drain the writer; with ``status``, also end the parent run (KILLED). Return the parent run ID."""
+    def _drain(self, status: str | None = None) -> str | None:
+        """Let the writer finish every child run; with ``status``, it also ends the parent run."""
         if self._inline is not None:
             self._inline.close(status)
             self.parent_id = self._inline.parent_id or None
@@ -330,84 +388,138 @@ class Tracker:
             self.parent_id = self._wait("closed")[1] or None
             return self.parent_id
         finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self._proc is not None:
             self._proc.join(timeout=30)
             if self._proc.is_alive():
                 self._proc.terminate()
             self._proc = None
 
-    def abandon(self) -> None:
-        """Stop the writer without a parent run (setup failed before anything was logged)."""
+    def _abandon(self) -> None:
+        """Stop the writer before anything was logged (setup failed)."""
         if self._proc is not None:
             self._cmd.close()  # the writer sees EOF; with no parent it writes nothing
-            self._proc.join(timeout=30)
-            self._proc = None
+            self._stop()
+
+    def finish(self, final: Final) -> str | None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        t0 = time.perf_counter()
+        parent_id = self._drain()
+        self.timings["drain_writer"] = round(time.perf_counter() - t0, 3)
+        if parent_id is None:
+            return None
+        client = _client(self.uri)
+        ts = int(time.time() * 1000)
+        plist = [Param(k, str(v)) for k, v in final.params.items()]
+        for i in range(0, len(plist), _MAX_PARAMS):
+            client.log_batch(parent_id, params=plist[i : i + _MAX_PARAMS])
+        client.log_batch(
+            parent_id,
+            metrics=[Metric(k, float(v), ts, 0) for k, v in final.metrics.items()],
+            tags=[RunTag(k, v) for k, v in final.tags.items()],
+        )
+        if final.artifacts is not None:
+            client.log_artifacts(parent_id, str(final.artifacts))
+        model_uri = None
+        if final.refit is not None:
+            model_uri = log_model(self.uri, parent_id, final.refit, final.capabilities, final.threshold)
+        client.set_terminated(parent_id, "FINISHED")
+        return model_uri
+
+    def fail(self, status: str, reason: str) -> None:
+        if not self.opened:
+            self._abandon()
+            return
+        parent_id = self.parent_id
+        with contextlib.suppress(Exception):  # the original error matters more than the writer's
+            parent_id = self._drain(status) or parent_id
+        if not parent_id:
+            return
+        try:
+            client = _client(self.uri)
+            client.set_tag(parent_id, "lrsweep.failure", reason[:5000])
+            client.set_terminated(parent_id, status)
+        except Exception as exc:
+            log.warning("could not mark MLflow run %s as %s: %s", parent_id, status, exc)
 
 
 class NullTracker:
     """tracking=off."""
 
-    uri = None
-    experiment = ""
     parent_id: str | None = None
     opened = False
 
-    def open(self, spec: dict[str, Any]) -> None:
+    def open(self, spec: ParentSpec) -> None:
         pass
 
-    def trial(self, record: dict[str, Any]) -> None:
+    def trial(self, record: TrialRecord) -> None:
         pass
 
-    def close(self, status: str | None = None) -> str | None:
+    def finish(self, final: Final) -> str | None:
         return None
 
-    def abandon(self) -> None:
+    def fail(self, status: str, reason: str) -> None:
         pass
 
 
-def open_tracker(enabled: bool, uri: str | None, experiment: str, mode: str) -> Tracker | NullTracker:
-    return Tracker(uri, experiment, mode) if enabled else NullTracker()
+def open_tracker(cfg: TrackingConfig, experiment: str) -> Tracker:
+    return MlflowTracker(cfg, experiment) if cfg.enabled else NullTracker()
 
 
-def finalize_parent(
-    uri: str | None,
-    parent_id: str,
-    params: dict[str, Any],
-    metrics: dict[str, float],
-    tags: dict[str, str],
-    artifact_dir: Path | None,
-    log_model: Callable[[], str] | None,
-) -> str | None:
-    """Log the sweep's result on its parent run and mark it FINISHED; return the model URI."""
-    import mlflow
-    from mlflow.entities import Metric, Param, RunTag
+# -- the model, in the backend's MLflow flavour -----------------------------------------------------------
+def pinned(requirements: tuple[str, ...]) -> list[str]:
+    """``name==installed version`` for each distribution (explicit: inferring them costs seconds per model)."""
+    from importlib.metadata import version
 
-    client = _client(uri)
-    ts = int(time.time() * 1000)
-    plist = [Param(k, str(v)) for k, v in params.items()]
-    for i in range(0, len(plist), _MAX_PARAMS):
-        client.log_batch(parent_id, params=plist[i : i + _MAX_PARAMS])
-    client.log_batch(
-        parent_id,
-        metrics=[Metric(k, float(v), ts, 0) for k, v in metrics.items()],
-        tags=[RunTag(k, v) for k, v in tags.items()],
-    )
-    if artifact_dir is not None:
-        client.log_artifacts(parent_id, str(artifact_dir))
-    model_uri = None
-    if log_model is not None:
-        with _active_uri(uri), mlflow.start_run(run_id=parent_id):
-            model_uri = log_model()
-    client.set_terminated(parent_id, "FINISHED")
-    return model_uri
+    return [f"{p}=={version(p)}" for p in requirements]
 
 
-def fail_parent(uri: str | None, parent_id: str | None, status: str, reason: str) -> None:
-    """Mark a parent run FAILED/KILLED with the reason, so nothing half-done looks complete."""
-    if not parent_id:
-        return
+@contextlib.contextmanager
+def _lrsweep_code_by_value() -> Iterator[None]:
+    """Pickle lrsweep's own code a model uses (the hashing transformer) into it, so it loads where lrsweep is
+    not installed."""
+    import cloudpickle
+
+    import lrsweep.hashing
+
+    cloudpickle.register_pickle_by_value(lrsweep.hashing)
     try:
-        client = _client(uri)
-        client.set_tag(parent_id, "lrsweep.failure", reason[:5000])
-        client.set_terminated(parent_id, status)
-    except Exception as exc:  # the original error matters more than this one
-        log.warning("could not mark MLflow run %s as %s: %s", parent_id, status, exc)
+        yield
+    finally:
+        cloudpickle.unregister_pickle_by_value(lrsweep.hashing)
+
+
+def log_model(uri: str | None, run_id: str, refit: Refit, caps: Capabilities, threshold: float) -> str:
+    """Log ``refit.model`` on run ``run_id`` with the flavour the backend declares; return the model URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    with warnings.catch_warnings():
+        # The table's own dtypes: MLflow's schema check refuses int64 input for a column declared double.
+        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
+        signature = infer_signature(refit.input_example, refit.example_predictions)
+    common = {
+        "signature": signature,
+        "input_example": refit.input_example,
+        "pip_requirements": pinned(caps.requirements),
+        "metadata": {"threshold": threshold},
+    }
+    with _active_uri(uri), mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        if caps.flavour == "sklearn":
+            import mlflow.sklearn
+
+            # cloudpickle (not skops): skops refuses FixedThresholdClassifier without a trusted-type list
+            warnings.filterwarnings("ignore", message=".*pickle or cloudpickle format.*")
+            logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+            with _lrsweep_code_by_value():
+                info = mlflow.sklearn.log_model(refit.model, name="model", serialization_format="cloudpickle", **common)
+        elif caps.flavour == "spark":
+            import mlflow.spark
+
+            info = mlflow.spark.log_model(refit.model, "model", **common)  # artifact path still positional
+        else:
+            raise ValueError(f"no MLflow flavour {caps.flavour!r}")
+    return str(info.model_uri)

@@ -13,8 +13,9 @@ import pytest
 
 from lrsweep.backends.sklearn import SklearnBackend
 from lrsweep.config import Config, DatasetConfig
+from lrsweep.data import open_data
 from lrsweep.space import ModelParams
-from lrsweep.sweep import pip_requirements
+from lrsweep.tracking import log_model
 
 LOAD_WITHOUT_LRSWEEP = """
 import json, sys
@@ -36,11 +37,12 @@ def test_hashed_model_loads_and_predicts_without_lrsweep(tmp_path: Path, sqlite_
     df.to_csv(tmp_path / "d.csv", index=False)
     ds = DatasetConfig(name=None, path=str(tmp_path / "d.csv"), target="y", positive="1", hashed=["user"])
     cfg = Config(dataset=ds)
-    backend = SklearnBackend(cfg)
-    backend.setup(cfg)
+    backend = SklearnBackend(seed=cfg.seed)
+    backend.prepare(open_data(cfg.dataset, cfg.split, cfg.cv, cfg.seed))
     refit = backend.refit(ModelParams(1.0, 0.0, "l2", "lbfgs", "none", 500, 1e-6), 0.4)
-    with mlflow.start_run():
-        model_uri = backend.log_model(refit, 0.4, pip_requirements(backend))
+    with mlflow.start_run() as run:
+        pass
+    model_uri = log_model(sqlite_tracking, run.info.run_id, refit, backend.capabilities, 0.4)
     example = df.drop(columns="y").iloc[:20].assign(user=lambda d: d["user"].astype(str))
     example.to_json(tmp_path / "x.json", orient="split")
     out = subprocess.run(

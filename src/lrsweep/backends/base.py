@@ -1,18 +1,64 @@
-"""The backend protocol: what the sweep needs from scikit-learn or Spark, and nothing more."""
+"""The backend contract: what the sweep needs from a library that fits logistic regression, and nothing more.
+
+A backend is made once per sweep from its own settings (a :class:`BackendConfig` subclass), the cluster
+settings and the seed; it receives the sweep's data as a :class:`~lrsweep.data.DataHandle` (never the raw
+config), and answers in the shared vocabulary (:class:`~lrsweep.space.ModelParams`) with the shared records
+below. It declares what it can do in :class:`Capabilities`; how its model is logged (the MLflow flavour)
+lives with tracking, so no backend imports mlflow. ``tests/backends/test_conformance.py`` is the contract
+as a test: a new backend is done when it passes it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from lrsweep.config import Config
 from lrsweep.metrics import Curve
-from lrsweep.space import ModelParams
 
-__all__ = ["Backend", "Evaluation", "FitInfo", "Prepared", "Refit", "coefficient_frame", "HASHED_COEFFICIENT_ROWS"]
+if TYPE_CHECKING:
+    from lrsweep.data import DataHandle, DataSummary
+    from lrsweep.space import ModelParams
+
+__all__ = [
+    "Backend",
+    "BackendConfig",
+    "Capabilities",
+    "Evaluation",
+    "FitInfo",
+    "Refit",
+    "coefficient_frame",
+    "HASHED_COEFFICIENT_ROWS",
+]
+
+
+@dataclass
+class BackendConfig:
+    """The backend group's base schema: ``name`` picks the backend. A backend with settings of its own
+    subclasses it (``backends/spark.py``); scikit-learn has none and uses this one."""
+
+    name: str = "sklearn"
+
+    def check(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, known before any data is read (the config is checked against it)."""
+
+    # solver -> the penalty families it can fit; None: no solver choice (the library picks its optimiser)
+    solvers: Mapping[str, tuple[str, ...]] | None
+    # distributions the logged model needs at serving time (pinned to the installed versions when logged)
+    requirements: tuple[str, ...]
+    # how tracking logs the fitted model: "sklearn" (mlflow.sklearn) | "spark" (mlflow.spark)
+    flavour: str
+    # solvers that cannot fit hashed features (they build a dense n_features^2 Hessian)
+    dense_solvers: tuple[str, ...] = field(default_factory=tuple)
+
 
 # coefficients.csv lists at most this many hashed buckets (largest |coefficient| first): 2**20 rows would be 40 MB
 HASHED_COEFFICIENT_ROWS = 10_000
@@ -38,23 +84,14 @@ class Evaluation:
 
 
 @dataclass
-class Prepared:
-    """What setup learned about the data, for logging and the summary."""
-
-    fingerprint: dict[str, Any]
-    rows: dict[str, int]  # rows per part: train, val, test
-    features: dict[str, list[str]]  # numeric, categorical
-    dropped: dict[str, str] = field(default_factory=dict)
-    input_example: pd.DataFrame | None = None
-
-
-@dataclass
 class Refit:
     """The best configuration refitted on train+validation, and its one evaluation on test."""
 
-    model: Any
+    model: Any  # predicts on raw rows with the validation threshold
     test: Evaluation
     coefficients: pd.DataFrame
+    input_example: pd.DataFrame  # a few raw rows, and the model's predictions for them (the logged signature)
+    example_predictions: np.ndarray
     # for a generated table: its true model scored on the same test rows (the best any model could do there)
     reference: Evaluation | None = None
 
@@ -87,14 +124,13 @@ def coefficient_frame(
 
 
 class Backend(Protocol):
-    name: str
-    # solver names the backend can choose from; None when it has no solver choice (Spark)
-    solvers: tuple[str, ...] | None
-    # distributions the logged model needs at serving time (pinned to the installed versions)
-    requirements: tuple[str, ...]
+    """Made by ``lrsweep.backends.make_backend``: ``Cls(settings, cluster=..., seed=..., app_name=...)``."""
 
-    def setup(self, cfg: Config) -> Prepared:
-        """Load, validate, split, fit preprocessing and cache: once per sweep."""
+    name: str
+    capabilities: Capabilities
+
+    def prepare(self, data: DataHandle) -> DataSummary:
+        """Take the parts, fit preprocessing on each fitting part only, cache: once per sweep."""
         ...
 
     @property
@@ -107,15 +143,14 @@ class Backend(Protocol):
         ...
 
     def refit(self, params: ModelParams, threshold: float) -> Refit:
-        """Fit on train+validation, score test once."""
+        """Fit preprocessing and model on train+validation, score test once (and a generated table's
+        true model on the same rows)."""
         ...
 
     def native_params(self, params: ModelParams) -> dict[str, Any]:
         """The backend's own names and values for ``params`` (logged beside the shared ones)."""
         ...
 
-    def log_model(self, refit: Refit, threshold: float, pip_requirements: list[str]) -> str:
-        """Log the fitted model in the active MLflow run with its own flavour; return the model URI."""
+    def close(self) -> None:
+        """Release what prepare took (caches, a session it started); safe to call twice."""
         ...
-
-    def close(self) -> None: ...

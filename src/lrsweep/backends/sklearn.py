@@ -1,12 +1,14 @@
-"""scikit-learn backend: preprocessing fitted once per sweep part, one LogisticRegression fit per trial."""
+"""scikit-learn backend: preprocessing fitted once per sweep part, one LogisticRegression fit per trial.
+
+It has no settings of its own (the base ``BackendConfig``). Its solver table, :data:`SOLVER_PENALTIES`, is the
+``solvers`` capability the search draws from: which penalty families each solver can fit.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,16 +23,28 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from lrsweep.backends.base import Evaluation, FitInfo, Prepared, Refit, coefficient_frame
-from lrsweep.config import SOLVER_PENALTIES, Config
-from lrsweep.data import Split, Table, load_table, split_table
+from lrsweep.backends.base import BackendConfig, Capabilities, Evaluation, FitInfo, Refit, coefficient_frame
+from lrsweep.clusters import ClusterConfig
+from lrsweep.data import DataHandle, DataSummary, Split, Table
+from lrsweep.datasets import Reference
 from lrsweep.hashing import SparkFeatureHasher
 from lrsweep.metrics import curve_from_scores, log_loss
 from lrsweep.space import ModelParams
 
-__all__ = ["SklearnBackend", "make_preprocessor", "coefficient_table", "true_model_scores"]
+__all__ = ["SklearnBackend", "SOLVER_PENALTIES", "make_preprocessor", "coefficient_table"]
 
 log = logging.getLogger("lrsweep")
+
+# Which penalty families each solver can fit (scikit-learn 1.9: liblinear refuses C=inf and elastic net;
+# lbfgs, newton-* and sag refuse any L1 part; saga fits them all).
+SOLVER_PENALTIES: dict[str, tuple[str, ...]] = {
+    "lbfgs": ("none", "l2"),
+    "newton-cg": ("none", "l2"),
+    "newton-cholesky": ("none", "l2"),
+    "sag": ("none", "l2"),
+    "saga": ("none", "l2", "l1", "elasticnet"),
+    "liblinear": ("l2", "l1"),
+}
 
 
 def make_preprocessor(
@@ -82,72 +96,50 @@ def coefficient_table(pre: ColumnTransformer, clf: LogisticRegression) -> pd.Dat
     return coefficient_frame(rows, named, coef[len(coef) - n_hashed :] if n_hashed else None)
 
 
-def true_model_scores(table: Table, rows: np.ndarray) -> np.ndarray | None:
-    """The generated table's true click probabilities for ``rows``, or None (not generated, columns missing)."""
-    if table.generated is None:
-        return None
-    from lrsweep.datasets.ctr import FEATURE_COLUMNS, true_probabilities
-
-    if any(c not in table.X.columns for c in FEATURE_COLUMNS):
-        log.info("no Bayes-optimal reference: the sweep dropped some of the true model's columns")
-        return None
-    return true_probabilities(table.X.iloc[rows], seed=int(table.generated["params"]["seed"]))
-
-
-@contextlib.contextmanager
-def _hasher_by_value() -> Iterator[None]:
-    """Pickle lrsweep.hashing's code into the model, so it loads where lrsweep is not installed."""
-    import cloudpickle
-
-    import lrsweep.hashing
-
-    cloudpickle.register_pickle_by_value(lrsweep.hashing)
-    try:
-        yield
-    finally:
-        cloudpickle.unregister_pickle_by_value(lrsweep.hashing)
-
-
 def _contiguous(X: Any) -> Any:
     return X.tocsr() if sp.issparse(X) else np.ascontiguousarray(X)
 
 
 class SklearnBackend:
     name = "sklearn"
-    solvers: tuple[str, ...] | None = tuple(SOLVER_PENALTIES)
-    requirements = ("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
+    capabilities = Capabilities(
+        solvers=SOLVER_PENALTIES,
+        requirements=("scikit-learn", "pandas", "numpy", "scipy", "cloudpickle"),
+        flavour="sklearn",
+        # newton-cholesky builds a dense n_features^2 Hessian: 8 TiB for 2**20 hashed buckets
+        dense_solvers=("newton-cholesky",),
+    )
 
-    def __init__(self, cfg: Config) -> None:
-        self.cfg = cfg
-        if cfg.dataset.hashed:  # newton-cholesky builds a dense n_features^2 Hessian: 8 TiB for 2**20 buckets
-            self.solvers = tuple(s for s in SOLVER_PENALTIES if s != "newton-cholesky")
+    def __init__(
+        self, settings: BackendConfig | None = None, *, cluster: ClusterConfig | None = None, seed: int = 42,
+        app_name: str = "lrsweep",
+    ) -> None:  # fmt: skip
+        self.settings = settings or BackendConfig()
+        self.seed = seed
         self.table: Table | None = None
         self.split: Split | None = None
+        self.reference: Reference | None = None
         # (X_fit, y_fit, X_score, y_score) per fold, preprocessed once; index 0 is train/validation
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._blas: Any = None
 
-    # -- setup, once per sweep ------------------------------------------------------------------------
-    def setup(self, cfg: Config) -> Prepared:
-        # One BLAS thread for the whole sweep: on matrices this size threading costs more than it gives
-        # (median lbfgs trial 37 -> 31 ms), and the other core is left to the MLflow writer / n_jobs.
+    # -- prepare, once per sweep ----------------------------------------------------------------------
+    def prepare(self, data: DataHandle) -> DataSummary:
+        # One BLAS thread for the whole sweep: on matrices this size threading costs more than it gives,
+        # and the other core is left to the MLflow writer / n_jobs.
         self._blas = threadpool_limits(limits=1, user_api="blas")
-        table = load_table(cfg.dataset)
-        split = split_table(table.y, cfg.split, cfg.cv, cfg.seed)
-        self.table, self.split = table, split
+        table, split = data.pandas()
+        self.table, self.split, self.reference = table, split, data.reference
         pairs = split.folds if split.folds else [(split.train, split.val)]
         for fit_pos, score_pos in pairs:
             pre = self._preprocessor()
             Xa = pre.fit_transform(table.X.iloc[fit_pos])  # fitted on the fitting part only: no leakage
             Xb = pre.transform(table.X.iloc[score_pos])
             self._parts.append((_contiguous(Xa), table.y[fit_pos], _contiguous(Xb), table.y[score_pos]))
-        features = {"numeric": table.numeric, "categorical": table.categorical}
-        if table.hashed:
-            features["hashed"] = table.hashed
-        return Prepared(
+        return DataSummary(
             fingerprint=table.fingerprint,
-            rows={"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-            features=features,
+            rows=split.rows,
+            features=DataSummary.features_of(table.numeric, table.categorical, table.hashed),
             dropped=table.dropped,
             input_example=table.X.iloc[split.train[:5]].copy(),
         )
@@ -155,7 +147,7 @@ class SklearnBackend:
     def _preprocessor(self) -> ColumnTransformer:
         assert self.table is not None
         t = self.table
-        return make_preprocessor(t.numeric, t.categorical, t.hashed, self.cfg.dataset.hash_features)
+        return make_preprocessor(t.numeric, t.categorical, t.hashed, t.hash_features)
 
     @property
     def n_folds(self) -> int:
@@ -170,7 +162,7 @@ class SklearnBackend:
             "class_weight": None if params.class_weight == "none" else params.class_weight,
             "max_iter": params.max_iter,
             "tol": params.tol,
-            "random_state": self.cfg.seed,
+            "random_state": self.seed,
         }
 
     def _classifier(self, params: ModelParams) -> LogisticRegression:
@@ -212,41 +204,20 @@ class SklearnBackend:
         test = Evaluation(curve_from_scores(yt, p), log_loss(yt, p), len(yt), info, (yt, p))
         fitted = model.estimator_
         table = coefficient_table(fitted.named_steps["preprocess"], fitted.named_steps["model"])
-        reference = None
-        truth = true_model_scores(t, s.test)
-        if truth is not None:
-            reference = Evaluation(curve_from_scores(yt, truth), log_loss(yt, truth), len(yt), FitInfo(0.0, 0, True))
-        return Refit(model, test, table, reference)
+        example = t.X.iloc[s.train[:5]].copy()
+        return Refit(model, test, table, example, np.asarray(model.predict(example)), self._reference(yt))
 
-    def log_model(self, refit: Refit, threshold: float, pip_requirements: list[str]) -> str:
-        import mlflow.sklearn
-        from mlflow.models import infer_signature
-
+    def _reference(self, yt: np.ndarray) -> Evaluation | None:
+        """A generated table's true model on the test rows: the best any model could score there."""
         assert self.table is not None and self.split is not None
-        # The table's own dtypes: a CSV read by pandas gives int64 for complete integer columns, and MLflow's
-        # schema check refuses int64 input for a column declared double. Columns with gaps are float already.
-        example = self.table.X.iloc[self.split.train[:5]].copy()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
-            signature = infer_signature(example, refit.model.predict(example))
-            # cloudpickle (not skops): skops refuses FixedThresholdClassifier without a trusted-type list
-            warnings.filterwarnings("ignore", message=".*pickle or cloudpickle format.*")
-            logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
-            with _hasher_by_value():
-                info = self._log(mlflow, refit, signature, example, pip_requirements, threshold)
-        return str(info.model_uri)
-
-    @staticmethod
-    def _log(mlflow: Any, refit: Refit, signature: Any, example: Any, reqs: list[str], threshold: float) -> Any:
-        return mlflow.sklearn.log_model(
-            refit.model,
-            name="model",
-            signature=signature,
-            input_example=example,
-            pip_requirements=reqs,  # explicit: inferring them costs 2.6-3.5 s (NOTES.md)
-            serialization_format="cloudpickle",
-            metadata={"threshold": threshold},
-        )
+        ref = self.reference
+        if ref is None:
+            return None
+        if any(c not in self.table.X.columns for c in ref.columns):
+            log.info("no Bayes-optimal reference: the sweep dropped some of the true model's columns")
+            return None
+        p = ref.probabilities(self.table.X.iloc[self.split.test])
+        return Evaluation(curve_from_scores(yt, p), log_loss(yt, p), len(yt), FitInfo(0.0, 0, True), (yt, p))
 
     def close(self) -> None:
         self._parts.clear()

@@ -25,15 +25,12 @@ pyspark is imported inside functions only: ``import lrsweep.backends.spark`` wor
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import logging
 import math
 import os
 import shutil
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,15 +38,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lrsweep.backends.base import Evaluation, FitInfo, Prepared, Refit, coefficient_frame
-from lrsweep.config import Config
-from lrsweep.data import generated_meta, generated_summary, load_table, positive_label, resolve_source, split_table
+from lrsweep.backends.base import BackendConfig, Capabilities, Evaluation, FitInfo, Refit, coefficient_frame
+from lrsweep.clusters import ClusterConfig, LocalCluster
+from lrsweep.data import DataHandle, DataSummary
+from lrsweep.data.spark import FOLD, LABEL, PART, PREFIX, SparkParts, ident, present
+from lrsweep.data.split import TEST, TRAIN, VAL
+from lrsweep.datasets import Reference
 from lrsweep.errors import LrsweepError
 from lrsweep.metrics import Curve, curve_from_scores, log_loss
 from lrsweep.space import ModelParams
 
 __all__ = [
     "SparkBackend",
+    "SparkConfig",
     "ColumnStats",
     "spark_params",
     "balanced_weights",
@@ -65,13 +66,37 @@ __all__ = [
 
 log = logging.getLogger("lrsweep")
 
-# Columns the backend adds; a data column with this prefix is refused.
-PREFIX = "_lrsweep_"
-LABEL, WEIGHT, FEATURES, PART, FOLD, HASHED = (
-    PREFIX + s for s in ("label", "weight", "features", "part", "fold", "hashed")
-)
-TRAIN, VAL, TEST = 0, 1, 2
+# Columns the backend adds (beside the reader's LABEL, PART, FOLD)
+WEIGHT, FEATURES, HASHED = (PREFIX + s for s in ("weight", "features", "hashed"))
 INSTALL = "pip install 'lrsweep[spark]' and a Java 17 runtime (e.g. apt-get install openjdk-17-jre-headless)"
+
+
+@dataclass
+class SparkConfig(BackendConfig):
+    """backend=spark's settings (conf/backend/spark.yaml)."""
+
+    name: str = "spark"
+    # held-out parts up to this many rows are collected for exact curves (as scikit-learn's); larger ones get
+    # a curve of `bins` probability bins aggregated in Spark. 0: always binned.
+    exact_max_rows: int = 100_000
+    bins: int = 10_000
+    # a Parquet input at least this large (MB) is read by Spark directly (seeded hash split, approximate
+    # medians) instead of through pandas. None: always through pandas.
+    spark_read_min_mb: float | None = 256.0
+    aggregation_depth: int = 2  # LogisticRegression's treeAggregate depth
+    # cached frames get at most ceil(rows / rows_per_partition) partitions: every task of every L-BFGS pass
+    # has a fixed cost, so small data fits faster in fewer tasks
+    rows_per_partition: int = 100_000
+
+    def check(self) -> None:
+        if self.bins < 2:
+            raise LrsweepError(f"backend.bins={self.bins} must be at least 2", "use backend.bins=10000")
+        if self.exact_max_rows < 0:
+            raise LrsweepError(f"backend.exact_max_rows={self.exact_max_rows} must be >= 0", "use 0 (always binned)")
+        if self.aggregation_depth < 2:
+            raise LrsweepError(f"backend.aggregation_depth={self.aggregation_depth} must be at least 2", "use 2")
+        if self.rows_per_partition < 1:
+            raise LrsweepError(f"backend.rows_per_partition={self.rows_per_partition} must be at least 1", "use 100000")
 
 
 def _machine_gib() -> int:
@@ -149,21 +174,12 @@ def auc_binning_bound(curve: Curve) -> float:
 
 
 # -- preprocessing: scikit-learn's numbers as a Spark ML PipelineModel ---------------------------------
-def _ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
 def _text(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _double(value: float) -> str:
     return f"CAST('{float(value)!r}' AS DOUBLE)"  # repr round-trips exactly; a bare 0.1 would be DECIMAL
-
-
-def _present(name: str) -> str:
-    """The column as a double, NaN read as missing (scikit-learn's SimpleImputer treats NaN as missing)."""
-    return f"nanvl(CAST({_ident(name)} AS DOUBLE), CAST(NULL AS DOUBLE))"
 
 
 def _num_col(i: int) -> str:
@@ -200,12 +216,12 @@ def column_stats(df: Any, numeric: list[str], categorical: list[str], *, exact: 
 
     aggs = [F.count(F.lit(1)).alias("n"), F.sum(F.col(LABEL)).alias("pos")]
     for i, c in enumerate(numeric):
-        x = F.expr(_present(c))
+        x = F.expr(present(c))
         median = F.median(x) if exact else F.percentile_approx(x, 0.5, 10_000)
         aggs += [F.count(x).alias(f"c{i}"), F.avg(x).alias(f"a{i}"), F.var_pop(x).alias(f"v{i}"), median.alias(f"m{i}")]
     for j, c in enumerate(categorical):
         # deterministic: ties go to the smallest level, as SimpleImputer(strategy="most_frequent")
-        aggs.append(F.mode(F.col(_ident(c)).cast("string"), deterministic=True).alias(f"k{j}"))
+        aggs.append(F.mode(F.col(ident(c)).cast("string"), deterministic=True).alias(f"k{j}"))
     row = df.agg(*aggs).first()
     n = int(row["n"])
     stats: dict[str, tuple[float, float, float]] = {}
@@ -230,12 +246,12 @@ def preprocessing_sql(numeric: list[str], categorical: list[str], stats: ColumnS
     cols = ["*"]
     for i, c in enumerate(numeric):
         med, mean, scale = stats.numeric[c]
-        expr = f"(coalesce({_present(c)}, {_double(med)}) - {_double(mean)}) / {_double(scale)}"
-        cols.append(f"{expr} AS {_ident(_num_col(i))}")
+        expr = f"(coalesce({present(c)}, {_double(med)}) - {_double(mean)}) / {_double(scale)}"
+        cols.append(f"{expr} AS {ident(_num_col(i))}")
     for j, c in enumerate(categorical):
         mode = stats.modes[c]
         fill = "CAST(NULL AS STRING)" if mode is None else _text(mode)
-        cols.append(f"coalesce(CAST({_ident(c)} AS STRING), {fill}) AS {_ident(_cat_col(j))}")
+        cols.append(f"coalesce(CAST({ident(c)} AS STRING), {fill}) AS {ident(_cat_col(j))}")
     return "SELECT " + ", ".join(cols) + " FROM __THIS__"
 
 
@@ -313,18 +329,6 @@ def coefficient_table(pre: Any, lr_model: Any, numeric: list[str], categorical: 
     return coefficient_frame(rows, named, coef[len(coef) - n_hashed :] if n_hashed else None)
 
 
-# -- data ---------------------------------------------------------------------------------------------
-@dataclass
-class _Data:
-    base: Any  # cached Spark frame: feature columns, LABEL, PART, FOLD
-    numeric: list[str]
-    categorical: list[str]
-    prepared: Prepared
-    exact: bool  # exact medians (data loaded through pandas) or approximate (read by Spark)
-    hashed: list[str] = dataclasses.field(default_factory=list)  # string columns hashed (FeatureHasher)
-    generated: dict[str, Any] | None = None  # a generated table's sidecar (true model's seed)
-
-
 @dataclass
 class _Fold:
     fit: Any  # cached: FEATURES, LABEL, WEIGHT
@@ -333,256 +337,48 @@ class _Fold:
     n_held: int
 
 
-def _parquet_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.glob("*.parquet")) if path.is_dir() else path.stat().st_size
-
-
-def _read_with_spark(cfg: Config) -> bool:
-    """Parquet inputs of at least backend.spark_read_min_mb are read by Spark, never through pandas."""
-    limit, ds = cfg.backend.spark_read_min_mb, cfg.dataset
-    if limit is None or ds.path is None:
-        return False
-    path = resolve_source(ds)
-    fmt = ds.format
-    if fmt == "auto":
-        fmt = "parquet" if (path.name.lower().endswith((".parquet", ".pq")) or path.is_dir()) else "csv"
-    return fmt == "parquet" and _parquet_size(path) >= limit * 2**20
-
-
-def _check_names(columns: list[str]) -> None:
-    clash = [c for c in columns if c.startswith(PREFIX)]
-    if clash:
-        raise LrsweepError(f"column(s) {clash} use the prefix {PREFIX!r} reserved by backend=spark", "rename them")
-
-
-def _from_pandas(spark: Any, cfg: Config) -> _Data:
-    """load_table + split_table as the scikit-learn backend: the same rows in the same parts."""
-    from pyspark.sql import types as T
-
-    table = load_table(cfg.dataset)
-    _check_names(table.features)
-    split = split_table(table.y, cfg.split, cfg.cv, cfg.seed)
-    n = len(table.y)
-    part = np.full(n, TRAIN, dtype=np.int32)
-    part[split.val], part[split.test] = VAL, TEST
-    fold = np.full(n, -1, dtype=np.int32)
-    for k, (_, held) in enumerate(split.folds):
-        fold[held] = k
-    cols: dict[str, Any] = {c: table.X[c].to_numpy(dtype="float64", na_value=np.nan) for c in table.numeric}
-    for c in table.categorical + table.hashed:
-        s = table.X[c]
-        cols[c] = np.where(s.notna().to_numpy(), s.to_numpy(dtype=object), None)
-    cols |= {LABEL: table.y.astype("float64"), PART: part, FOLD: fold}
-    schema = T.StructType(
-        [T.StructField(c, T.DoubleType()) for c in table.numeric]
-        + [T.StructField(c, T.StringType()) for c in table.categorical + table.hashed]
-        + [
-            T.StructField(LABEL, T.DoubleType()),
-            T.StructField(PART, T.IntegerType()),
-            T.StructField(FOLD, T.IntegerType()),
-        ]
-    )
-    base = spark.createDataFrame(pd.DataFrame(cols), schema=schema)
-    prepared = Prepared(
-        fingerprint=table.fingerprint,
-        rows={"train": len(split.train), "val": len(split.val), "test": len(split.test)},
-        features=_features(table.numeric, table.categorical, table.hashed),
-        dropped=table.dropped,
-        input_example=table.X.iloc[split.train[:5]].copy(),
-    )
-    return _Data(base, table.numeric, table.categorical, prepared, True, table.hashed, table.generated)
-
-
-def _features(numeric: list[str], categorical: list[str], hashed: list[str]) -> dict[str, list[str]]:
-    out = {"numeric": numeric, "categorical": categorical}
-    return out | {"hashed": hashed} if hashed else out
-
-
-def _parquet_fingerprint(path: Path) -> str:
-    """SHA-256 of file names, sizes and Parquet footers (hashing every byte of a large input costs minutes)."""
-    h = hashlib.sha256()
-    for f in sorted(path.glob("*.parquet")) if path.is_dir() else [path]:
-        size = f.stat().st_size
-        h.update(f"{f.name}:{size}:".encode())
-        with open(f, "rb") as fh:
-            fh.seek(max(size - 65536, 0))
-            h.update(fh.read())
-    return h.hexdigest()
-
-
-def _profile(df: Any, candidates: list[Any]) -> dict[str, Any]:
-    """One pass: rows, then per column non-missing count, min, max (and approximate distinct for text)."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    aggs = [F.count(F.lit(1)).alias("n")]
-    for i, f in enumerate(candidates):
-        x = F.expr(_present(f.name)) if isinstance(f.dataType, T.FractionalType) else F.col(_ident(f.name))
-        aggs += [F.count(x).alias(f"n{i}"), F.min(x).alias(f"lo{i}"), F.max(x).alias(f"hi{i}")]
-        if isinstance(f.dataType, T.StringType):
-            aggs.append(F.approx_count_distinct(x, 0.01).alias(f"d{i}"))
-    return df.agg(*aggs).first().asDict()
-
-
-def _from_parquet(spark: Any, cfg: Config) -> _Data:
-    """Read a large Parquet input with Spark: validate with aggregations, split by a seeded row hash.
-
-    Differences from the pandas path, all documented: parts come from xxhash64(row, seed) (deterministic
-    whatever the partitioning, duplicate rows land in one part) rather than a stratified split; medians are
-    approximate; id-like text columns are detected with an approximate distinct count.
-    """
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    ds = cfg.dataset
-    path = resolve_source(ds)
-    try:
-        raw = spark.read.parquet(str(path))
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise LrsweepError(f"Spark cannot read {str(path)!r} as Parquet: {first}", "check the file") from exc
-    generated = generated_meta(path)
-    if generated is not None and "hour" in raw.columns and "hour_of_day" not in raw.columns:
-        raw = raw.withColumn("hour_of_day", F.col("hour") % 100)  # the true model's feature (ctr.with_hour_of_day)
-    target = ds.target or ""
-    if target not in raw.columns:
-        raise LrsweepError(f"target column {target!r} is not in {path.name}", "set dataset.target=COLUMN")
-    unknown = [c for c in [*ds.drop, *ds.id_columns, *(ds.categorical or []), *ds.hashed] if c not in raw.columns]
-    if unknown:
-        raise LrsweepError(
-            f"column(s) {unknown} in dataset.drop/id_columns/categorical are not in the data", "check them"
-        )
-    tgt = F.col(_ident(target))
-    labels = [r[0] for r in raw.where(tgt.isNotNull()).select(tgt.cast("string")).distinct().limit(3).collect()]
-    positive = positive_label(
-        pd.Series(labels, dtype=object), target, None if ds.positive is None else str(ds.positive)
-    )
-    n_missing = raw.where(tgt.isNull()).count()
-    if n_missing:
-        log.warning("dropped %d rows whose target %r is missing", n_missing, target)
-    df = raw.where(tgt.isNotNull())
-
-    dropped: dict[str, str] = {c: "dropped by dataset.drop" for c in ds.drop}
-    dropped |= {c: "id column (dataset.id_columns)" for c in ds.id_columns}
-    fields = [f for f in df.schema.fields if f.name != target and f.name not in dropped]
-    supported = (T.NumericType, T.BooleanType, T.StringType)
-    for f in fields:
-        if not isinstance(f.dataType, supported):
-            dropped[f.name] = f"unsupported type {f.dataType.simpleString()}"
-    fields = [f for f in fields if f.name not in dropped]
-    _check_names([f.name for f in fields])
-    prof = _profile(df, fields)
-    n = int(prof["n"])
-    chosen = set(ds.categorical or []) | set(ds.hashed)
-    numeric: list[str] = []
-    categorical: list[str] = []
-    for i, f in enumerate(fields):
-        is_text = isinstance(f.dataType, T.StringType)
-        if prof[f"n{i}"] == 0:
-            dropped[f.name] = "all values missing"
-        elif prof[f"lo{i}"] == prof[f"hi{i}"]:
-            dropped[f.name] = "constant"
-        elif f.name in ds.hashed:
-            categorical.append(f.name)
-        elif ds.categorical is not None:
-            if is_text and f.name not in chosen:
-                raise LrsweepError(
-                    f"column {f.name!r} is not numeric but is missing from dataset.categorical", "add it"
-                )
-            (categorical if f.name in chosen else numeric).append(f.name)
-        elif not is_text:
-            numeric.append(f.name)
-        elif n > 50 and prof[f"n{i}"] == n and prof[f"d{i}"] >= 0.95 * n:
-            dropped[f.name] = "looks like an id (a distinct value on almost every row)"
-        else:
-            categorical.append(f.name)
-    if not numeric and not categorical:
-        raise LrsweepError("no usable feature columns remain", "check dataset.drop and the file")
-    hashed = [c for c in categorical if c in ds.hashed]
-    categorical = [c for c in categorical if c not in ds.hashed]
-
-    def unit(seed: int) -> Any:  # a number in [0, 1) from the whole row: same part whatever the partitioning
-        h = F.xxhash64(*[F.col(_ident(c)) for c in raw.columns], F.lit(seed))
-        return F.pmod(h, F.lit(2**31 - 1)) / float(2**31 - 1)
-
-    u = unit(cfg.seed)
-    sp = cfg.split
-    part = F.when(u < sp.test_size, TEST).when(u < sp.test_size + sp.val_size, VAL).otherwise(TRAIN)
-    fold = F.lit(-1)
-    if cfg.cv.folds > 1:
-        fold = F.when(part != TEST, F.floor(unit(cfg.seed + 1) * cfg.cv.folds)).otherwise(-1)
-    base = df.select(
-        *[F.col(_ident(c)).cast("double").alias(c) for c in numeric],
-        *[F.col(_ident(c)).cast("string").alias(c) for c in categorical + hashed],
-        (tgt.cast("string") == positive).cast("double").alias(LABEL),
-        part.cast("int").alias(PART),
-        fold.cast("int").alias(FOLD),
-    ).cache()
-    counts = {(r[PART], int(r[LABEL])): r["count"] for r in base.groupBy(PART, LABEL).count().collect()}
-    for p, name in ((TRAIN, "train"), (VAL, "validation"), (TEST, "test")):
-        if not counts.get((p, 0)) or not counts.get((p, 1)):
-            raise LrsweepError(f"the {name} part has only one class or no rows", "use larger split sizes")
-    rows = {
-        name: counts.get((p, 0), 0) + counts.get((p, 1), 0)
-        for p, name in ((TRAIN, "train"), (VAL, "val"), (TEST, "test"))
-    }
-    n_pos = sum(v for (_, y), v in counts.items() if y == 1)
-    schema = [f"{f.name}:{f.dataType.simpleString()}" for f in raw.schema.fields]
-    fingerprint = {
-        "sha256": _parquet_fingerprint(path),
-        "sha256_of": "parquet file names, sizes and footers",
-        "source": str(path),
-        "rows": n,
-        "columns": len(raw.columns),
-        "schema_sha256": hashlib.sha256("\n".join(schema).encode()).hexdigest()[:16],
-        "positive_rate": n_pos / n,
-    }
-    if generated is not None:
-        fingerprint["generated"] = generated_summary(generated)
-    features = numeric + categorical + hashed
-    example = base.where(F.col(PART) == TRAIN).select(*[F.col(_ident(c)) for c in features]).limit(5)
-    prepared = Prepared(
-        fingerprint=fingerprint,
-        rows=rows,
-        features=_features(numeric, categorical, hashed),
-        dropped=dropped,
-        input_example=example.toPandas(),
-    )
-    return _Data(base, numeric, categorical, prepared, False, hashed, generated)
-
-
 # -- the backend --------------------------------------------------------------------------------------
 class SparkBackend:
     name = "spark"
-    solvers: tuple[str, ...] | None = None  # L-BFGS / OWL-QN, chosen by Spark from the penalty
-    requirements = ("pyspark", "pandas", "numpy", "pyarrow")
+    capabilities = Capabilities(
+        solvers=None,  # L-BFGS / OWL-QN, chosen by Spark from the penalty
+        requirements=("pyspark", "pandas", "numpy", "pyarrow"),
+        flavour="spark",
+    )
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(
+        self, settings: SparkConfig | None = None, *, cluster: ClusterConfig | None = None, seed: int = 42,
+        app_name: str = "lrsweep",
+    ) -> None:  # fmt: skip
         require_spark()
-        self.cfg = cfg
+        self.settings = settings if isinstance(settings, SparkConfig) else SparkConfig()
+        self.cluster = cluster or LocalCluster()
+        self.seed = seed
+        self.app_name = app_name
         self.spark: Any = None
         self._owns_session = False
-        self._data: _Data | None = None
+        self._parts: SparkParts | None = None
+        self._base: Any = None  # the parts' frame, cached
+        self.reference: Reference | None = None
         self._folds: list[_Fold] = []
+        self._cv = False
         self.timings: dict[str, float] = {}
 
-    # -- setup, once per sweep ------------------------------------------------------------------------
-    def _session(self, cfg: Config) -> tuple[Any, bool]:
+    # -- prepare, once per sweep ----------------------------------------------------------------------
+    def _session(self) -> tuple[Any, bool]:
         from pyspark import SparkContext
         from pyspark.sql import SparkSession
 
+        master = str(self.cluster.master)
         active = SparkSession.getActiveSession()
         if active is None and SparkContext._active_spark_context is not None:
             active = SparkSession.builder.getOrCreate()
         if active is not None:
-            master = active.sparkContext.master
-            if master != cfg.cluster.master:
-                log.info(
-                    "reusing the active SparkSession (master %s, not cluster.master=%s)", master, cfg.cluster.master
-                )
+            if active.sparkContext.master != master:
+                log.info("reusing the active SparkSession (master %s, not %s)", active.sparkContext.master, master)
             return active, False
         conf = {"spark.ui.showConsoleProgress": "false", "spark.sql.execution.arrow.pyspark.enabled": "true"}
-        if str(cfg.cluster.master).startswith("local"):
+        if master.startswith("local"):
             # Python workers (mapInPandas) run this interpreter, with lrsweep and pandas, not whatever python3 is
             # first on PATH. On a cluster the executors' Python is the cluster's (PYSPARK_PYTHON there).
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -590,66 +386,65 @@ class SparkBackend:
             # (2**20 coefficients per aggregation buffer). Half the machine's memory, unless spark_conf says.
             conf["spark.driver.memory"] = f"{max(1, _machine_gib() // 2)}g"
             if not os.environ.get("SPARK_LOCAL_IP"):
-                # no network needed: listen on loopback only (NOTES.md: else Spark binds a public address)
+                # no network needed: listen on loopback only (else Spark may bind a public address)
                 conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
-        builder = SparkSession.builder.master(str(cfg.cluster.master)).appName(f"lrsweep {cfg.experiment_name}")
-        for key, value in (conf | {k: str(v) for k, v in cfg.cluster.spark_conf.items()}).items():
+        builder = SparkSession.builder.master(master).appName(self.app_name)
+        for key, value in (conf | {k: str(v) for k, v in self.cluster.spark_conf.items()}).items():
             builder = builder.config(key, value)
         try:
             spark = builder.getOrCreate()
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise LrsweepError(
-                f"cannot start Spark (cluster.master={cfg.cluster.master}): {first}",
+                f"cannot start Spark (cluster.master={master}): {first}",
                 f"check cluster.master and the Java runtime; {INSTALL}",
             ) from exc
-        spark.sparkContext.setLogLevel("ERROR")  # per-fit netlib/BLAS warnings (NOTES.md), only on our session
+        spark.sparkContext.setLogLevel("ERROR")  # per-fit netlib/BLAS warnings, only on our own session
         logging.getLogger("py4j").setLevel(logging.WARNING)  # "Closing down clientserver connection" at stop
         return spark, True
 
-    def _check_backend_config(self, cfg: Config) -> None:
-        b = cfg.backend
-        if b.bins < 2:
-            raise LrsweepError(f"backend.bins={b.bins} must be at least 2", "use backend.bins=10000")
-        if b.exact_max_rows < 0:
-            raise LrsweepError(f"backend.exact_max_rows={b.exact_max_rows} must be >= 0", "use 0 (always binned)")
-        if b.aggregation_depth < 2:
-            raise LrsweepError(f"backend.aggregation_depth={b.aggregation_depth} must be at least 2", "use 2")
-        if b.rows_per_partition < 1:
-            raise LrsweepError(f"backend.rows_per_partition={b.rows_per_partition} must be at least 1", "use 100000")
+    def _direct(self, data: DataHandle) -> bool:
+        """Parquet inputs of at least spark_read_min_mb are read by Spark itself, never through pandas."""
+        limit, src = self.settings.spark_read_min_mb, data.source
+        return limit is not None and src.kind == "file" and src.format == "parquet" and src.size_bytes >= limit * 2**20
 
-    def setup(self, cfg: Config) -> Prepared:
+    def prepare(self, data: DataHandle) -> DataSummary:
         from pyspark.sql import functions as F
 
-        self.cfg = cfg
-        self._check_backend_config(cfg)
         t0 = time.perf_counter()
-        self.spark, self._owns_session = self._session(cfg)
+        self.spark, self._owns_session = self._session()
         t1 = time.perf_counter()
-        data = _from_parquet(self.spark, cfg) if _read_with_spark(cfg) else _from_pandas(self.spark, cfg)
-        if not data.base.is_cached:
-            data.base = data.base.cache()  # read once: every fold and the refit start from it
-        self._data = data
+        parts: SparkParts = data.spark(self.spark, direct=self._direct(data))
+        self._parts, self.reference = parts, data.reference
+        base = parts.frame
+        self._base = base if base.is_cached else base.cache()  # read once: every fold and the refit start from it
         part, fold = F.col(PART), F.col(FOLD)
-        if cfg.cv.folds > 1:
-            pairs = [((fold != k) & (fold >= 0), fold == k) for k in range(cfg.cv.folds)]
+        self._cv = data.cv.folds > 1
+        if self._cv:
+            pairs = [((fold != k) & (fold >= 0), fold == k) for k in range(data.cv.folds)]
         else:
             pairs = [(part == TRAIN, part == VAL)]
         for fit_rows, held_rows in pairs:
-            self._folds.append(self._prepare_fold(data.base.where(fit_rows), data.base.where(held_rows)))
+            self._folds.append(self._prepare_fold(self._base.where(fit_rows), self._base.where(held_rows)))
         t2 = time.perf_counter()
         self.timings = {"session": t1 - t0, "data_and_preprocessing": t2 - t1}
         log.info("spark setup: session %.1f s, data + preprocessing + cache %.1f s", t1 - t0, t2 - t1)
-        return data.prepared
+        return DataSummary(
+            fingerprint=parts.fingerprint,
+            rows=parts.rows,
+            features=DataSummary.features_of(parts.numeric, parts.categorical, parts.hashed),
+            dropped=parts.dropped,
+            input_example=parts.input_example,
+        )
 
     def _with_features(self, fit_raw: Any) -> tuple[Any, Any, ColumnStats]:
         """Preprocessing fitted on ``fit_raw``, and ``fit_raw`` transformed with balanced weights attached."""
         from pyspark.sql import functions as F
 
-        assert self._data is not None
-        d = self._data
+        assert self._parts is not None
+        d = self._parts
         pre, stats = fit_preprocessing(
-            fit_raw, d.numeric, d.categorical, exact=d.exact, hashed=d.hashed, n_features=self.cfg.dataset.hash_features
+            fit_raw, d.numeric, d.categorical, exact=d.exact, hashed=d.hashed, n_features=d.hash_features
         )
         if stats.n_pos in (0, stats.n):
             raise LrsweepError("a fitting part holds a single class", "use a larger data set or fewer CV folds")
@@ -658,30 +453,30 @@ class SparkBackend:
         return pre, _compact(pre.transform(fit_raw).select(FEATURES, LABEL, weight), bool(d.hashed)), stats
 
     def _partitions(self, rows: int) -> int:
-        return max(1, math.ceil(rows / self.cfg.backend.rows_per_partition))
+        return max(1, math.ceil(rows / self.settings.rows_per_partition))
 
     def _prepare_fold(self, fit_raw: Any, held_raw: Any) -> _Fold:
         pre, fit, stats = self._with_features(fit_raw)
         k = self._partitions(stats.n)  # coalesce never adds partitions: large data keeps its own
         fit = fit.coalesce(k).cache()
-        held = _compact(pre.transform(held_raw).select(FEATURES, LABEL), bool(self._data and self._data.hashed))
+        held = _compact(pre.transform(held_raw).select(FEATURES, LABEL), bool(self._parts and self._parts.hashed))
         held = held.coalesce(k).cache()
         return _Fold(fit, held, fit.count(), held.count())  # count() materialises the caches now
 
     @property
     def n_folds(self) -> int:
-        return len(self._folds) if self.cfg.cv.folds > 1 else 0
+        return len(self._folds) if self._cv else 0
 
     # -- per trial -----------------------------------------------------------------------------------
     def native_params(self, params: ModelParams) -> dict[str, Any]:
         n_train = self._folds[0].n_fit if self._folds else 1
-        return spark_params(params, n_train, self.cfg.backend.aggregation_depth)
+        return spark_params(params, n_train, self.settings.aggregation_depth)
 
     def _fit_lr(self, params: ModelParams, df: Any, n_fit: int) -> tuple[Any, FitInfo]:
         from pyspark.ml.classification import LogisticRegression
 
         lr = LogisticRegression(
-            featuresCol=FEATURES, labelCol=LABEL, **spark_params(params, n_fit, self.cfg.backend.aggregation_depth)
+            featuresCol=FEATURES, labelCol=LABEL, **spark_params(params, n_fit, self.settings.aggregation_depth)
         )
         t0 = time.perf_counter()
         model = lr.fit(df)
@@ -701,13 +496,13 @@ class SparkBackend:
 
         if p is None:
             p = vector_to_array(F.col("probability"))[1]
-        if n <= self.cfg.backend.exact_max_rows:
+        if n <= self.settings.exact_max_rows:
             pdf = scored.select(F.col(LABEL), p.alias("p")).toPandas()
             y, s = pdf[LABEL].to_numpy().astype(np.int64), pdf["p"].to_numpy(dtype=float)
             if not np.all(np.isfinite(s)):
                 raise FloatingPointError("the fit produced non-finite probabilities")
             return curve_from_scores(y, s), log_loss(y, s), (y, s)
-        bins = self.cfg.backend.bins
+        bins = self.settings.bins
         eps = float(np.finfo(np.float64).eps)  # sklearn.metrics.log_loss clips both columns to [eps, 1-eps]
 
         def clipped(q: Any) -> Any:
@@ -739,10 +534,10 @@ class SparkBackend:
         from pyspark.ml import PipelineModel
         from pyspark.sql import functions as F
 
-        assert self._data is not None
-        d = self._data
+        assert self._parts is not None
+        d, base = self._parts, self._base
         t0 = time.perf_counter()
-        pre, train, stats = self._with_features(d.base.where(F.col(PART) != TEST))
+        pre, train, stats = self._with_features(base.where(F.col(PART) != TEST))
         lr_model, info = self._fit_lr(params, train.coalesce(self._partitions(stats.n)), stats.n)
         info.seconds = time.perf_counter() - t0  # preprocessing + fit, as the scikit-learn pipeline's fit
         # The logged model's "prediction" uses the validation threshold. Spark predicts 1 iff p > threshold and the
@@ -750,36 +545,36 @@ class SparkBackend:
         t = min(max(float(threshold), 0.0), 1.0)
         lr_model.setThreshold(float(np.nextafter(t, -np.inf)) if t > 0 else 0.0)
         model = PipelineModel(stages=[*pre.stages, lr_model])
-        n_test = d.prepared.rows["test"]
-        curve, loss, scores = self._held_out(model.transform(d.base.where(F.col(PART) == TEST)), n_test)
+        n_test = d.rows["test"]
+        test_raw = base.where(F.col(PART) == TEST)
+        curve, loss, scores = self._held_out(model.transform(test_raw), n_test)
         table = coefficient_table(pre, lr_model, d.numeric, d.categorical)
-        reference = self._reference(d.base.where(F.col(PART) == TEST), n_test)
-        return Refit(model, Evaluation(curve, loss, n_test, info, scores), table, reference)
+        example = d.input_example.copy()
+        predicted = model.transform(self.spark.createDataFrame(example)).select("prediction").toPandas()
+        return Refit(
+            model, Evaluation(curve, loss, n_test, info, scores), table, example,
+            predicted["prediction"].to_numpy(), self._reference(test_raw, n_test),
+        )  # fmt: skip
 
     def _reference(self, test_raw: Any, n: int) -> Evaluation | None:
-        """A generated table's true model scored on the test rows (in Spark: Python workers hash the rows)."""
+        """A generated table's true model scored on the test rows (in Spark: Python workers score the rows)."""
         from pyspark.sql import functions as F
 
-        assert self._data is not None
-        d = self._data
-        if d.generated is None:
+        assert self._parts is not None
+        ref = self.reference
+        if ref is None:
             return None
-        from lrsweep.datasets.ctr import FEATURE_COLUMNS
-
-        cols = list(FEATURE_COLUMNS)
-        if any(c not in d.numeric + d.categorical + d.hashed for c in cols):
+        cols = list(ref.columns)
+        if any(c not in self._parts.features for c in cols):
             log.info("no Bayes-optimal reference: the sweep dropped some of the true model's columns")
             return None
-        seed = int(d.generated["params"]["seed"])
 
         def true_p(batches: Any) -> Any:
-            from lrsweep.datasets.ctr import true_probabilities
-
             for pdf in batches:
-                yield pd.DataFrame({"p": true_probabilities(pdf[cols], seed=seed), LABEL: pdf[LABEL]})
+                yield pd.DataFrame({"p": ref.probabilities(pdf[cols]), LABEL: pdf[LABEL]})
 
-        scored = test_raw.select(*[F.col(_ident(c)) for c in cols], F.col(LABEL)).mapInPandas(
-            true_p, schema=f"p double, {_ident(LABEL)} double"
+        scored = test_raw.select(*[F.col(ident(c)) for c in cols], F.col(LABEL)).mapInPandas(
+            true_p, schema=f"p double, {ident(LABEL)} double"
         )
         try:
             curve, loss, scores = self._held_out(scored, n, F.col("p"))
@@ -789,36 +584,15 @@ class SparkBackend:
             return None
         return Evaluation(curve, loss, n, FitInfo(0.0, 0, True), scores)
 
-    def log_model(self, refit: Refit, threshold: float, pip_requirements: list[str]) -> str:
-        import mlflow.spark
-        from mlflow.models import infer_signature
-
-        assert self._data is not None and self._data.prepared.input_example is not None
-        # The table's own dtypes, as the scikit-learn backend: MLflow's schema check refuses int64 input for a
-        # column declared double (the preprocessing casts every numeric to double itself).
-        example = self._data.prepared.input_example.copy()
-        predicted = refit.model.transform(self.spark.createDataFrame(example)).select("prediction").toPandas()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
-            signature = infer_signature(example, predicted["prediction"].to_numpy())
-        info = mlflow.spark.log_model(
-            refit.model,
-            "model",  # mlflow.spark.log_model still takes the artifact path positionally (NOTES.md)
-            signature=signature,
-            input_example=example,
-            pip_requirements=pip_requirements,  # self.requirements pinned; inferring them costs ~10 s (NOTES.md)
-            metadata={"threshold": threshold},
-        )
-        return str(info.model_uri)
-
     def close(self) -> None:
         for f in self._folds:
             f.fit.unpersist()
             f.held.unpersist()
         self._folds.clear()
-        if self._data is not None:
-            self._data.base.unpersist()
-            self._data = None
+        if self._base is not None:
+            self._base.unpersist()
+            self._base = None
+        self._parts = None
         if self.spark is not None and self._owns_session:
             self.spark.stop()
         self.spark = None

@@ -88,6 +88,11 @@ __all__ = [
     "true_model",
     "true_probabilities",
     "with_hour_of_day",
+    "TrueReference",
+    "DERIVED",
+    "DEFAULT_ROWS",
+    "ensure_table",
+    "reference",
     "main",
 ]
 
@@ -430,6 +435,27 @@ def hashed_feature_spec() -> dict[str, Any]:
     }
 
 
+# Columns a reader derives from the table (an expression both pandas' eval and Spark SQL evaluate): the true
+# model sees the hour of the day, not the YYMMDDHH timestamp.
+DERIVED = {"hour_of_day": "hour % 100"}
+
+
+@dataclass(frozen=True)
+class TrueReference:
+    """The generating model of a table made with ``seed``, as ``lrsweep.datasets.Reference``."""
+
+    seed: int
+    columns: tuple[str, ...] = FEATURE_COLUMNS
+
+    def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        return true_probabilities(frame[list(self.columns)], seed=self.seed)
+
+
+def reference(meta: dict[str, Any]) -> TrueReference:
+    """The true model of the table a sidecar describes."""
+    return TrueReference(int(meta["params"]["seed"]))
+
+
 def with_hour_of_day(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with the true model's ``hour_of_day`` (``hour % 100``; ``hour`` is YYMMDDHH) when it is absent."""
     if "hour_of_day" in df.columns or "hour" not in df.columns:
@@ -708,6 +734,14 @@ def _lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+DEFAULT_ROWS = 100_000
+
+
+def ensure_table(rows: int, seed: int = 0) -> Path:
+    """The generator interface of ``lrsweep.datasets``: :func:`ensure_ctr_table` in the default cache."""
+    return ensure_ctr_table(rows, seed)
 
 
 def ensure_ctr_table(rows: int, seed: int = 0, cache_dir: str | os.PathLike[str] | None = None) -> Path:

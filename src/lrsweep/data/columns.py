@@ -1,0 +1,156 @@
+"""The one set of column rules, for every engine that reads a table (pandas, Spark).
+
+An engine summarises each column in a :class:`ColumnProfile` (its kind, how many values are present, how
+many distinct); :func:`plan_columns` turns the profiles and the dataset config into a :class:`ColumnPlan`:
+which columns are numeric, one-hot categorical or hashed, and which are dropped and why. The target's
+positive label is chosen by :func:`positive_label`, also shared.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from lrsweep.config import DatasetConfig
+from lrsweep.errors import LrsweepError
+
+__all__ = ["ColumnProfile", "ColumnPlan", "check_named_columns", "plan_columns", "positive_label", "ID_MIN_ROWS"]
+
+log = logging.getLogger("lrsweep")
+
+# Labels read as "the positive one" when dataset.positive is not given (case-insensitive).
+_POSITIVE_WORDS = ("1", "1.0", "true", "yes", "y", "positive", "pos")
+_NEGATIVE_WORDS = ("0", "0.0", "false", "no", "n", "negative", "neg")
+# A text column with a distinct value on every row of a table this large is an id, not a feature.
+ID_MIN_ROWS = 50
+# An engine that counts distinct values approximately calls a column an id from this share of the rows.
+APPROX_ID_SHARE = 0.95
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """What an engine measured of one feature column."""
+
+    name: str
+    kind: str  # number | bool | text | other (a type no backend reads: dates, arrays, ...)
+    present: int  # non-missing values
+    # distinct non-missing values: exact, or approximate when ``approx``; an engine may report 2 for
+    # "more than one" where the exact count is not needed (numbers)
+    distinct: int
+    approx: bool = False
+    type_name: str = ""  # the engine's name for the type, for messages
+
+
+@dataclass
+class ColumnPlan:
+    numeric: list[str]
+    categorical: list[str]  # one-hot encoded
+    hashed: list[str]  # categorical, hashed into buckets (dataset.hashed)
+    dropped: dict[str, str] = field(default_factory=dict)  # column -> why
+
+    @property
+    def features(self) -> list[str]:
+        return self.numeric + self.categorical + self.hashed
+
+
+def check_named_columns(cfg: DatasetConfig, columns: Iterable[str], where: str) -> None:
+    """Refuse a target or a column named in the dataset config that the table does not have."""
+    have = list(columns)
+    if cfg.target not in have:
+        shown = ", ".join(map(str, have[:12])) + (" ..." if len(have) > 12 else "")
+        raise LrsweepError(
+            f"target column {cfg.target!r} is not in {where} (columns: {shown})", "set dataset.target=COLUMN"
+        )
+    unknown = [c for c in [*cfg.drop, *cfg.id_columns, *(cfg.categorical or []), *cfg.hashed] if c not in have]
+    if unknown:
+        raise LrsweepError(
+            f"column(s) {', '.join(map(repr, unknown))} named in dataset.drop/id_columns/categorical/hashed "
+            "are not in the data",
+            "check the spelling against the file's header",
+        )
+
+
+def plan_columns(profiles: list[ColumnProfile], n_rows: int, cfg: DatasetConfig) -> ColumnPlan:
+    """Decide what each feature column becomes (profiles exclude the target)."""
+    dropped: dict[str, str] = {c: "dropped by dataset.drop" for c in cfg.drop}
+    dropped |= {c: "id column (dataset.id_columns)" for c in cfg.id_columns}
+    hashed_set = set(cfg.hashed)
+    chosen = set(cfg.categorical or []) | hashed_set
+    numeric: list[str] = []
+    categorical: list[str] = []
+    hashed: list[str] = []
+    for p in profiles:
+        if p.name in dropped:
+            continue
+        if p.kind == "other":
+            dropped[p.name] = f"unsupported type {p.type_name or '?'}"
+        elif p.present == 0:
+            dropped[p.name] = "all values missing"
+        elif p.distinct == 1:
+            dropped[p.name] = "constant"
+        elif p.name in hashed_set:
+            hashed.append(p.name)
+        elif cfg.categorical is not None:
+            if p.name not in chosen and p.kind == "text":
+                raise LrsweepError(
+                    f"column {p.name!r} is not numeric but is missing from dataset.categorical",
+                    "add it to dataset.categorical or to dataset.drop",
+                )
+            (categorical if p.name in chosen else numeric).append(p.name)
+        elif p.kind in ("number", "bool"):
+            numeric.append(p.name)
+        elif _looks_like_id(p, n_rows):
+            dropped[p.name] = "looks like an id (a distinct value on every row)"
+        else:
+            categorical.append(p.name)
+    for col, why in dropped.items():
+        if why in ("all values missing", "constant") or why.startswith(("looks like", "unsupported")):
+            log.warning("dropped column %r: %s (keep it with dataset.categorical or fix the data)", col, why)
+    if not numeric and not categorical and not hashed:
+        raise LrsweepError("no usable feature columns remain", "check dataset.drop and the file")
+    return ColumnPlan(numeric, categorical, hashed, dropped)
+
+
+def _looks_like_id(p: ColumnProfile, n_rows: int) -> bool:
+    if n_rows <= ID_MIN_ROWS or p.present < n_rows:
+        return False
+    return p.distinct >= (APPROX_ID_SHARE * n_rows if p.approx else n_rows)
+
+
+def positive_label(labels: list[str], target: str, positive: str | None) -> str:
+    """The positive one among the target's distinct labels (as text); refuse anything but two classes."""
+    shown = ", ".join(repr(v) for v in sorted(labels)[:6]) + (" ..." if len(labels) > 6 else "")
+    if len(labels) < 2:
+        raise LrsweepError(
+            f"target {target!r} has a single class ({shown})",
+            "a binary target needs two classes: check dataset.target and the file",
+        )
+    if len(labels) > 2:
+        raise LrsweepError(
+            f"target {target!r} has {len(labels)} classes ({shown}), not 2",
+            f"pick another column with dataset.target=, or make it binary (e.g. dataset.positive={sorted(labels)[0]!r} "
+            "is not enough: lrsweep fits binary targets only)",
+        )
+    if positive is not None:
+        if positive in labels:
+            return positive
+        for lab in labels:  # numeric labels written differently ("1" vs "1.0")
+            try:
+                if float(lab) == float(positive):
+                    return lab
+            except ValueError:
+                pass
+        raise LrsweepError(
+            f"positive label {positive!r} is not a value of target {target!r} (values: {shown})",
+            f"set dataset.positive to one of them, e.g. dataset.positive={sorted(labels)[-1]}",
+        )
+    lower = {lab.lower(): lab for lab in labels}
+    pos = [lower[w] for w in _POSITIVE_WORDS if w in lower]
+    neg = [lower[w] for w in _NEGATIVE_WORDS if w in lower]
+    if len(pos) == 1 and len(neg) == 1:
+        return pos[0]
+    raise LrsweepError(
+        f"cannot tell which label of target {target!r} is positive (values: {shown})",
+        f"say it with dataset.positive={sorted(labels)[-1]}",
+    )

@@ -1,0 +1,131 @@
+"""The pandas path of the reader: a whole table in memory, validated by the shared column rules.
+
+Every problem a user can cause with their data ends here as a LrsweepError naming the fix, before a study
+or an MLflow run exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lrsweep.config import DatasetConfig
+from lrsweep.data import uri
+from lrsweep.data.columns import ColumnProfile, check_named_columns, plan_columns, positive_label
+from lrsweep.data.source import Source
+from lrsweep.errors import LrsweepError
+
+__all__ = ["Table", "read_table", "as_text", "profile_frame"]
+
+log = logging.getLogger("lrsweep")
+
+
+@dataclass
+class Table:
+    """Features and a 0/1 target, with what was detected about the columns."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    target: str
+    positive: str
+    numeric: list[str]
+    categorical: list[str]  # one-hot encoded
+    dropped: dict[str, str] = field(default_factory=dict)
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    hashed: list[str] = field(default_factory=list)  # categorical too, hashed (dataset.hashed) instead of one-hot
+    hash_features: int = 2**20
+
+    @property
+    def features(self) -> list[str]:
+        return self.numeric + self.categorical + self.hashed
+
+
+def as_text(s: pd.Series) -> pd.Series:
+    """A categorical column as text (missing kept as NaN), converting each distinct value once.
+
+    Integral floats (an int column with gaps, read by pandas) become "5", as Spark writes the int column.
+    """
+    from lrsweep.hashing import token_text
+
+    codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    texts = np.array([token_text(u) for u in uniques] + [np.nan], dtype=object)
+    return pd.Series(texts[codes], index=s.index, dtype=object, name=s.name)
+
+
+def _read(source: Source) -> pd.DataFrame:
+    try:
+        return uri.read_pandas(source.location, source.format)
+    except LrsweepError:
+        raise
+    except pd.errors.EmptyDataError as exc:
+        raise LrsweepError(
+            f"data file {source.location.text!r} is empty", "give a file with a header row and data"
+        ) from exc
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LrsweepError(
+            f"cannot read {source.location.text!r} as {source.format}: {first}",
+            "check the file, or set dataset.format=csv|parquet",
+        ) from exc
+
+
+def profile_frame(X: pd.DataFrame) -> list[ColumnProfile]:
+    """Every column's profile, counted exactly."""
+    out = []
+    for col in X.columns:
+        s = X[col]
+        kind = "number" if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) else "text"
+        out.append(
+            ColumnProfile(str(col), kind, int(s.notna().sum()), int(s.nunique(dropna=True)), False, str(s.dtype))
+        )
+    return out
+
+
+def read_table(source: Source, cfg: DatasetConfig) -> Table:
+    """Read, validate and describe the table of ``source`` as ``cfg`` says."""
+    df = _read(source)
+    if source.generated is not None:
+        for name, expr in source.generated.derived.items():
+            if name not in df.columns:
+                df[name] = df.eval(expr)
+    if df.shape[0] == 0 or df.shape[1] == 0:
+        raise LrsweepError(f"data file {source.location.text!r} has no rows", "give a file with data rows")
+    check_named_columns(cfg, [str(c) for c in df.columns], source.name)
+    target = df[cfg.target]
+    n_missing = int(target.isna().sum())
+    if n_missing == len(df):
+        raise LrsweepError(f"target column {cfg.target!r} is empty", "choose another dataset.target")
+    if n_missing:
+        log.warning("dropped %d rows whose target %r is missing", n_missing, cfg.target)
+        df = df.loc[target.notna()].reset_index(drop=True)
+        target = df[cfg.target]
+    labels = [str(v) for v in pd.unique(target)]
+    positive = positive_label(labels, str(cfg.target), None if cfg.positive is None else str(cfg.positive))
+    y = (target.astype(str).to_numpy() == positive).astype(np.int8)
+
+    X = df.drop(columns=[cfg.target])
+    plan = plan_columns(profile_frame(X), len(X), cfg)
+    X = X[plan.features].copy()
+    for col in plan.categorical + plan.hashed:  # one text dtype, missing kept as NaN: consistent levels
+        X[col] = as_text(X[col])
+
+    schema = [f"{c}:{df[c].dtype}" for c in df.columns]
+    fingerprint: dict[str, Any] = {
+        "sha256": uri.sha256(source.location),
+        "source": source.shown,
+        "rows": int(len(df)),
+        "columns": int(df.shape[1]),
+        "schema_sha256": hashlib.sha256("\n".join(schema).encode()).hexdigest()[:16],
+        "positive_rate": float(y.mean()),
+    }
+    if source.generated is not None:
+        fingerprint["generated"] = source.generated.summary()
+    return Table(
+        X, y, str(cfg.target), positive, plan.numeric, plan.categorical, plan.dropped, fingerprint, plan.hashed,
+        cfg.hash_features,
+    )  # fmt: skip

@@ -11,8 +11,11 @@ from typing import Any
 CLI = [sys.executable, "-m", "lrsweep.cli"]
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 600, **kw: Any) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+def run_cli(
+    args: list[str], cwd: Path, timeout: float = 600, env_extra: dict[str, str] | None = None, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    """``lrsweep ARGS`` in ``cwd`` (``timeout`` only guards against a hang)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env_extra or {})}
     env.pop("HYDRA_FULL_ERROR", None)
     env.pop("LRSWEEP_DEBUG", None)
     return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, **kw)

@@ -3,14 +3,21 @@
 It composes the config, converts it once to the typed :class:`lrsweep.config.Config` and calls
 :func:`lrsweep.sweep.run_sweep`. Every user error ends as one line on stderr with exit status 2
 (130 when interrupted); ``debug=true`` or ``LRSWEEP_DEBUG=1`` shows the traceback instead.
+
+Configs come from three places: the options shipped in the package (``lrsweep/conf``); the working
+directory's ``conf/<group>/<option>.yaml`` (a project's own options, appended to Hydra's search path; one
+with a shipped option's name is refused); and the working directory's ``experiments/<name>.yaml``
+(presets, run with ``lrsweep experiment=<name>``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from lrsweep.errors import LrsweepError
@@ -22,23 +29,165 @@ EXIT_INTERRUPTED = 130
 log = logging.getLogger("lrsweep")
 
 
-def register_configs() -> None:
-    """The typed schemas in Hydra's ConfigStore: the whole config as ``lrsweep_schema``, and each option of the
-    groups whose options differ as ``schema/<group>/<option>`` (the option's YAML names it in its defaults)."""
+USER_CONF_DIR = "conf"  # <cwd>/conf/<group>/<option>.yaml: the project's own options, beside the shipped ones
+EXPERIMENTS_DIR = "experiments"  # <cwd>/experiments/<name>.yaml: presets, `lrsweep experiment=<name>`
+EXPERIMENT_GROUP = "experiment"
+_USER_SEARCH_PATH: list[str] = []  # what the search path plugin adds: file://<cwd>/conf, when it exists
+
+
+def register_configs(cwd: Path | None = None) -> None:
+    """Fill the ConfigStore and the search path for a run from ``cwd`` (default: the working directory).
+
+    Idempotent, and re-pointable: tests may call it again from another directory in the same process.
+    """
     from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
 
     from lrsweep.backends import BackendConfig, schemas
     from lrsweep.clusters import CLUSTERS, ClusterConfig
     from lrsweep.config import Config
     from lrsweep.thresholds import STRATEGIES, ThresholdConfig
 
+    root = Path.cwd() if cwd is None else Path(cwd)
+    plugins = Plugins.instance()  # scans Hydra's plugins, which store hydra/launcher/basic etc. in the ConfigStore
     cs = ConfigStore.instance()
-    # Those groups start from their base schema, so that the option chosen can merge its subclass in.
-    base = Config(backend=BackendConfig(), cluster=ClusterConfig(), threshold=ThresholdConfig())
-    cs.store(name="lrsweep_schema", node=base)
+    # The groups whose options differ start from their base schema, so the option chosen can merge its own
+    # subclass in (schema/<group>/<option>, named in the option's defaults list).
+    cs.store(
+        name="lrsweep_schema",
+        node=Config(backend=BackendConfig(), cluster=ClusterConfig(), threshold=ThresholdConfig()),
+    )
     for group, options in (("backend", schemas()), ("cluster", CLUSTERS), ("threshold", STRATEGIES)):
         for name, schema in options.items():
             cs.store(group=f"schema/{group}", name=name, node=schema)
+    conf = root / USER_CONF_DIR
+    _check_user_conf(conf)  # after every ConfigStore entry but the experiments: it checks against them
+    _USER_SEARCH_PATH[:] = [f"file://{conf.resolve().as_posix()}"] if conf.is_dir() else []
+    plugins.register(_user_conf_plugin())  # registers once; a no-op on later calls
+    _register_experiments(root / EXPERIMENTS_DIR)
+
+
+@functools.cache
+def _user_conf_plugin() -> type:
+    """A SearchPathPlugin registered at run time (not discovered through hydra_plugins): it appends the
+    working directory's conf/ after the package's, so only this CLI sees it and only when it exists."""
+    from hydra.core.config_search_path import ConfigSearchPath
+    from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+    class LrsweepUserConf(SearchPathPlugin):
+        def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+            for path in _USER_SEARCH_PATH:
+                search_path.append(provider="lrsweep ./conf", path=path)
+
+    return LrsweepUserConf
+
+
+def _shipped(rel: str) -> bool:
+    """Whether lrsweep, Hydra or the ConfigStore already has the config ``rel`` (e.g. 'dataset/ctr.yaml')."""
+    from importlib.resources import files
+
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.object_type import ObjectType
+
+    for package in ("lrsweep.conf", "hydra.conf"):
+        node = files(package)
+        for part in rel.split("/"):
+            node = node.joinpath(part)
+        if node.is_file():
+            return True
+    return ConfigStore.instance().get_type(rel) == ObjectType.CONFIG
+
+
+def _check_user_conf(conf: Path) -> None:
+    """Refuse a conf/ file that Hydra would silently ignore: one with a shipped config's group and name."""
+    if not conf.is_dir():
+        return
+    if (conf / EXPERIMENT_GROUP).is_dir():
+        raise LrsweepError(
+            f"{USER_CONF_DIR}/{EXPERIMENT_GROUP}/ is not read: experiments live in {EXPERIMENTS_DIR}/NAME.yaml",
+            f"move its files to {EXPERIMENTS_DIR}/ (run one with `lrsweep experiment=NAME`)",
+        )
+    shadows = []
+    for f in sorted(conf.rglob("*.yaml")):
+        rel = f.relative_to(conf).as_posix()
+        if _shipped(rel):
+            shadows.append(rel)
+    if shadows:
+        first = shadows[0]
+        group, _, name = first.rpartition("/")
+        name = name.removesuffix(".yaml")
+        what = f"{group}={name}" if group else f"the top-level config {name!r}"
+        more = f" (and {', '.join(f'{USER_CONF_DIR}/{s}' for s in shadows[1:])})" if len(shadows) > 1 else ""
+        raise LrsweepError(
+            f"{USER_CONF_DIR}/{first}{more} has the name of a shipped config ({what}) and would be ignored",
+            f"rename it, e.g. {USER_CONF_DIR}/{group + '/' if group else ''}my_{name}.yaml"
+            + (f"; it can extend the shipped one with `defaults: [{name}, _self_]`" if group else ""),
+        )
+
+
+def _register_experiments(exp_dir: Path) -> None:
+    """experiments/<name>.yaml -> ConfigStore group `experiment`, package _global_ (as `# @package _global_`)."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import DictConfig, OmegaConf
+
+    cs = ConfigStore.instance()
+    # An empty group, not none: without the group `experiment=x` would be taken as a value override of a key
+    # `experiment` ("Could not override 'experiment'... not in 'Config'"); replaced, not merged, so a second
+    # call (tests, another directory) forgets the presets of the first.
+    cs.repo[EXPERIMENT_GROUP] = {}
+    if not exp_dir.is_dir():
+        return
+    for f in sorted(exp_dir.glob("*.yaml")):
+        shown = f"{EXPERIMENTS_DIR}/{f.name}"
+        text = f.read_text(encoding="utf-8")
+        header = re.search(r"^#\s*@package\s+(\S+)", text, re.M)
+        if header and header.group(1) != "_global_":
+            raise LrsweepError(f"{shown} says `# @package {header.group(1)}`", "an experiment is `# @package _global_`")
+        try:
+            node = OmegaConf.create(text)
+        except Exception as exc:  # yaml.YAMLError (problem, problem_mark), or OmegaConf's
+            mark = getattr(exc, "problem_mark", None)
+            where = f", line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+            raise LrsweepError(
+                f"{shown}{where} is not valid YAML ({problem})", f"fix it, or move it out of {EXPERIMENTS_DIR}/"
+            ) from exc
+        if not isinstance(node, DictConfig):
+            raise LrsweepError(f"{shown} is not a mapping", "write `key: value` lines, as in conf/ files")
+        cs.store(group=EXPERIMENT_GROUP, name=f.stem, node=node, package="_global_", provider=shown)
+
+
+def _composition_line(text: str) -> str | None:
+    """Hydra's "In 'dataset/x': ConfigKeyError raised while composing config:" + the reason on the next line
+    (a wrong key in any option, shipped, ./conf or a preset) as one line naming the file."""
+    m = re.match(r"(?:In '([^']+)': )?\w+ raised while composing config:\s*\n\s*(.+)", text)
+    if not m:
+        return None
+    where = m.group(1) or "the config"
+    if where.startswith(EXPERIMENT_GROUP + "/"):
+        where = f"{EXPERIMENTS_DIR}/{where.split('/', 1)[1]}.yaml"
+    return f"{where}: {m.group(2).strip()}; run `lrsweep --cfg job` to see the valid keys"
+
+
+def _experiment_line(text: str) -> str | None:
+    """One line for Hydra's errors about experiments, or None (call it first in _hydra_line)."""
+    if text.startswith(f"Multiple values for {EXPERIMENT_GROUP}."):  # +experiment=NAME
+        return f"the {EXPERIMENT_GROUP} group is in the defaults list: write {EXPERIMENT_GROUP}=NAME, without '+'"
+    m = re.search(r"Could not find '" + EXPERIMENT_GROUP + r"/([^']+)'", text)
+    if not m:
+        return None
+    name, where = m.group(1), Path.cwd() / EXPERIMENTS_DIR
+    inside = re.match(r"In '" + EXPERIMENT_GROUP + r"/([^']+)'", text)
+    if inside and "/" in name:  # `- dataset: x` in a preset is relative to the group experiment/
+        group, _, option = name.rpartition("/")
+        return (
+            f"{EXPERIMENTS_DIR}/{inside.group(1)}.yaml asks for {EXPERIMENT_GROUP}/{name}; "
+            f"name a config group from the top, as `- override /{group}: {option}`"
+        )
+    names = sorted(p.stem for p in where.glob("*.yaml"))
+    if not names:
+        return f"unknown experiment {name!r}: there is no {where}/*.yaml; write {EXPERIMENTS_DIR}/{name}.yaml"
+    return f"unknown experiment {name!r}; use one of: {', '.join(names)} (files in {where})"
 
 
 def _extra_keys(node: Any, obj: Any, prefix: str = "") -> list[str]:
@@ -94,12 +243,15 @@ def _die(line: str, code: int = EXIT_USAGE) -> None:
 
 
 def _task(dcfg: Any) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
     from lrsweep.report import format_summary
     from lrsweep.sweep import run_sweep
 
+    preset = HydraConfig.get().runtime.choices.get(EXPERIMENT_GROUP)
     try:
         cfg = to_config(dcfg)
-        result = run_sweep(cfg)
+        result = run_sweep(cfg, preset=preset)
     except LrsweepError as exc:
         if _debug():
             raise
@@ -113,6 +265,9 @@ def _task(dcfg: Any) -> float | None:
 def _hydra_line(exc: BaseException) -> str:
     """One line out of Hydra's and OmegaConf's multi-line messages."""
     text = str(exc)
+    line = _experiment_line(text) or _composition_line(text)
+    if line:
+        return line
     m = re.search(r"Could not find '([^']+)'.*?Available options in '([^']+)':(.*)", text, re.S)
     if m:
         block = m.group(3).split("Config search path")[0]  # the options, not Hydra's search path
@@ -147,7 +302,12 @@ def main() -> None:
     # Hydra's own report of a composition error is several lines; let it raise so we print one.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     logging.captureWarnings(True)
-    register_configs()
+    try:
+        register_configs()
+    except LrsweepError as exc:
+        if _debug():
+            raise
+        _die(exc.line())
     app = hydra.main(config_path="conf", config_name="config", version_base="1.3")(_task)
     try:
         app()

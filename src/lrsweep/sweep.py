@@ -57,10 +57,18 @@ RECORD = "lrsweep_record"
 
 
 def run_sweep(
-    cfg: Config, *, backend: Backend | None = None, tracker: Tracker | None = None, progress: bool | None = None
+    cfg: Config,
+    *,
+    backend: Backend | None = None,
+    tracker: Tracker | None = None,
+    progress: bool | None = None,
+    preset: str | None = None,
 ) -> SweepResult:
-    """Run (or resume) the sweep described by ``cfg``; see the module docstring."""
-    return Sweep(cfg, backend=backend, tracker=tracker, progress=progress).run()
+    """Run (or resume) the sweep described by ``cfg``; see the module docstring.
+
+    ``preset``: the ``experiments/`` preset the config was composed from, recorded on the parent run.
+    """
+    return Sweep(cfg, backend=backend, tracker=tracker, progress=progress, preset=preset).run()
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -374,9 +382,10 @@ class Sweep:
 
     def __init__(
         self, cfg: Config, *, backend: Backend | None = None, tracker: Tracker | None = None,
-        progress: bool | None = None,
+        progress: bool | None = None, preset: str | None = None,
     ) -> None:  # fmt: skip
         self.cfg = cfg
+        self.preset = preset
         self.started = time.perf_counter()
         self.phases: dict[str, float] = {}
         self._mark = self.started
@@ -448,8 +457,17 @@ class Sweep:
                 )
             except ValueError as exc:
                 raise LrsweepError(f"cannot open study {self.name!r}: {exc}", "use another study.name") from exc
-            if "lrsweep_identity" not in study.user_attrs:
-                study.set_user_attr("lrsweep_identity", json.loads(json.dumps(search_identity(cfg), default=str)))
+            identity = json.loads(json.dumps(search_identity(cfg), default=str))
+            stored = study.user_attrs.get("lrsweep_identity")
+            if stored is None:
+                study.set_user_attr("lrsweep_identity", identity)
+            elif stored != identity:  # only possible with a study.name given: derived names hash the identity
+                old, new = flatten(stored), flatten(identity)
+                changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+                raise LrsweepError(
+                    f"study {self.name!r} holds trials of another search (it differs in {', '.join(changed[:4])})",
+                    "give this search its own study.name, or run with study.resume=false for a fresh study",
+                )
             _recover(study)
             if cfg.search.sampler == "grid":
                 self._enqueue_grid(study)
@@ -492,6 +510,8 @@ class Sweep:
         commit = _git_commit()
         if commit:
             tags["mlflow.source.git.commit"] = commit
+        if self.preset:
+            tags["lrsweep.preset"] = self.preset
         described = {"fingerprint": data.fingerprint, "rows": data.rows, "features": data.features}
         texts = {
             "config.yaml": yaml.safe_dump(config_dict, sort_keys=False),

@@ -59,9 +59,11 @@ def spark() -> Iterator[Any]:
 @pytest.fixture
 def sqlite_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """An MLflow sqlite store in tmp_path, as the global tracking URI and MLFLOW_TRACKING_URI (what log_model
-    writes to); tests/conftest.py puts the previous URI back after the test."""
+    writes to); tests/conftest.py puts the previous URI back after the test. The working directory is tmp_path
+    too: MLflow puts a sqlite store's artifacts under ./mlruns."""
     import mlflow
 
+    monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)

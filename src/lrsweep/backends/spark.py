@@ -406,7 +406,10 @@ class SparkBackend:
     def _direct(self, data: DataHandle) -> bool:
         """Parquet inputs of at least spark_read_min_mb are read by Spark itself, never through pandas."""
         limit, src = self.settings.spark_read_min_mb, data.source
-        return limit is not None and src.kind == "file" and src.format == "parquet" and src.size_bytes >= limit * 2**20
+        if limit is None or src.format != "parquet":
+            return False
+        size = src.size_bytes
+        return size is not None and size >= limit * 2**20
 
     def prepare(self, data: DataHandle) -> DataSummary:
         from pyspark.sql import functions as F

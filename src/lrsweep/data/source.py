@@ -47,7 +47,8 @@ class Source:
         return self.location.name
 
     @functools.cached_property
-    def size_bytes(self) -> int:
+    def size_bytes(self) -> int | None:
+        """Bytes stored (None when a server does not say)."""
         return uri.size_bytes(self.location)
 
 

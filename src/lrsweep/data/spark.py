@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from lrsweep.config import CVConfig, DatasetConfig, SplitConfig
+from lrsweep.data import uri
 from lrsweep.data.columns import ColumnProfile, check_named_columns, plan_columns, positive_label
 from lrsweep.data.source import Source
 from lrsweep.data.split import PART_NAMES, TEST, TRAIN, VAL, Split, check_both_classes, hash_parts
@@ -103,20 +104,6 @@ def from_table(spark: Any, table: Table, split: Split) -> SparkParts:
         frame, table.numeric, table.categorical, table.hashed, table.hash_features, split.rows, True,
         table.fingerprint, table.dropped, table.X.iloc[split.train[:5]].copy(),
     )  # fmt: skip
-
-
-def _footer_sha256(source: Source) -> str:
-    """SHA-256 of file names, sizes and Parquet footers (hashing every byte of a large input costs minutes)."""
-    from lrsweep.data import uri
-
-    h = hashlib.sha256()
-    for f in uri.parquet_parts(source.location):
-        size = f.stat().st_size
-        h.update(f"{f.name}:{size}:".encode())
-        with open(f, "rb") as fh:
-            fh.seek(max(size - 65536, 0))
-            h.update(fh.read())
-    return h.hexdigest()
 
 
 def _profiles(df: Any, fields: list[Any]) -> tuple[int, list[ColumnProfile]]:
@@ -204,7 +191,7 @@ def read_direct(
     n_pos = sum(v for (_, y), v in counts.items() if y == 1)
     schema = [f"{f.name}:{f.dataType.simpleString()}" for f in raw.schema.fields]
     fingerprint: dict[str, Any] = {
-        "sha256": _footer_sha256(source),
+        "sha256": uri.footer_sha256(source.location),
         "sha256_of": "parquet file names, sizes and footers",
         "source": source.shown,
         "rows": n,

@@ -68,7 +68,7 @@ def run(backend: str, rows: int, trials: int, max_iter: int, study_dir: str) -> 
     t0 = time.perf_counter()
     result = run_sweep(cfg, progress=False)
     wall = time.perf_counter() - t0
-    records = finished_records(result.summary["storage"])  # every finished trial, also those of a resumed run
+    records = finished_records(result.storage)  # every finished trial, also those of a resumed run
     per_trial = [(r["end_ms"] - r["start_ms"]) / 1000 for r in records]
     per_iter = [r["metrics"]["fit_seconds"] / r["metrics"]["n_iter"] for r in records if r["metrics"]["n_iter"]]
     bayes = result.bayes_metrics or {}
@@ -77,13 +77,13 @@ def run(backend: str, rows: int, trials: int, max_iter: int, study_dir: str) -> 
         "backend": backend,
         "rows": rows,
         "trials": len(per_trial),  # finished in the study (a resumed run counts the earlier ones too)
-        "setup_s": round(result.summary["phases"].get("setup", float("nan")), 1),
+        "setup_s": round(result.phases.get("setup", float("nan")), 1),
         "trial_median_s": round(statistics.median(per_trial), 2),
         "trial_mean_s": round(statistics.fmean(per_trial), 2),
         "trial_max_s": round(max(per_trial), 2),
         "iterations_median": statistics.median(r["metrics"]["n_iter"] for r in records),
         "fit_s_per_iteration_median": round(statistics.median(per_iter), 3),
-        "refit_test_s": round(result.summary["phases"].get("refit_and_test", float("nan")), 1),
+        "refit_test_s": round(result.phases.get("refit_and_test", float("nan")), 1),
         "wall_s": round(wall, 1),
         "best": {k: result.best_params.get(k) for k in ("C", "penalty")},
         "test_log_loss": round(result.test_metrics["log_loss"], 5),

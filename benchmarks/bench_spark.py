@@ -1,6 +1,6 @@
 """Spark backend on telco churn, local[2]: what a trial costs beyond a bare Spark fit, and the binning error.
 
-Prints figures and asserts nothing (STYLE.md: benchmarks are scripts, never tests).
+Prints figures and asserts nothing (benchmarks are scripts, never tests).
 
 - session start and backend setup (data read once, preprocessing fitted, frames cached and materialised);
 - per configuration, medians over --repeats runs, in alternating order on the SAME cached frames:
@@ -24,8 +24,10 @@ import statistics
 import time
 
 from lrsweep.backends.sklearn import SklearnBackend
-from lrsweep.backends.spark import FEATURES, LABEL, SparkBackend, auc_binning_bound, spark_params
-from lrsweep.config import BackendConfig, ClusterConfig, Config, DatasetConfig
+from lrsweep.backends.spark import FEATURES, LABEL, SparkBackend, SparkConfig, auc_binning_bound, spark_params
+from lrsweep.clusters import LocalCluster
+from lrsweep.config import CVConfig, DatasetConfig, SplitConfig
+from lrsweep.data import open_data
 from lrsweep.metrics import area_metrics
 from lrsweep.space import ModelParams
 
@@ -54,14 +56,10 @@ def main() -> None:
     from pyspark.ml.classification import LogisticRegression
     from pyspark.ml.evaluation import BinaryClassificationEvaluator
 
-    cfg = Config(
-        backend=BackendConfig(name="spark"),
-        cluster=ClusterConfig(master=args.master, spark_conf={"spark.ui.enabled": "false"}),
-        dataset=TELCO,
-    )
-    backend = SparkBackend(cfg)
+    cluster = LocalCluster(master=args.master, spark_conf={"spark.ui.enabled": "false"})
+    backend = SparkBackend(SparkConfig(), cluster=cluster)
     t0 = time.perf_counter()
-    backend.setup(cfg)
+    backend.prepare(open_data(TELCO, SplitConfig(), CVConfig(), 42))
     print(
         f"setup {time.perf_counter() - t0:.1f} s: session start {backend.timings['session']:.1f} s, "
         f"data + preprocessing + cache {backend.timings['data_and_preprocessing']:.1f} s"
@@ -74,7 +72,7 @@ def main() -> None:
     evaluator = BinaryClassificationEvaluator(rawPredictionCol="rawPrediction", labelCol=LABEL)
 
     def trial(p: ModelParams, binned: bool) -> tuple[float, object]:
-        backend.cfg.backend.exact_max_rows = 0 if binned else BackendConfig.exact_max_rows
+        backend.settings.exact_max_rows = 0 if binned else SparkConfig.exact_max_rows
         t = time.perf_counter()
         ev = backend.evaluate(p)
         return time.perf_counter() - t, ev
@@ -86,9 +84,8 @@ def main() -> None:
             evaluator.evaluate(model.transform(fold.held))
         return time.perf_counter() - t
 
-    sk_cfg = Config(dataset=TELCO)
-    reference = SklearnBackend(sk_cfg)
-    reference.setup(sk_cfg)
+    reference = SklearnBackend()
+    reference.prepare(open_data(TELCO, SplitConfig(), CVConfig(), 42))
 
     trial(CONFIGS["l2 C=1"], False)  # warm-up: JIT and code generation, not counted
     bare(CONFIGS["l2 C=1"], True)
@@ -129,9 +126,9 @@ def main() -> None:
                 evs["exact"].log_loss - sk.log_loss,
             )
         )
-    backend.cfg.backend.exact_max_rows = BackendConfig.exact_max_rows
+    backend.settings.exact_max_rows = SparkConfig.exact_max_rows
 
-    print(f"\nbinning error on the validation part ({fold.n_held} rows, {cfg.backend.bins} bins), same fit:")
+    print(f"\nbinning error on the validation part ({fold.n_held} rows, {backend.settings.bins} bins), same fit:")
     print(
         f"{'configuration':24} {'dROC AUC':>10} {'bound':>9} {'dPR AUC':>10} {'dlog loss':>10} {'bins used':>9}"
         f"   | Spark exact - sklearn (tol 1e-10): {'dROC AUC':>9} {'dlog loss':>10}"

@@ -21,33 +21,29 @@ import time
 from typing import Any
 
 from lrsweep.config import Config
+from lrsweep.records import TrialRecord
 from lrsweep.sweep import run_sweep
-from lrsweep.tracking import Tracker
+from lrsweep.tracking import MlflowTracker
 
 
-class PerValueTracker(Tracker):
+class PerValueTracker(MlflowTracker):
     """One MLflow call per value, in the sweep's thread (the MLflowCallback way), for comparison."""
 
-    def __init__(self, uri: str | None, experiment: str) -> None:
-        super().__init__(uri, experiment, mode="inline")
-
-    def trial(self, record: dict[str, Any]) -> None:
+    def trial(self, record: TrialRecord) -> None:
         import mlflow
 
         w = self._inline
         assert w is not None
         mlflow.set_experiment(experiment_id=w.experiment_id)
-        with mlflow.start_run(run_name=record["run_name"], nested=False, tags={"mlflow.parentRunId": w.parent_id}):
-            for k, v in record["params"].items():
+        with mlflow.start_run(run_name=record.run_name, nested=False, tags={"mlflow.parentRunId": w.parent_id}):
+            for k, v in record.params.items():
                 mlflow.log_param(k, v)
-            for k, v in record["metrics"].items():
+            for k, v in record.metrics.items():
                 mlflow.log_metric(k, v)
-            mlflow.set_tag("state", record["state"])
+            mlflow.set_tag("state", record.state)
 
 
 def one(variant: str, trials: int, seed: int) -> dict[str, Any]:
-    import lrsweep.sweep as sweep_mod
-
     cfg = Config()
     cfg.seed = seed
     cfg.search.n_trials = trials
@@ -55,25 +51,22 @@ def one(variant: str, trials: int, seed: int) -> dict[str, Any]:
     cfg.tracking.enabled = variant != "off"
     cfg.tracking.mode = "inline" if variant in ("inline", "per-value") else "background"
     cfg.tracking.artifacts = cfg.tracking.log_model = variant != "off"
-    original = sweep_mod.open_tracker
-    if variant == "per-value":
-        sweep_mod.open_tracker = lambda enabled, uri, experiment, mode: PerValueTracker(uri, experiment)
     here = os.getcwd()
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         try:
+            tracker = PerValueTracker(cfg.tracking, cfg.experiment_name) if variant == "per-value" else None
             t0 = time.perf_counter()
-            result = run_sweep(cfg)
+            result = run_sweep(cfg, tracker=tracker)
             wall = time.perf_counter() - t0
         finally:
             os.chdir(here)
-            sweep_mod.open_tracker = original
     secs = sorted(result.trial_seconds)
     return {
         "median_ms": 1000 * statistics.median(secs),
         "p90_ms": 1000 * secs[int(0.9 * (len(secs) - 1))],
         "wall_s": wall,
-        "phases": result.summary.get("phases", {}),
+        "phases": result.phases,
     }
 
 

@@ -70,6 +70,12 @@ def solver_pool(search: SearchConfig, caps: Capabilities, *, hashed: bool = Fals
     ``caps.solvers`` maps each solver to the families it can fit; ``search.solvers`` narrows the choice (None:
     all); on hashed features the backend's ``dense_solvers`` (a dense n_features^2 Hessian) are left out.
     """
+    for penalty in search.penalties:
+        if penalty not in caps.penalties:
+            raise LrsweepError(
+                f"the backend cannot fit the {penalty} penalty (search.penalties)",
+                f"search only {', '.join(caps.penalties)}, or choose another backend",
+            )
     table: Mapping[str, tuple[str, ...]] | None = caps.solvers
     if table is None:
         return None  # the backend picks its optimiser from the penalty (Spark)

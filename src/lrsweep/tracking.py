@@ -210,7 +210,7 @@ def _writer_main(commands: Connection, results: Connection, uri: str | None) -> 
     """Entry point of the writer process: run commands until 'close' or until the sweep's end of the pipe dies.
 
     Every way out ends with os._exit: everything is committed by then, and the interpreter's teardown can
-    wait on threads MLflow started (~1 s measured, and unbounded in a killed sweep's orphaned writer).
+    wait on threads MLflow started (unbounded in a killed sweep's orphaned writer).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle; we drain and close
     writer = TrialWriter(uri)

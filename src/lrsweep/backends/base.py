@@ -58,6 +58,8 @@ class Capabilities:
     flavour: str
     # solvers that cannot fit hashed features (they build a dense n_features^2 Hessian)
     dense_solvers: tuple[str, ...] = field(default_factory=tuple)
+    # the penalty families the backend fits at all (with a solver table: those some solver fits)
+    penalties: tuple[str, ...] = ("none", "l2", "l1", "elasticnet")
 
 
 # coefficients.csv lists at most this many hashed buckets (largest |coefficient| first): 2**20 rows would be 40 MB

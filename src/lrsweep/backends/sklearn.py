@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.linalg import LinAlgWarning
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
@@ -172,9 +173,9 @@ class SklearnBackend:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # recorded as converged=False instead
-            # newton-cholesky on collinear one-hot columns (telco's "No internet service" x7) warns and falls
-            # back to lbfgs on every such fit; the fit is still recorded with its convergence
-            warnings.filterwarnings("ignore", message="A singular matrix detected")
+            # newton-cholesky on collinear one-hot columns (telco's "No internet service" x7) warns that the
+            # Hessian is singular and falls back to lbfgs on every such fit; the fit is still recorded
+            warnings.filterwarnings("ignore", category=LinAlgWarning)
             clf.fit(X, y)
         seconds = time.perf_counter() - t0
         lr = clf if isinstance(clf, LogisticRegression) else clf.estimator_[-1]

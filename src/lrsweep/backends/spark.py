@@ -2,13 +2,13 @@
 
 Setup, once per sweep: one SparkSession (an active one is reused), the data read once, preprocessing
 fitted once per fold on that fold's fitting part, and every fold's (fit, held-out) frames cached and
-materialised. A trial then pays only for its LogisticRegression fit (about iterations + 2 Spark jobs,
-NOTES.md) and one Spark job that scores the held-out part.
+materialised. A trial then pays only for its LogisticRegression fit (about iterations + 2 Spark jobs)
+and one Spark job that scores the held-out part.
 
 Parity with the scikit-learn backend (tests/backends/test_spark.py checks each point):
 - :func:`spark_params` translates the shared vocabulary: regParam = 1/(C n_train), elasticNetParam =
   l1_ratio, standardization=False. Spark minimises mean log-loss + regParam * penalty, scikit-learn
-  C * summed log-loss + penalty: the same minimiser on the same features (NOTES.md, 1e-7 in a check).
+  C * summed log-loss + penalty: the same minimiser on the same features.
   class_weight=balanced is a weight column holding n / (2 n_class), whose sum is n, so regParam stays.
 - preprocessing computes scikit-learn's numbers (:func:`fit_preprocessing`): exact medians (mean of the
   middle two, as numpy), population standard deviations (ddof=0; Spark's StandardScaler divides by the
@@ -288,8 +288,8 @@ def fit_preprocessing(
     inputs = [_num_col(i) for i in range(len(numeric))] + ohe
     if hashed:
         # Hashed only (the CTR case): the hasher writes FEATURES itself. VectorAssembler would expand the hasher's
-        # compact metadata into one named attribute per bucket (2**20 of them), shipped with every task: 5 s per
-        # L-BFGS pass on 60k rows against 0.2 s (measured). Mixed inputs keep the assembler, see _compact().
+        # compact metadata into one named attribute per bucket (2**20 of them), shipped with every task of every
+        # L-BFGS pass (many times the pass itself). Mixed inputs keep the assembler, see _compact().
         out = FEATURES if not inputs else HASHED
         stages.append(FeatureHasher(inputCols=hashed, categoricalCols=hashed, numFeatures=n_features, outputCol=out))
         inputs.append(HASHED)

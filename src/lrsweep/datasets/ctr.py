@@ -387,7 +387,7 @@ def _token_buckets(levels: dict[str, np.ndarray], hour_of_day: np.ndarray) -> li
 
 @lru_cache(maxsize=4)
 def true_model(seed: int = 0) -> TrueModel:
-    """The seeded weights and calibrated intercept of the model that generates ``click`` (about 0.5 s)."""
+    """The seeded weights and calibrated intercept of the model that generates ``click``."""
     _check_seed(seed)
     m = 2**HASH_BITS
     u1 = _uniform(seed, "weights:r", 0, m)
@@ -654,7 +654,7 @@ def generate_ctr_table(
     """Write the table to ``out`` (one Parquet file, a row group per chunk) and ``out.meta.json``; return the meta.
 
     Written under temporary names and renamed (data first, sidecar last), so a file with its sidecar is complete.
-    Memory does not grow with ``rows`` (about 0.4 GiB at the default chunk size).
+    Memory does not grow with ``rows`` (it is set by the chunk size).
     """
     _check_rows(rows)
     _check_seed(seed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -83,6 +84,9 @@ def _patch_sklearn_backend() -> None:
 
 
 def main(argv: list[str]) -> None:
+    # Ctrl-C raises KeyboardInterrupt, as in a terminal, even when this process inherited SIGINT ignored (a test run
+    # started in the background by a non-interactive shell: Python then leaves SIGINT ignored)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if argv[0] == "sweep":
         from lrsweep.sweep import run_sweep
 

@@ -187,15 +187,13 @@ def test_the_test_rows_are_scored_exactly_once(sweep: dict[str, Any]) -> None:
     assert sweep["backend"].refits == 1
 
 
-def test_the_best_configuration_is_refitted_on_train_plus_validation(sweep: dict[str, Any]) -> None:
+def test_the_best_configuration_is_refitted_on_train_plus_validation(sweep: dict[str, Any], tmp_path: Path) -> None:
     import mlflow
 
     s = sweep
     parent = _parent(s)
     client = MlflowClient(tracking_uri=s["cfg"].tracking.uri)
-    out = s["work"] / "downloaded"
-    out.mkdir(exist_ok=True)
-    logged = pd.read_csv(client.download_artifacts(parent.info.run_id, "coefficients.csv", str(out)))
+    logged = pd.read_csv(client.download_artifacts(parent.info.run_id, "coefficients.csv", str(tmp_path)))
     expected = ref.coefficients(s["trainval_model"])
     np.testing.assert_allclose(logged["coefficient"].to_numpy(), expected, rtol=0, atol=1e-8)
     # not the train-only fit: the two differ, so the comparison above can tell them apart

@@ -1,8 +1,8 @@
 """Test-wide isolation: MLflow's process-global tracking URI (and the MLFLOW_TRACKING_URI variable that
 mlflow.set_tracking_uri exports) is put back after every test, so no test logs into another's store.
 
-With LRSWEEP_NO_SKIPS=1 (set by .ci/run) a skipped test is reported as failed: CI has pyspark, Java and the
-console script, so a skip there means a check silently did not run."""
+With LRSWEEP_NO_SKIPS=1 (set by .ci/run) a skip (at run time or at collection) or an xfail/xpass fails the run:
+tests/skip_policy.py, proved by tests/test_skip_policy.py (which needs pytest's ``pytester`` fixture)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
+pytest_plugins = ["pytester", "tests.skip_policy"]
 
 
 @pytest.fixture(autouse=True)
@@ -27,13 +29,3 @@ def _isolated_mlflow_uri() -> Iterator[None]:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = before_env
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
-    if report.skipped and os.environ.get("LRSWEEP_NO_SKIPS") == "1" and not hasattr(report, "wasxfail"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        report.outcome = "failed"
-        report.longrepr = f"skipped, and LRSWEEP_NO_SKIPS=1 forbids skips: {reason}"

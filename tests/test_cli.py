@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,10 @@ import pytest
 from tests.e2e_helpers import CLI, mlflow_runs, run_cli, study_trials
 
 pytestmark = pytest.mark.slow
+# `python -m tests.blocking` run from a temporary directory: the repository root (the tests package) on the path
+WITH_TESTS = {
+    "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])
+}
 
 EXPECTED_CHILD_METRICS = {
     "val_roc_auc", "val_pr_auc", "val_log_loss", "val_accuracy", "val_precision", "val_recall", "val_f1",
@@ -26,7 +33,8 @@ EXPECTED_CHILD_METRICS = {
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """One default sweep (shrunk to 6 trials) on the bundled data, shared by the read-back tests."""
+    """One default sweep (shrunk to 6 trials) on the bundled data, shared by the read-back tests, which only read
+    it (downloads go to each test's own tmp_path): any order of them, or any one alone, sees the same sweep."""
     cwd = tmp_path_factory.mktemp("sweep")
     proc = run_cli(["search.n_trials=6"], cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -34,13 +42,28 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Co
 
 
 def test_default_sweep_prints_summary_and_where_results_are(swept):
+    from sklearn.metrics import roc_auc_score
+
+    from lrsweep.config import Config
+    from lrsweep.data import load_table, split_table
+    from tests import reference as ref
+
     cwd, proc = swept
     out = proc.stdout
     assert "best parameters:" in out and "threshold (f1):" in out
     assert "mlflow ui" in out
-    test_auc = float(next(line for line in out.splitlines() if line.strip().startswith("roc_auc")).split()[-1])
-    assert 0.75 < test_auc < 0.95  # telco churn with logistic regression: ~0.84 published
     assert (cwd / "mlflow.db").exists()
+    # the test ROC AUC printed and logged is the best configuration's, refitted independently on train+validation
+    (parent,) = mlflow_runs(cwd)[0]
+    best = ref.model_params({k[5:]: v for k, v in parent.data.params.items() if k.startswith("best.")})
+    cfg = Config()  # the defaults the CLI composed
+    table = load_table(cfg.dataset)
+    split = split_table(table.y, cfg.split, cfg.cv, cfg.seed)
+    model = ref.fit(table.X, table.y, split.trainval, best, cfg.seed, table.numeric, table.categorical)
+    expected = roc_auc_score(table.y[split.test], ref.scores(model, table.X, split.test))
+    assert parent.data.metrics["test_roc_auc"] == pytest.approx(expected, abs=1e-9)
+    printed = float(next(line for line in out.splitlines() if line.strip().startswith("roc_auc")).split()[-1])
+    assert printed == pytest.approx(expected, abs=5e-5)  # printed to 4 significant digits
 
 
 def test_one_parent_and_a_child_per_trial_with_params_and_metrics(swept):
@@ -74,7 +97,7 @@ def test_one_parent_and_a_child_per_trial_with_params_and_metrics(swept):
     assert p.metrics["best_val_roc_auc"] == pytest.approx(best)
 
 
-def test_artifacts_and_model_load_and_predict_with_the_threshold(swept):
+def test_artifacts_and_model_load_and_predict_with_the_threshold(swept, tmp_path):
     import mlflow
     from mlflow import MlflowClient
 
@@ -94,7 +117,7 @@ def test_artifacts_and_model_load_and_predict_with_the_threshold(swept):
         "coefficients.csv",
     ):
         assert expected in names, f"{expected} missing from {sorted(names)}"
-    coef = pd.read_csv(client.download_artifacts(run_id, "coefficients.csv", str(cwd)))
+    coef = pd.read_csv(client.download_artifacts(run_id, "coefficients.csv", str(tmp_path)))
     assert {"feature", "level", "coefficient", "odds_ratio"} <= set(coef.columns)
     assert "contract" in set(coef["feature"]) and "(intercept)" in set(coef["feature"])
     assert np.allclose(coef["odds_ratio"], np.exp(coef["coefficient"]))
@@ -111,18 +134,22 @@ def test_artifacts_and_model_load_and_predict_with_the_threshold(swept):
     assert np.array_equal(pred, (proba >= threshold).astype(int))
 
 
-def test_second_invocation_tops_up_without_duplicates(swept, tmp_path):
-    cwd, _ = swept
-    (before,) = study_trials(cwd).values()
-    proc = run_cli(["search.n_trials=9"], cwd)
+def test_second_invocation_tops_up_without_duplicates(tmp_path):
+    quiet = ["tracking.artifacts=false", "tracking.log_model=false"]  # not what this test is about
+    first = run_cli(["search.n_trials=4", *quiet], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    (before,) = study_trials(tmp_path).values()
+    proc = run_cli(["search.n_trials=7", *quiet], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    parents, children = mlflow_runs(cwd)
-    assert len(parents) == 2
+    parents, children = mlflow_runs(tmp_path)
+    assert len(parents) == 2 and {p.info.status for p in parents} == {"FINISHED"}
     numbers = sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children)
-    assert numbers == list(range(9))  # 6 old + 3 new, none twice
-    (trials,) = study_trials(cwd).values()
-    assert len(trials) == 9 and all(t.state.name == "COMPLETE" for t in trials)
-    assert [t.params for t in trials[:6]] == [t.params for t in before]  # the first six kept as they were
+    assert numbers == list(range(7))  # 4 old + 3 new, none twice
+    (trials,) = study_trials(tmp_path).values()
+    assert len(trials) == 7 and all(t.state.name == "COMPLETE" for t in trials)
+    assert [t.params for t in trials[:4]] == [t.params for t in before]  # the first four kept as they were
+    assert [t.value for t in trials[:4]] == [t.value for t in before]
+    assert "(3 this run;" in proc.stdout
 
 
 def test_fresh_study_when_resume_is_off(tmp_path):
@@ -132,43 +159,171 @@ def test_fresh_study_when_resume_is_off(tmp_path):
     assert len(studies) == 2 and all(len(t) == 2 for t in studies.values())
 
 
-def _complete(cwd: Path) -> list:
+HANG_GUARD = 600.0  # seconds: only so that a hung sweep fails the test with a message instead of hanging CI
+
+
+@pytest.fixture
+def start_blocked(tmp_path: Path) -> Iterator[Callable[[list[str], int], tuple[subprocess.Popen[str], Path]]]:
+    """Start ``python -m tests.blocking ARGS`` in tmp_path, its ``block_at``-th evaluate() blocking (tests/blocking.py),
+    in its own process group so the whole sweep (with its MLflow writer) can be signalled; at teardown whatever is
+    left of that group (a hung sweep, an orphaned writer) is killed, by its group id."""
+    from tests import blocking
+
+    groups: list[int] = []
+
+    def start(args: list[str], block_at: int) -> tuple[subprocess.Popen[str], Path]:
+        marker = tmp_path / "blocked.json"
+        env = {
+            **os.environ,
+            "PYTHONWARNINGS": "ignore",
+            blocking.BLOCK_AT: str(block_at),
+            blocking.MARKER: str(marker),
+            blocking.RELEASE: str(tmp_path / "never-released"),
+            **WITH_TESTS,
+        }
+        env.pop("LRSWEEP_DEBUG", None)
+        with open(tmp_path / "sweep.err", "w") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.blocking", *args],
+                cwd=tmp_path,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                text=True,
+                start_new_session=True,
+            )
+        groups.append(proc.pid)
+        return proc, marker
+
+    yield start
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _wait_blocked(proc: subprocess.Popen[str], marker: Path) -> dict:
+    """Wait for the marker (the sweep is inside the blocking trial); fail loudly if the sweep dies or hangs."""
+    deadline = time.monotonic() + HANG_GUARD
+    while not marker.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep exited (code {proc.returncode}) before the blocking trial:\n{_tail(marker)}")
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"hang guard: no blocking trial after {HANG_GUARD:.0f} s; stderr:\n{_tail(marker)}")
+        time.sleep(0.1)
+    return json.loads(marker.read_text())
+
+
+def _wait_for_parent_run(proc: subprocess.Popen[str], db: Path, marker: Path) -> None:
+    """Wait until the sweep's MLflow writer has created the parent run (read-only look at the sqlite store)."""
+    import sqlite3
+
+    deadline = time.monotonic() + HANG_GUARD
+    while True:
+        query = "SELECT count(*) FROM tags WHERE key = 'lrsweep.kind' AND value = 'sweep'"
+        # no file or no tables yet, or a write in progress: look again
+        with (
+            contextlib.suppress(sqlite3.Error),
+            contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con,
+        ):
+            if con.execute(query).fetchone()[0]:
+                return
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep exited (code {proc.returncode}) while blocked:\n{_tail(marker)}")
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"hang guard: no MLflow parent run after {HANG_GUARD:.0f} s; stderr:\n{_tail(marker)}")
+        time.sleep(0.1)
+
+
+def _tail(marker: Path) -> str:
+    return (marker.parent / "sweep.err").read_text()[-3000:]
+
+
+def _exit_code(proc: subprocess.Popen[str]) -> int:
     try:
-        return [t for ts in study_trials(cwd).values() for t in ts if t.state.name == "COMPLETE"]
-    except Exception:  # the journal is being created
-        return []
+        return proc.wait(timeout=HANG_GUARD)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"hang guard: the sweep did not exit within {HANG_GUARD:.0f} s after the signal")
 
 
-def test_killed_sweep_resumes_without_losing_or_repeating_trials(tmp_path):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    fast = ["search.solvers=[lbfgs,liblinear,newton-cholesky]", "search.penalties=[l2,l1]"]
-    proc = subprocess.Popen([*CLI, "search.n_trials=500", *fast], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.time() + 240
-    while len(_complete(tmp_path)) < 8 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
-    before = {t.number: t.params for t in _complete(tmp_path)}
-    assert len(before) >= 8, "the sweep did not get far enough before the kill"
-    target = len(before) + 3
-    res = run_cli([f"search.n_trials={target}", *fast], tmp_path)
+def _same_config(trial, params: dict) -> bool:
+    return (
+        trial.params["C"] == pytest.approx(params["C"], rel=1e-12)
+        and trial.params.get("class_weight", "none") == params["class_weight"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("sampler", "kill"),
+    [("tpe", "sweep-process"), ("grid", "process-group")],
+    ids=["tpe-kill-sweep", "grid-kill-sweep-and-writer"],
+)
+def test_killed_sweep_resumes_without_losing_or_repeating_trials(tmp_path, start_blocked, sampler, kill):
+    from tests.blocking import GRID_SIZE
+
+    target, block_at = (GRID_SIZE, 4) if sampler == "grid" else (10, 6)
+    args = ["sweep", str(tmp_path), str(target), sampler]
+    proc, marker = start_blocked(args, block_at)
+    blocked = _wait_blocked(proc, marker)
+    # kill -9 while the trial runs, once the MLflow writer has created the parent run: the sweep alone (its writer
+    # lives on, drains its pipe and exits) or the sweep with its writer (records still in the pipe are lost)
+    _wait_for_parent_run(proc, tmp_path / "mlflow.db", marker)
+    if kill == "sweep-process":
+        os.kill(proc.pid, signal.SIGKILL)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert _exit_code(proc) == -signal.SIGKILL
+
+    (trials,) = study_trials(tmp_path).values()
+    running = [t for t in trials if t.state.name == "RUNNING"]
+    assert len(running) == 1, f"expected the blocked trial to be RUNNING, got {[t.state.name for t in trials]}"
+    (cut,) = running
+    assert cut.number == block_at - 1 and _same_config(cut, blocked["params"])
+    before = {t.number: (t.state.name, t.params, t.value) for t in trials if t.state.is_finished()}
+    assert sorted(before) == list(range(block_at - 1))  # every trial before the blocking one finished
+
+    res = subprocess.run(
+        [sys.executable, "-m", "tests.blocking", *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONWARNINGS": "ignore", **WITH_TESTS},
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     (trials,) = study_trials(tmp_path).values()
     after = {t.number: t for t in trials}
-    for number, params in before.items():  # nothing completed is lost or changed
-        assert after[number].state.name == "COMPLETE" and after[number].params == params
-    counted = [t for t in trials if t.state.name != "FAIL" or not t.user_attrs.get("lrsweep_interrupted")]
-    assert len(counted) == target
+    # the interrupted trial: failed, marked, not counted, and its slot run again
+    assert after[cut.number].state.name == "FAIL" and after[cut.number].user_attrs.get("lrsweep_interrupted") is True
     interrupted = [t for t in trials if t.user_attrs.get("lrsweep_interrupted")]
-    assert all(t.state.name == "FAIL" for t in interrupted)
+    assert [t.number for t in interrupted] == [cut.number]
+    # counted: finished and not interrupted (a grid study may also hold WAITING points, not run and not counted)
+    counted = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("lrsweep_interrupted")]
+    assert len(counted) == target and not [t for t in trials if t.state.name == "RUNNING"]
+    assert json.loads(res.stdout.strip().splitlines()[-1])["n_new"] == target - len(before)
+    for number, (state, params, value) in before.items():  # nothing finished is lost or changed
+        assert (after[number].state.name, after[number].params, after[number].value) == (state, params, value)
+    if sampler == "grid":  # the grid point that was cut is run again, and every point exactly once
+        again = [t for t in counted if t.number > cut.number and _same_config(t, blocked["params"])]
+        assert len(again) == 1 and again[0].state.name == "COMPLETE"
+        keys = {(round(t.params["C"], 12), t.params["class_weight"]) for t in counted}
+        assert len(keys) == GRID_SIZE
 
     parents, children = mlflow_runs(tmp_path)
-    assert {p.info.status for p in parents} == {"KILLED", "FINISHED"}
-    assert all(c.info.status != "RUNNING" for c in children)
-    logged = [int(c.data.tags["lrsweep.trial_number"]) for c in children]
-    assert sorted(logged) == sorted(t.number for t in counted)  # each finished trial once; no killed trial
-    assert not set(logged) & {t.number for t in interrupted}
+    assert len(parents) == 2
+    dead, alive = sorted(parents, key=lambda p: p.info.start_time)
+    assert (dead.info.status, alive.info.status) == ("KILLED", "FINISHED")
+    logged = sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children)
+    assert logged == sorted(t.number for t in counted)  # exactly one child per counted trial; none for the cut one
+    assert all(c.info.status == "FINISHED" for c in children)
+    for c in children:  # a trial finished before the kill is under the dead parent, or backfilled under the new one
+        number, parent = int(c.data.tags["lrsweep.trial_number"]), c.data.tags["mlflow.parentRunId"]
+        if number in before and "lrsweep.backfilled" not in c.data.tags:
+            assert parent == dead.info.run_id
+        else:
+            assert parent == alive.info.run_id
 
 
 def test_print_composed_config():
@@ -266,24 +421,31 @@ def test_import_needs_neither_pyspark_nor_mlflow():
     assert out == ["False", "False"]
 
 
-def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, start_blocked):
     fast = ["search.solvers=[lbfgs,liblinear,newton-cholesky]", "search.penalties=[l2,l1]", "progress=false"]
-    proc = subprocess.Popen([*CLI, "search.n_trials=5000", *fast], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.time() + 240
-    while len(_complete(tmp_path)) < 5 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.3)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
-    assert err.strip().splitlines()[-1] == (
+    proc, marker = start_blocked(["cli", "search.n_trials=8", *fast], 4)
+    blocked = _wait_blocked(proc, marker)
+    os.kill(proc.pid, signal.SIGINT)  # Ctrl-C, inside trial 3
+    assert _exit_code(proc) == 130, _tail(marker)
+    assert _tail(marker).strip().splitlines()[-1] == (
         "lrsweep: error: interrupted; run the same command again to resume where it stopped"
     )
+    (trials,) = study_trials(tmp_path).values()
+    (cut,) = [t for t in trials if t.number == 3]
+    assert cut.state.name == "FAIL" and cut.user_attrs.get("lrsweep_interrupted") is True
+    assert _same_config(cut, blocked["params"])
+    done = {t.number: t.params for t in trials if t.state.name == "COMPLETE"}
+    assert sorted(done) == [0, 1, 2]
     parents, children = mlflow_runs(tmp_path)
     assert [p.info.status for p in parents] == ["KILLED"]
-    done = {t.number for t in _complete(tmp_path)}
-    assert {int(c.data.tags["lrsweep.trial_number"]) for c in children} <= done
-    res = run_cli([f"search.n_trials={len(done) + 2}", *fast], tmp_path)
+    assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == [0, 1, 2]  # drained, not the cut
+
+    res = run_cli(["search.n_trials=8", *fast], tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     (trials,) = study_trials(tmp_path).values()
-    assert done <= {t.number for t in trials if t.state.name == "COMPLETE"}
+    counted = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("lrsweep_interrupted")]
+    assert len(counted) == 8 and len(trials) == 9
+    assert {t.number: t.params for t in counted if t.number in done} == done
+    parents, children = mlflow_runs(tmp_path)
+    assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
+    assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == sorted(t.number for t in counted)

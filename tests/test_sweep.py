@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lrsweep.backends import Evaluation
 from lrsweep.backends.sklearn import SklearnBackend
 from lrsweep.config import Config
 from lrsweep.errors import LrsweepError
+from lrsweep.metrics import curve_from_scores, log_loss
 from lrsweep.sweep import run_sweep
 from lrsweep.thresholds import strategy_config
 from lrsweep.tracking import pinned
@@ -56,11 +58,13 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on(cfg: Config, tmp_path
     cfg.tracking.enabled, cfg.tracking.mode = True, "inline"
     cfg.tracking.artifacts = cfg.tracking.log_model = False
     result = run_sweep(cfg, backend=FlakyBackend(cfg.backend, seed=cfg.seed))
-    assert result.states.get("FAIL", 0) >= 1 and result.states.get("COMPLETE", 0) >= 1
     assert result.n_finished == 12
     (trials,) = study_trials(tmp_path).values()
     failed = [t for t in trials if t.state.name == "FAIL"]
-    assert all(t.params.get("solver_l2", t.params.get("solver_l1")) == "liblinear" for t in failed)
+    # exactly the liblinear trials fail (the solver is drawn under a per-penalty name), and the others complete
+    liblinear = [t for t in trials if "liblinear" in {v for k, v in t.params.items() if k.startswith("solver")}]
+    assert failed == liblinear and 1 <= len(failed) < 12
+    assert result.states == {"FAIL": len(failed), "COMPLETE": 12 - len(failed)}
 
     from tests.e2e_helpers import mlflow_runs
 
@@ -77,21 +81,109 @@ def test_every_trial_failing_is_one_clear_error(cfg: Config):
         run_sweep(cfg, backend=FlakyBackend(cfg.backend, seed=cfg.seed))
 
 
-def test_cv_reports_each_fold_and_prunes(cfg: Config, tmp_path: Path):
-    cfg.cv.folds = 4
-    cfg.search.n_trials = 20
-    cfg.search.n_startup_trials = 3
-    result = run_sweep(cfg)
+class PoorOnTheFirstFoldBackend(SklearnBackend):
+    """Balanced configurations score their first CV fold with inverted probabilities (ROC AUC 1 - AUC): far below
+    the median of the others, so after the pruner's 5 startup trials every such trial must be pruned there."""
+
+    def evaluate(self, params, fold=None):  # type: ignore[override]
+        ev = super().evaluate(params, fold)
+        if fold == 0 and params.class_weight == "balanced":
+            y, p = ev.scores
+            return Evaluation(curve_from_scores(y, 1 - p), log_loss(y, 1 - p), ev.n, ev.fit, (y, 1 - p))
+        return ev
+
+
+def _median_pruner_says(trials: list, n_startup: int = 5) -> dict[int, int | None]:
+    """Trial number -> the fold at which Optuna's MedianPruner (maximise; prune when the best value so far is below
+    the median of the COMPLETE trials' values at that fold, once n_startup trials are complete) stops it, or None."""
+    out: dict[int, int | None] = {}
+    for i, t in enumerate(trials):
+        done = [c for c in trials[:i] if c.state.name == "COMPLETE"]
+        out[t.number] = None
+        values = t.intermediate_values
+        for k in sorted(values):
+            if len(done) < n_startup:
+                break
+            best = max(values[j] for j in values if j <= k)
+            if best < np.median([c.intermediate_values[k] for c in done if k in c.intermediate_values]):
+                out[t.number] = k
+                break
+    return out
+
+
+def test_cv_prunes_configurations_poor_on_the_first_fold(cfg: Config, tmp_path: Path):
+    from mlflow import MlflowClient
+
+    from tests.e2e_helpers import mlflow_runs
+
+    folds = 4
+    cfg.cv.folds = folds
+    # a grid, so the configurations and their order are fixed: (C_1, none), (C_1, balanced), (C_2, none), ...
+    cfg.search.sampler, cfg.search.grid_points, cfg.search.n_trials = "grid", 6, 12
+    cfg.search.penalties, cfg.search.solvers, cfg.search.class_weight = ["l2"], ["lbfgs"], ["none", "balanced"]
+    cfg.tracking.enabled, cfg.tracking.mode = True, "inline"
+    cfg.tracking.artifacts = cfg.tracking.log_model = False
+    result = run_sweep(cfg, backend=PoorOnTheFirstFoldBackend(cfg.backend, seed=cfg.seed))
+
     (trials,) = study_trials(tmp_path).values()
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    assert complete and all(len(t.intermediate_values) == 4 for t in complete)
+    trials = sorted(trials, key=lambda t: t.number)
+    assert len(trials) == 12 and result.n_finished == 12
     pruned = [t for t in trials if t.state.name == "PRUNED"]
-    assert all(len(t.intermediate_values) < 4 for t in pruned)
-    assert result.states.get("PRUNED", 0) == len(pruned)
-    # the objective of a complete trial is the pooled out-of-fold ROC AUC, between the folds' extremes
-    t = complete[0]
-    folds = list(t.intermediate_values.values())
-    assert min(folds) - 0.05 <= t.value <= max(folds) + 0.05
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(pruned) + len(complete) == 12
+    # made to prune: every balanced trial after the first 5 completed ones is pruned at its first fold
+    startup = {t.number for t in complete[:5]}
+    poor_late = [t for t in trials if t.params["class_weight"] == "balanced" and t.number > max(startup)]
+    assert len(poor_late) >= 3
+    for t in poor_late:
+        assert t.state.name == "PRUNED" and list(t.intermediate_values) == [0], t.number
+    assert result.states.get("PRUNED", 0) == len(pruned) >= len(poor_late)
+    assert all(len(t.intermediate_values) < folds for t in pruned)
+    assert all(sorted(t.intermediate_values) == list(range(folds)) for t in complete)
+    # and every trial stopped exactly where the median rule says (no more, no fewer)
+    rule = _median_pruner_says(trials)
+    assert {t.number: (max(t.intermediate_values) if t.state.name == "PRUNED" else None) for t in trials} == rule
+
+    # MLflow: a pruned trial's child run is KILLED, tagged PRUNED, with the folds it ran as steps
+    _, children = mlflow_runs(tmp_path, experiment="lrsweep-small")
+    by_number = {int(c.data.tags["lrsweep.trial_number"]): c for c in children}
+    assert sorted(by_number) == [t.number for t in trials] and len(children) == 12
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for t in trials:
+        run = by_number[t.number]
+        assert run.data.tags["lrsweep.state"] == t.state.name
+        assert run.info.status == ("KILLED" if t.state.name == "PRUNED" else "FINISHED")
+        history = client.get_metric_history(run.info.run_id, "fold_roc_auc")
+        assert {m.step: m.value for m in history} == pytest.approx(t.intermediate_values)
+    assert all("pruned after fold" in by_number[t.number].data.tags["lrsweep.pruned"] for t in pruned)
+
+
+def test_cv_objective_is_the_pooled_out_of_fold_roc_auc(cfg: Config, tmp_path: Path, table_csv: Path):
+    from sklearn.metrics import roc_auc_score
+
+    from lrsweep.data import split_table
+    from tests import reference as ref
+
+    cfg.cv.folds, cfg.cv.prune = 4, False
+    cfg.search.n_trials, cfg.search.penalties, cfg.search.solvers = 4, ["l2"], ["lbfgs"]
+    cfg.search.class_weight = ["none"]
+    run_sweep(cfg)
+    (trials,) = study_trials(tmp_path).values()
+    df = pd.read_csv(table_csv)
+    y = df["y"].to_numpy()
+    folds = split_table(y, cfg.split, cfg.cv, cfg.seed).folds
+    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    for t in trials:
+        p = {"C": t.params["C"], "solver": "lbfgs", "max_iter": cfg.search.max_iter, "tol": cfg.search.tol}
+        held, scores = [], []
+        for k, (fit_rows, held_rows) in enumerate(folds):
+            model = ref.fit(df, y, fit_rows, p, cfg.seed, numeric=["a", "b"], categorical=["c"])
+            s = ref.scores(model, df, held_rows)
+            assert t.intermediate_values[k] == pytest.approx(roc_auc_score(y[held_rows], s), abs=1e-9)
+            held.append(held_rows)
+            scores.append(s)
+        # the objective pools the folds' held-out predictions (not the mean of the folds' AUCs)
+        assert t.value == pytest.approx(roc_auc_score(y[np.concatenate(held)], np.concatenate(scores)), abs=1e-9)
 
 
 def test_grid_sampler_covers_the_grid_once(cfg: Config, tmp_path: Path):
@@ -106,6 +198,24 @@ def test_grid_sampler_covers_the_grid_once(cfg: Config, tmp_path: Path):
     seen = {(round(t.params["C"], 12), t.params["class_weight"]) for t in trials}
     assert len(trials) == 6 and len(seen) == 6
     assert sorted({c for c, _ in seen}) == pytest.approx([1e-4, 1e-1, 1e2])
+
+
+def test_a_grid_topped_up_queues_each_point_once(cfg: Config, tmp_path: Path):
+    """Points queued by an earlier run and not yet run are not queued again (they carry no params until run)."""
+    cfg.search.sampler = "grid"
+    cfg.search.penalties, cfg.search.solvers, cfg.search.class_weight = ["l2"], ["lbfgs"], ["none", "balanced"]
+    cfg.search.grid_points = 4  # 8 points
+    cfg.search.n_trials = 4
+    run_sweep(cfg)
+    cfg.search.n_trials = 8
+    run_sweep(cfg)
+    (trials,) = study_trials(tmp_path).values()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 8  # nothing left waiting
+    assert len({(round(t.params["C"], 12), t.params["class_weight"]) for t in trials}) == 8
+    cfg.search.n_trials = 11  # beyond the grid: random draws, not the grid again
+    run_sweep(cfg)
+    (trials,) = study_trials(tmp_path).values()
+    assert len(trials) == 11 and all(t.state.name == "COMPLETE" for t in trials)
 
 
 def test_parallel_trials_reach_the_target_exactly(cfg: Config, tmp_path: Path):

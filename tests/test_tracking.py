@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -64,23 +66,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVER_HANG_GUARD = 300.0  # seconds: a server that never answers fails the test with its log, instead of hanging
+
+
+def _wait_until_serving(server: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Poll the server's readiness endpoint until it answers 200; fail with its log if it dies or never answers."""
+    deadline = time.monotonic() + SERVER_HANG_GUARD
+    while True:
+        if server.poll() is not None:
+            pytest.fail(f"the MLflow server exited with code {server.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):  # not listening yet
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"hang guard: the MLflow server never answered {url}/health:\n{log.read_text()[-4000:]}")
+        time.sleep(0.3)
+
+
 def test_sweep_against_a_real_tracking_server(tmp_path, monkeypatch):
     port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+             "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.5)
         uri = f"http://127.0.0.1:{port}"
+        _wait_until_serving(server, uri, log)
         work = tmp_path / "work"
         work.mkdir()
         monkeypatch.chdir(work)
@@ -91,10 +109,17 @@ def test_sweep_against_a_real_tracking_server(tmp_path, monkeypatch):
         parents, children = mlflow_runs(work, uri=uri)
         assert len(parents) == 1 and len(children) == 3
         assert parents[0].info.status == "FINISHED" and result.model_uri
+        assert parents[0].info.run_id == result.parent_run_id
+        assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == [0, 1, 2]
         assert not (work / "mlflow.db").exists()  # everything went to the server
+        assert list((tmp_path / "artifacts").rglob("MLmodel"))  # the model too, through the server's proxy
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(60)
 
 
 def test_unreachable_server_is_one_clear_error(tmp_path, monkeypatch):
@@ -108,7 +133,12 @@ def test_unreachable_server_is_one_clear_error(tmp_path, monkeypatch):
 
 
 def test_a_ctr_sweep_logs_the_bayes_optimal_figures_beside_its_own(tmp_path, monkeypatch):
-    from lrsweep.datasets.ctr import FEATURE_COLUMNS
+    import numpy as np
+    import pandas as pd
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from lrsweep.data import split_table
+    from lrsweep.datasets.ctr import FEATURE_COLUMNS, ensure_ctr_table, true_probabilities
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LRSWEEP_CACHE", str(tmp_path / "cache"))
@@ -123,6 +153,15 @@ def test_a_ctr_sweep_logs_the_bayes_optimal_figures_beside_its_own(tmp_path, mon
     parents, children = mlflow_runs(tmp_path, experiment="lrsweep-ctr")
     m = parents[0].data.metrics
     assert len(children) == 2
+    # the true model recomputed here from the raw table: on the whole table, and on the sweep's test rows
+    raw = pd.read_parquet(ensure_ctr_table(2000))
+    y = raw["click"].to_numpy().astype(int)
+    p = true_probabilities(raw)
+    test = split_table(y, cfg.split, cfg.cv, cfg.seed).test
+    assert m["table_bayes_log_loss"] == pytest.approx(log_loss(y, p), abs=1e-9)
+    assert m["table_bayes_roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-4)  # binned over the whole table
+    assert m["bayes_test_log_loss"] == pytest.approx(log_loss(y[test], p[test]), abs=1e-9)
+    assert m["bayes_test_roc_auc"] == pytest.approx(roc_auc_score(y[test], p[test]), abs=1e-9)
     assert m["bayes_test_log_loss"] == pytest.approx(result.bayes_metrics["log_loss"])
     assert m["test_log_loss_excess"] == pytest.approx(m["test_log_loss"] - m["bayes_test_log_loss"])
-    assert 0.2 < m["table_bayes_log_loss"] < 0.6 and 0.5 < m["bayes_test_roc_auc"] <= 1.0
+    assert np.isfinite(m["test_log_loss"])

@@ -477,8 +477,10 @@ class Sweep:
         """Queue the grid points the study does not hold yet (finished, running or waiting)."""
         from optuna.trial import TrialState
 
-        seen = [t.params for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(INTERRUPTED)]
-        seen += [t.params for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
+        def planned(t: Any) -> dict[str, Any]:  # a queued trial has no params yet: its fixed ones say what it runs
+            return dict(t.system_attrs.get("fixed_params", {})) if t.state == TrialState.WAITING else t.params
+
+        seen = [planned(t) for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(INTERRUPTED)]
         points = grid(self.cfg.search, self.cfg.threshold, self.pool)
 
         def key(p: dict[str, Any]) -> str:

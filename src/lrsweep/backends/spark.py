@@ -386,8 +386,10 @@ class SparkBackend:
             # (2**20 coefficients per aggregation buffer). Half the machine's memory, unless spark_conf says.
             conf["spark.driver.memory"] = f"{max(1, _machine_gib() // 2)}g"
             if not os.environ.get("SPARK_LOCAL_IP"):
-                # no network needed: listen on loopback only (else Spark may bind a public address)
+                # No network needed: listen on loopback only. The driver's RPC follows these settings; the web UI
+                # binds to $SPARK_LOCAL_IP (all interfaces without it), read by the JVM this session launches.
                 conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+                os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
         builder = SparkSession.builder.master(master).appName(self.app_name)
         for key, value in (conf | {k: str(v) for k, v in self.cluster.spark_conf.items()}).items():
             builder = builder.config(key, value)

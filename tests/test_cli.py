@@ -201,16 +201,21 @@ def start_blocked(tmp_path: Path) -> Iterator[Callable[[list[str], int], tuple[s
             os.killpg(pgid, signal.SIGKILL)
 
 
-def _wait_blocked(proc: subprocess.Popen[str], marker: Path) -> dict:
-    """Wait for the marker (the sweep is inside the blocking trial); fail loudly if the sweep dies or hangs."""
+def _wait_until(done: Callable[[], bool], proc: subprocess.Popen[str], marker: Path, what: str) -> None:
+    """Poll ``done`` until it holds; fail loudly (with the sweep's stderr) if the sweep dies or hangs first."""
     deadline = time.monotonic() + HANG_GUARD
-    while not marker.exists():
+    while not done():
         if proc.poll() is not None:
-            pytest.fail(f"the sweep exited (code {proc.returncode}) before the blocking trial:\n{_tail(marker)}")
+            pytest.fail(f"the sweep exited (code {proc.returncode}) before {what}:\n{_tail(marker)}")
         if time.monotonic() > deadline:
             os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"hang guard: no blocking trial after {HANG_GUARD:.0f} s; stderr:\n{_tail(marker)}")
+            pytest.fail(f"hang guard: no {what} after {HANG_GUARD:.0f} s; stderr:\n{_tail(marker)}")
         time.sleep(0.1)
+
+
+def _wait_blocked(proc: subprocess.Popen[str], marker: Path) -> dict:
+    """Wait for the marker (the sweep is inside the blocking trial)."""
+    _wait_until(marker.exists, proc, marker, "the blocking trial")
     return json.loads(marker.read_text())
 
 
@@ -218,22 +223,17 @@ def _wait_for_parent_run(proc: subprocess.Popen[str], db: Path, marker: Path) ->
     """Wait until the sweep's MLflow writer has created the parent run (read-only look at the sqlite store)."""
     import sqlite3
 
-    deadline = time.monotonic() + HANG_GUARD
-    while True:
+    def created() -> bool:
         query = "SELECT count(*) FROM tags WHERE key = 'lrsweep.kind' AND value = 'sweep'"
         # no file or no tables yet, or a write in progress: look again
         with (
             contextlib.suppress(sqlite3.Error),
             contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con,
         ):
-            if con.execute(query).fetchone()[0]:
-                return
-        if proc.poll() is not None:
-            pytest.fail(f"the sweep exited (code {proc.returncode}) while blocked:\n{_tail(marker)}")
-        if time.monotonic() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)
-            pytest.fail(f"hang guard: no MLflow parent run after {HANG_GUARD:.0f} s; stderr:\n{_tail(marker)}")
-        time.sleep(0.1)
+            return bool(con.execute(query).fetchone()[0])
+        return False
+
+    _wait_until(created, proc, marker, "MLflow parent run")
 
 
 def _tail(marker: Path) -> str:

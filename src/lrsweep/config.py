@@ -25,6 +25,7 @@ from lrsweep.thresholds import F1Threshold, ThresholdConfig
 
 if TYPE_CHECKING:
     from lrsweep.backends.base import Capabilities
+    from lrsweep.space import SolverPool
 
 __all__ = [
     "BackendConfig",
@@ -302,8 +303,8 @@ class Config:
 
 
 # -- checks ---------------------------------------------------------------------------------------------
-def validate(cfg: Config, caps: Capabilities | None = None) -> None:
-    """Raise LrsweepError naming the first impossible value and its fix.
+def validate(cfg: Config, caps: Capabilities | None = None) -> SolverPool:
+    """Raise LrsweepError naming the first impossible value and its fix; return the search's solver pool.
 
     ``caps``: what the chosen backend can do (its solvers); None looks it up from ``cfg.backend.name``.
     """
@@ -323,7 +324,7 @@ def validate(cfg: Config, caps: Capabilities | None = None) -> None:
     cfg.tracking.check()
     cfg.cluster.check(cfg.backend.name)
     # across groups: the search's solvers against the backend's, on this data
-    solver_pool(cfg.search, caps, hashed=bool(cfg.dataset.hashed))
+    return solver_pool(cfg.search, caps, hashed=bool(cfg.dataset.hashed))
 
 
 # -- study naming ---------------------------------------------------------------------------------------

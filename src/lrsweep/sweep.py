@@ -45,7 +45,7 @@ from lrsweep.errors import LrsweepError
 from lrsweep.metrics import Curve, area_metrics, curve_from_scores, merge_curves, metrics_at
 from lrsweep.records import Step, SweepResult, TrialRecord
 from lrsweep.redact import redact_mapping, redact_uri
-from lrsweep.space import ModelParams, SolverPool, grid, solver_pool, suggest
+from lrsweep.space import ModelParams, SolverPool, grid, suggest
 from lrsweep.thresholds import choose_threshold
 from lrsweep.tracking import Final, ParentSpec, Tracker, open_tracker
 
@@ -391,8 +391,7 @@ class Sweep:
         self._mark = self.started
         # check: every impossible value is refused before a backend, a tracker or a study exists
         caps = backend.capabilities if backend is not None else capabilities_of(cfg.backend.name)
-        validate(cfg, caps)
-        self.pool = solver_pool(cfg.search, caps, hashed=bool(cfg.dataset.hashed))
+        self.pool = validate(cfg, caps)
         self.backend = backend or make_backend(cfg)
         self.name = study_name(cfg) if cfg.study.resume else f"{study_name(cfg)}-{time.strftime('%Y%m%d-%H%M%S')}"
         self.show_progress = cfg.progress if progress is None else progress
@@ -526,7 +525,6 @@ class Sweep:
         self.tracker.open(
             ParentSpec(
                 study=self.name,
-                experiment=cfg.experiment_name,
                 run_name=f"{self.backend.name} {cfg.search.name} {cfg.dataset.label} seed={cfg.seed}",
                 params=params,
                 tags=tags,

@@ -251,13 +251,13 @@ class ParentSpec:
     """What the parent run of a study's sweep starts with."""
 
     study: str
-    experiment: str
     run_name: str
     params: dict[str, Any]
     tags: dict[str, str]
     texts: dict[str, str]  # artifact name -> text (config.yaml, data.json, environment.json)
     backfill: list[TrialRecord]  # the study's finished trials, logged if MLflow lacks them
     writer_lock: str | None = None  # a file locked while a writer works on this study
+    experiment: str = ""  # the MLflow experiment: filled in by the tracker, which owns it
 
 
 @dataclass
@@ -301,10 +301,8 @@ class MlflowTracker:
     """Tracking in MLflow: commands go to a writer process (or run inline); the final logging runs here."""
 
     def __init__(self, cfg: TrackingConfig, experiment: str) -> None:
-        self.cfg = cfg
         self.uri = cfg.uri
         self.experiment = experiment
-        self.mode = cfg.mode
         self.parent_id: str | None = None
         self.opened = False
         self._inline: TrialWriter | None = None

@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Any
 from lrsweep.backends.base import BackendConfig
 from lrsweep.clusters import ClusterConfig, LocalCluster
 from lrsweep.errors import LrsweepError
+from lrsweep.launch.config import LaunchConfig
+from lrsweep.planning.calibrate import CalibrationConfig
+from lrsweep.planning.prices import PricesConfig
 from lrsweep.thresholds import F1Threshold, ThresholdConfig
 
 if TYPE_CHECKING:
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackendConfig",
+    "BudgetConfig",
+    "PlanConfig",
     "CVConfig",
     "ClusterConfig",
     "Config",
@@ -282,6 +287,33 @@ class TrackingConfig:
 
 
 @dataclass
+class BudgetConfig:
+    """Limits a sweep keeps to: it starts no trial whose predicted spend would pass them."""
+
+    max_usd: float | None = None  # needs a priced cluster (cluster=emr)
+    max_minutes: float | None = None  # wall minutes of the sweep (on EMR: from the cluster request)
+    # one trial's predicted seconds (`lrsweep launch` sets it from its plan); None: learnt from this sweep's trials
+    trial_seconds: float | None = None
+
+    def check(self) -> None:
+        for key in ("max_usd", "max_minutes", "trial_seconds"):
+            value = getattr(self, key)
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise LrsweepError(f"budget.{key}={value} is impossible", f"give a positive budget.{key}, or null")
+
+
+@dataclass
+class PlanConfig:
+    """`lrsweep plan`: how the runtime model is calibrated and what evidence it may use."""
+
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    # refine the model with the per-trial times finished sweeps on the same cluster type logged to MLflow
+    history: bool = True
+    # the plan run a launched sweep follows (set by `lrsweep launch`; the sweep's parent run links to it)
+    run_id: str | None = None
+
+
+@dataclass
 class Config:
     backend: BackendConfig = field(default_factory=BackendConfig)
     cluster: ClusterConfig = field(default_factory=LocalCluster)
@@ -293,6 +325,10 @@ class Config:
     cv: CVConfig = field(default_factory=CVConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     study: StudyConfig = field(default_factory=StudyConfig)
+    prices: PricesConfig = field(default_factory=PricesConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)
     seed: int = 42
     progress: bool = True
     debug: bool = False
@@ -323,6 +359,13 @@ def validate(cfg: Config, caps: Capabilities | None = None) -> SolverPool:
     cfg.dataset.check()
     cfg.tracking.check()
     cfg.cluster.check(cfg.backend.name)
+    cfg.budget.check()
+    cfg.prices.check()
+    if cfg.budget.max_usd is not None and cfg.cluster.name != "emr":
+        raise LrsweepError(
+            f"budget.max_usd needs a priced cluster; cluster={cfg.cluster.name} has no price",
+            "use cluster=emr, or budget.max_minutes for a time limit",
+        )
     # across groups: the search's solvers against the backend's, on this data
     return solver_pool(cfg.search, caps, hashed=bool(cfg.dataset.hashed))
 

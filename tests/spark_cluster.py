@@ -1,0 +1,101 @@
+"""A real Spark standalone cluster on 127.0.0.1: one master and N workers, each its own JVM, stopped by PID.
+
+Used by the launch rehearsal test and by ``benchmarks/bench_plan.py`` (run with the repository root on
+PYTHONPATH). The pip package has no sbin scripts, so the daemons are started with ``bin/spark-class``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Standalone", "standalone_cluster"]
+
+HOST = "127.0.0.1"
+_START_DEADLINE_S = 120  # a bound on waiting for the daemons, not a performance expectation
+
+
+@dataclass(frozen=True)
+class Standalone:
+    master: str  # spark://127.0.0.1:PORT
+    ui: str  # http://127.0.0.1:PORT (the master's web UI, /json/ lists the workers)
+    workers: int
+    cores: int  # in all
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def _state(ui: str) -> dict:
+    with urllib.request.urlopen(f"{ui}/json/", timeout=2) as r:
+        return json.loads(r.read())
+
+
+@contextmanager
+def standalone_cluster(workers: int = 2, cores_per_worker: int = 1, memory: str = "2g") -> Iterator[Standalone]:
+    """Start a master and ``workers`` workers; yield when every worker is ALIVE; stop them all at the end."""
+    home = _spark_home()
+    spark_class = str(home / "bin" / "spark-class")
+    port, ui_port = _free_port(), _free_port()
+    master, ui = f"spark://{HOST}:{port}", f"http://{HOST}:{ui_port}"
+    env = os.environ | {"SPARK_HOME": str(home), "SPARK_LOCAL_IP": HOST, "SPARK_NO_DAEMONIZE": "1"}
+    with ExitStack() as stack:
+        logdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lrsweep-standalone-")))
+        procs: list[subprocess.Popen[bytes]] = []
+
+        def start(name: str, args: list[str]) -> None:
+            log = open(logdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the stack
+            stack.callback(log.close)
+            procs.append(subprocess.Popen([spark_class, *args], stdout=log, stderr=subprocess.STDOUT, env=env))
+
+        def stop() -> None:
+            for p in reversed(procs):
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+        stack.callback(stop)
+        start("master", ["org.apache.spark.deploy.master.Master", "--host", HOST, "--port", str(port),
+                         "--webui-port", str(ui_port)])  # fmt: skip
+        for i in range(workers):
+            start(f"worker{i}", ["org.apache.spark.deploy.worker.Worker", "--host", HOST, "--cores",
+                                 str(cores_per_worker), "--memory", memory, "--webui-port", "0", master])  # fmt: skip
+        deadline = time.monotonic() + _START_DEADLINE_S
+        while True:
+            dead = [p for p in procs if p.poll() is not None]
+            if dead:
+                logs = "\n".join(f.read_text(errors="replace")[-2000:] for f in sorted(logdir.glob("*.log")))
+                raise RuntimeError(f"a Spark daemon exited with {dead[0].returncode}:\n{logs}")
+            try:
+                alive = [w for w in _state(ui).get("workers", []) if w.get("state") == "ALIVE"]
+                if len(alive) == workers:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                logs = "\n".join(f.read_text(errors="replace")[-2000:] for f in sorted(logdir.glob("*.log")))
+                raise RuntimeError(f"the standalone cluster did not come up on {master}:\n{logs}")
+            time.sleep(0.5)
+        yield Standalone(master=master, ui=ui, workers=workers, cores=workers * cores_per_worker)

@@ -11,11 +11,11 @@ help:  ## list the targets
 $(BIN)/lrsweep: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev,s3]"
+	$(BIN)/pip install -q -e ".[dev,s3,aws]"
 	@touch $@
 
 $(VENV)/.spark-installed: $(BIN)/lrsweep
-	$(BIN)/pip install -q -e ".[dev,s3,spark]"
+	$(BIN)/pip install -q -e ".[dev,s3,aws,spark]"
 	@touch $@
 
 install: $(BIN)/lrsweep  ## create .venv and install lrsweep (+ dev tools); no Spark needed for the sklearn sweep

@@ -73,6 +73,8 @@ class SweepResult:
     model_uri: str | None = None
     trial_seconds: list[float] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
+    stop_reason: str | None = None  # why the sweep stopped starting trials before search.n_trials (a budget)
+    spend_usd: float | None = None  # what the cluster cost (priced clusters)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

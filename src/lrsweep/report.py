@@ -139,6 +139,10 @@ def format_summary(r: SweepResult) -> str:
         + ", ".join(f"{k.lower()} {v}" for k, v in sorted(r.states.items()))
         + f"), wall {r.wall_seconds:.1f} s"
     )
+    if r.stop_reason:
+        lines.append(f"  stopped early: {r.stop_reason}")
+    if r.spend_usd is not None:
+        lines.append(f"  cluster spend: {r.spend_usd:.2f} USD (start-up included)")
     shared = ("penalty", "C", "l1_ratio", "solver", "class_weight", "threshold")  # backend names are in MLflow
     best = {k: v for k, v in r.best_params.items() if k in shared}
     lines.append("  best parameters: " + "  ".join(f"{k}={_fmt(v)}" for k, v in best.items()))

@@ -43,6 +43,8 @@ from lrsweep.config import METRIC_DIRECTIONS, Config, search_identity, study_nam
 from lrsweep.data import DataSummary, open_data
 from lrsweep.errors import LrsweepError
 from lrsweep.metrics import Curve, area_metrics, curve_from_scores, merge_curves, metrics_at
+from lrsweep.planning.budget import SPEND_METRIC, STOP_TAG, BudgetGuard
+from lrsweep.planning.cost import cluster_type, executor_cores
 from lrsweep.records import Step, SweepResult, TrialRecord
 from lrsweep.redact import redact_mapping, redact_uri
 from lrsweep.space import ModelParams, SolverPool, grid, suggest
@@ -398,6 +400,7 @@ class Sweep:
         self.tracker = tracker or open_tracker(cfg.tracking, cfg.experiment_name)
         self.storage_desc = ""
         self.runner: _TrialRunner | None = None
+        self.guard = BudgetGuard(cfg)
 
     def _phase(self, name: str) -> None:
         now = time.perf_counter()
@@ -513,6 +516,14 @@ class Sweep:
             tags["mlflow.source.git.commit"] = commit
         if self.preset:
             tags["lrsweep.preset"] = self.preset
+        if cfg.backend.name == "spark":  # what plans learn from: per-trial times on this kind of cluster
+            tags["lrsweep.cluster_type"] = cluster_type(cfg.cluster)
+            cores = executor_cores(cfg.cluster, cfg.prices)
+            if cores:
+                tags["lrsweep.cores"] = str(cores)
+            tags["lrsweep.table_rows"] = str(sum(data.rows.values()))
+        if cfg.plan.run_id:
+            tags["lrsweep.plan_run_id"] = cfg.plan.run_id
         described = {"fingerprint": data.fingerprint, "rows": data.rows, "features": data.features}
         texts = {
             "config.yaml": yaml.safe_dump(config_dict, sort_keys=False),
@@ -558,16 +569,18 @@ class Sweep:
             file=sys.stderr,
         )
 
+        guard = self.guard
+
         def claim() -> bool:
             with runner.lock:
-                if left[0] <= 0 or errors:
+                if left[0] <= 0 or errors or not guard.allows():
                     return False
                 left[0] -= 1
                 return True
 
         def work() -> None:
             while claim():
-                t0 = time.perf_counter()
+                t0, g0 = time.perf_counter(), guard.trial_started()
                 try:
                     record = runner.run_one()
                 except BaseException as exc:
@@ -575,6 +588,10 @@ class Sweep:
                     return
                 with runner.lock:
                     seconds.append(time.perf_counter() - t0)
+                    guard.trial_finished(g0)
+                    spent = guard.spend()
+                    if spent is not None:
+                        self.tracker.parent_metrics({SPEND_METRIC: spent}, step=len(seconds))
                     bar.update(1)
                     with contextlib.suppress(ValueError):
                         bar.set_postfix_str(f"best {cfg.objective.metric}={study.best_value:.4f}", refresh=False)
@@ -594,11 +611,15 @@ class Sweep:
             bar.close()
         if errors:
             raise errors[0]
+        if guard.stopped:
+            log.warning("stopped starting trials: %s", guard.stopped)
         self._phase("trials")
         return len(seconds), seconds
 
     def best_trial(self, study: Any) -> TrialRecord:
         finished = _finished(study)
+        if not finished and self.guard.stopped:
+            raise LrsweepError(f"no trial ran: {self.guard.stopped}", "raise the budget, or plan first (`lrsweep plan`)")
         if not any(t.state.name == "COMPLETE" for t in finished):
             records = [r for r in map(_record_of, finished) if r is not None]
             first = next(
@@ -648,6 +669,7 @@ class Sweep:
             tracking_uri=redact_uri(uri) if uri else None,
             ui_command=_ui_command(uri),
             trial_seconds=seconds,
+            stop_reason=self.guard.stopped,
         )
 
     def _best_curve(self, best: TrialRecord) -> Curve:
@@ -675,7 +697,12 @@ class Sweep:
         for key in ("bayes_log_loss", "bayes_roc_auc"):
             if key in generated:
                 metrics[f"table_{key}"] = float(generated[key])
+        result.spend_usd = self.guard.spend()
+        if result.spend_usd is not None:  # the last point of the spend curve (one per trial before it)
+            self.tracker.parent_metrics({SPEND_METRIC: result.spend_usd}, step=len(result.trial_seconds) + 1)
         tags = {"lrsweep.best_run_name": best.run_name, "lrsweep.threshold": f"{result.threshold:.6g}"}
+        if result.stop_reason:
+            tags[STOP_TAG] = result.stop_reason
         with tempfile.TemporaryDirectory() as tmp:
             art = None
             if cfg.tracking.enabled and cfg.tracking.artifacts:

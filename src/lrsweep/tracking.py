@@ -201,6 +201,12 @@ class TrialWriter:
         client.set_terminated(rid, RUN_STATUS[record.state], end_time=record.end_ms)
         self.logged += 1
 
+    def parent_metrics(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        self.client.log_batch(self.parent_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
+
     def close(self, status: str | None) -> None:
         if status and self.parent_id:
             self.client.set_terminated(self.parent_id, status)
@@ -235,6 +241,8 @@ def _serve(writer: TrialWriter, commands: Connection, results: Connection) -> No
                 results.send(("opened", writer.open(arg)))
             elif op == "trial":
                 writer.trial(arg)
+            elif op == "parent_metrics":
+                writer.parent_metrics(*arg)
             elif op == "close":
                 writer.close(arg)
                 results.send(("closed", writer.parent_id, writer.logged))
@@ -285,6 +293,10 @@ class Tracker(Protocol):
 
     def trial(self, record: TrialRecord) -> None:
         """Log one finished trial as a child run."""
+        ...
+
+    def parent_metrics(self, metrics: dict[str, float], step: int) -> None:
+        """Log metrics on the parent run as the sweep goes (e.g. the spend so far), at ``step``."""
         ...
 
     def finish(self, final: Final) -> str | None:
@@ -372,6 +384,13 @@ class MlflowTracker:
                 raise self._error("the writer process stopped") from None
             self._check()
 
+    def parent_metrics(self, metrics: dict[str, float], step: int) -> None:
+        if self._inline is not None:
+            self._inline.parent_metrics(metrics, step)
+        else:
+            with contextlib.suppress(OSError):  # a stopped writer reports its error at the next trial
+                self._cmd.send(("parent_metrics", (metrics, step)))
+
     def _drain(self, status: str | None = None) -> str | None:
         """Let the writer finish every child run; with ``status``, it also ends the parent run."""
         if self._inline is not None:
@@ -454,6 +473,9 @@ class NullTracker:
         pass
 
     def trial(self, record: TrialRecord) -> None:
+        pass
+
+    def parent_metrics(self, metrics: dict[str, float], step: int) -> None:
         pass
 
     def finish(self, final: Final) -> str | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from lrsweep.clusters import ClusterConfig, EmrCluster
 from lrsweep.planning.prices import NodeGroup, PricesConfig
 
-__all__ = ["MINIMUM_SECONDS", "Bill", "node_groups", "billed_seconds", "bill", "executor_cores"]
+__all__ = ["MINIMUM_SECONDS", "Bill", "node_groups", "billed_seconds", "bill", "executor_cores", "cluster_type"]
 
 MINIMUM_SECONDS = 60
 
@@ -52,6 +52,13 @@ def executor_cores(cluster: ClusterConfig, prices: PricesConfig | None = None) -
         assert prices is not None
         return sum(g.count * g.price.vcpus for g in node_groups(cluster, prices) if g.role != "primary")
     return local_cores(cluster.master)
+
+
+def cluster_type(cluster: ClusterConfig) -> str:
+    """What plans compare history by: "emr m5.xlarge" (any node count), "standalone", "local"."""
+    if isinstance(cluster, EmrCluster):
+        return f"emr {cluster.instance_type}"
+    return cluster.name
 
 
 def billed_seconds(seconds: float, *, minimum: bool = True) -> float:

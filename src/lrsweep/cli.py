@@ -4,6 +4,11 @@ It composes the config, converts it once to the typed :class:`lrsweep.config.Con
 :func:`lrsweep.sweep.run_sweep`. Every user error ends as one line on stderr with exit status 2
 (130 when interrupted); ``debug=true`` or ``LRSWEEP_DEBUG=1`` shows the traceback instead.
 
+Commands: ``lrsweep [OVERRIDES]`` runs a sweep; ``lrsweep plan [OVERRIDES]`` predicts a Spark sweep's time and
+cost (a multirun over cluster sizes prints a table to choose from); ``lrsweep launch [--dry-run] [OVERRIDES]``
+plans, checks the budget, and submits the sweep to EMR (``cluster=emr``) or rehearses it on a standalone
+cluster (``cluster=standalone``).
+
 Configs come from three places: the options shipped in the package (``lrsweep/conf``); the working
 directory's ``conf/<group>/<option>.yaml`` (a project's own options, appended to Hydra's search path; one
 with a shipped option's name is refused); and the working directory's ``experiments/<name>.yaml``
@@ -26,6 +31,8 @@ __all__ = ["main", "to_config", "register_configs"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+COMMANDS = ("plan", "launch")  # the first argument; without one, lrsweep runs a sweep
+_RUN: dict[str, Any] = {"command": "sweep", "dry_run": False, "plans": []}
 log = logging.getLogger("lrsweep")
 
 
@@ -242,6 +249,38 @@ def _die(line: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
+def _plan(cfg: Any, *, log_run: bool) -> Any:
+    """Make the plan, log it as its own MLflow run (unless told not to), print it."""
+    from lrsweep.planning.plan import make_plan
+
+    plan = make_plan(cfg)
+    if log_run and cfg.tracking.enabled:
+        from lrsweep.tracking import log_plan
+
+        plan.run_id = log_plan(cfg.tracking.uri, plan.record(cfg))
+    print(plan.text(), flush=True)
+    _RUN["plans"].append(plan)
+    return plan
+
+
+def _launch(cfg: Any) -> None:
+    from lrsweep.planning.plan import check_budget
+
+    dry_run = bool(_RUN["dry_run"])
+    plan = _plan(cfg, log_run=False)
+    check_budget(plan)  # over budget: one line, and nothing is created (not even the plan's run)
+    from lrsweep.launch import launch
+
+    if not dry_run and cfg.tracking.enabled:
+        from lrsweep.tracking import log_plan
+
+        plan.run_id = log_plan(cfg.tracking.uri, plan.record(cfg))
+        print(f"  MLflow       plan run {plan.run_id}", flush=True)
+    cfg.plan.run_id = plan.run_id
+    cfg.budget.trial_seconds = plan.sweep.trial.mid  # the guard's first prediction, before a trial is measured
+    launch(cfg, dry_run=dry_run, echo=lambda line: print(line, flush=True))
+
+
 def _task(dcfg: Any) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
@@ -249,8 +288,15 @@ def _task(dcfg: Any) -> float | None:
     from lrsweep.sweep import run_sweep
 
     preset = HydraConfig.get().runtime.choices.get(EXPERIMENT_GROUP)
+    command = _RUN["command"]
     try:
         cfg = to_config(dcfg)
+        if command == "plan":
+            _plan(cfg, log_run=True)
+            return None
+        if command == "launch":
+            _launch(cfg)
+            return None
         result = run_sweep(cfg, preset=preset)
     except LrsweepError as exc:
         if _debug():
@@ -302,6 +348,13 @@ def main() -> None:
     # Hydra's own report of a composition error is several lines; let it raise so we print one.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     logging.captureWarnings(True)
+    if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:
+        _RUN["command"] = sys.argv.pop(1)
+    if "--dry-run" in sys.argv:
+        if _RUN["command"] != "launch":
+            _die("--dry-run belongs to `lrsweep launch`; a sweep or a plan sends nothing anyway")
+        sys.argv.remove("--dry-run")
+        _RUN["dry_run"] = True
     try:
         register_configs()
     except LrsweepError as exc:
@@ -311,6 +364,10 @@ def main() -> None:
     app = hydra.main(config_path="conf", config_name="config", version_base="1.3")(_task)
     try:
         app()
+        if len(_RUN["plans"]) > 1:  # a multirun of plans: the choice, side by side
+            from lrsweep.planning.plan import plan_table
+
+            print(plan_table(_RUN["plans"]))
     except (HydraException, OmegaConfBaseException) as exc:
         if _debug():
             raise

@@ -34,7 +34,9 @@ class ClusterConfig:
         if self.cores is not None and self.cores < 1:
             raise LrsweepError(f"cluster.cores={self.cores} is impossible", "give at least one core, or null")
         if self.s3_uri is not None and not str(self.s3_uri).startswith("s3://"):
-            raise LrsweepError(f"cluster.s3_uri={self.s3_uri} is not an S3 URI", "use cluster.s3_uri=s3://BUCKET/PREFIX")
+            raise LrsweepError(
+                f"cluster.s3_uri={self.s3_uri} is not an S3 URI", "use cluster.s3_uri=s3://BUCKET/PREFIX"
+            )
 
 
 @dataclass
@@ -87,13 +89,18 @@ class EmrCluster(ClusterConfig):
     def check(self, backend: str) -> None:
         super().check(backend)
         if self.core_nodes < 1:
-            raise LrsweepError(f"cluster.core_nodes={self.core_nodes} is impossible", "an EMR cluster needs at least one core node")
+            raise LrsweepError(
+                f"cluster.core_nodes={self.core_nodes} is impossible", "an EMR cluster needs at least one core node"
+            )
         if self.task_nodes < 0:
             raise LrsweepError(f"cluster.task_nodes={self.task_nodes} is impossible", "use 0 or more task nodes")
         if self.startup_minutes < 0 or self.idle_timeout_minutes < 1:
             raise LrsweepError("cluster.startup_minutes and cluster.idle_timeout_minutes must be positive", "fix them")
         if not self.core_speed > 0:
-            raise LrsweepError(f"cluster.core_speed={self.core_speed} is impossible", "give a per-core speed > 0 (1.0: as fast as here)")
+            raise LrsweepError(
+                f"cluster.core_speed={self.core_speed} is impossible",
+                "give a speed > 0 (1.0: as fast as here)",
+            )
         if not self.region:
             raise LrsweepError("cluster.region is empty", "name an AWS region, e.g. cluster.region=us-east-1")
 

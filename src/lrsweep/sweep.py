@@ -522,6 +522,7 @@ class Sweep:
             if cores:
                 tags["lrsweep.cores"] = str(cores)
             tags["lrsweep.table_rows"] = str(sum(data.rows.values()))
+            tags["lrsweep.core_speed"] = str(getattr(cfg.cluster, "core_speed", 1.0))
         if cfg.plan.run_id:
             tags["lrsweep.plan_run_id"] = cfg.plan.run_id
         described = {"fingerprint": data.fingerprint, "rows": data.rows, "features": data.features}
@@ -619,7 +620,9 @@ class Sweep:
     def best_trial(self, study: Any) -> TrialRecord:
         finished = _finished(study)
         if not finished and self.guard.stopped:
-            raise LrsweepError(f"no trial ran: {self.guard.stopped}", "raise the budget, or plan first (`lrsweep plan`)")
+            raise LrsweepError(
+                f"no trial ran: {self.guard.stopped}", "raise the budget, or check it with `lrsweep plan`"
+            )
         if not any(t.state.name == "COMPLETE" for t in finished):
             records = [r for r in map(_record_of, finished) if r is not None]
             first = next(

@@ -41,7 +41,19 @@ from lrsweep.redact import redact_uri
 if TYPE_CHECKING:
     from lrsweep.backends.base import Capabilities, Refit
 
-__all__ = ["Tracker", "MlflowTracker", "NullTracker", "TrialWriter", "ParentSpec", "Final", "open_tracker"]
+__all__ = [
+    "Tracker",
+    "MlflowTracker",
+    "NullTracker",
+    "TrialWriter",
+    "ParentSpec",
+    "Final",
+    "open_tracker",
+    "PlanRecord",
+    "PastTrial",
+    "log_plan",
+    "past_trials",
+]
 
 log = logging.getLogger("lrsweep")
 
@@ -52,6 +64,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 STUDY_TAG = "lrsweep.study"
 KIND_TAG = "lrsweep.kind"
 TRIAL_TAG = "lrsweep.trial_number"
+PLAN_FOR_TAG = "lrsweep.plan_for_study"  # on a plan run: the study its sweep will be
+PLAN_RUN_TAG = "lrsweep.plan_run_id"  # on a sweep's parent run: the plan it follows
 # Optuna state -> MLflow run status of its child run
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 _MAX_PARAMS = 100  # MLflow's per-call limit for log_batch params
@@ -122,11 +136,17 @@ class TrialWriter:
         exp = client.get_experiment_by_name(spec.experiment)
         self.experiment_id = exp.experiment_id if exp else client.create_experiment(spec.experiment)
         done = self._reconcile()
-        run = client.create_run(
-            self.experiment_id,
-            run_name=spec.run_name,
-            tags={**spec.tags, STUDY_TAG: self.study, KIND_TAG: "sweep"},
-        )
+        tags = {**spec.tags, STUDY_TAG: self.study, KIND_TAG: "sweep"}
+        if PLAN_RUN_TAG not in tags:  # a sweep run after `lrsweep plan` of the same study links to that plan
+            plans = client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{PLAN_FOR_TAG}` = '{self.study}'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+            if plans:
+                tags[PLAN_RUN_TAG] = plans[0].info.run_id
+        run = client.create_run(self.experiment_id, run_name=spec.run_name, tags=tags)
         self.parent_id = run.info.run_id
         params = [Param(k, str(v)[:6000]) for k, v in spec.params.items()]
         for i in range(0, len(params), _MAX_PARAMS):
@@ -543,3 +563,104 @@ def log_model(uri: str | None, run_id: str, refit: Refit, caps: Capabilities, th
         else:
             raise ValueError(f"no MLflow flavour {caps.flavour!r}")
     return str(info.model_uri)
+
+
+# -- plans, and what they learn from --------------------------------------------------------------------
+@dataclass
+class PlanRecord:
+    """A plan as its own MLflow run (tag lrsweep.kind=plan) in the sweep's experiment."""
+
+    experiment: str
+    study: str  # the study the planned sweep will be (its parent run links back)
+    run_name: str
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    texts: dict[str, str]  # artifact name -> text (plan.txt, plan.json, calibration.json)
+
+
+def log_plan(uri: str | None, plan: PlanRecord) -> str:
+    """Log ``plan`` as a finished run; return its id."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = _client(uri)
+    exp = client.get_experiment_by_name(plan.experiment)
+    experiment_id = exp.experiment_id if exp else client.create_experiment(plan.experiment)
+    tags = {**plan.tags, KIND_TAG: "plan", PLAN_FOR_TAG: plan.study}
+    run = client.create_run(experiment_id, run_name=plan.run_name, tags=tags)
+    rid, ts = run.info.run_id, int(time.time() * 1000)
+    params = [Param(k, str(v)[:6000]) for k, v in plan.params.items()]
+    for i in range(0, len(params), _MAX_PARAMS):
+        client.log_batch(rid, params=params[i : i + _MAX_PARAMS])
+    note = RunTag("mlflow.note.content", plan.texts.get("plan.txt", "")[:5000])
+    client.log_batch(rid, metrics=[Metric(k, float(v), ts, 0) for k, v in plan.metrics.items()], tags=[note])
+    for name, text in plan.texts.items():
+        client.log_text(rid, text, name)
+    client.set_terminated(rid, "FINISHED")
+    return str(rid)
+
+
+@dataclass
+class PastTrial:
+    """One trial a finished Spark sweep fitted, as MLflow recorded it."""
+
+    params: dict[str, Any]  # the ModelParams fields
+    seconds: float  # the child run's wall time
+    rows: int  # the sweep's table rows
+    cores: int
+    core_speed: float
+    sweep_run_id: str
+
+
+def past_trials(uri: str | None, *, cluster_type: str, data_sha256: str, limit: int = 20) -> list[PastTrial]:
+    """Trials of the last ``limit`` finished Spark sweeps on ``cluster_type`` over the same data, in every
+    experiment of the store (repeats of an earlier configuration, which fit nothing, left out)."""
+    client = _client(uri)
+    sweeps = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        filter_string=(
+            f"tags.`{KIND_TAG}` = 'sweep' and tags.`lrsweep.cluster_type` = '{cluster_type}' and "
+            f"tags.`lrsweep.data_sha256` = '{data_sha256}' and attributes.status = 'FINISHED'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=limit,
+    )
+    out: list[PastTrial] = []
+    for sweep in sweeps:
+        tags = sweep.data.tags
+        if "lrsweep.cores" not in tags or "lrsweep.table_rows" not in tags:
+            continue
+        children = _search_all(
+            client,
+            sweep.info.experiment_id,
+            f"tags.`mlflow.parentRunId` = '{sweep.info.run_id}' and tags.`{KIND_TAG}` = 'trial' "
+            "and attributes.status = 'FINISHED'",
+        )
+        for run in children:
+            if "lrsweep.repeat_of" in run.data.tags or "lrsweep.backfilled" in run.data.tags:
+                continue
+            p = run.data.params
+            try:
+                params = {
+                    "C": float(p["C"]),
+                    "l1_ratio": float(p["l1_ratio"]),
+                    "penalty": p["penalty"],
+                    "solver": p.get("solver"),
+                    "class_weight": p["class_weight"],
+                    "max_iter": int(p["max_iter"]),
+                    "tol": float(p["tol"]),
+                }
+            except (KeyError, ValueError):
+                continue
+            if run.info.end_time and run.info.start_time:
+                out.append(
+                    PastTrial(
+                        params=params,
+                        seconds=(run.info.end_time - run.info.start_time) / 1000.0,
+                        rows=int(tags["lrsweep.table_rows"]),
+                        cores=int(tags["lrsweep.cores"]),
+                        core_speed=float(tags.get("lrsweep.core_speed", "1") or 1),
+                        sweep_run_id=sweep.info.run_id,
+                    )
+                )
+    return out

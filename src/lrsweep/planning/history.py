@@ -1,0 +1,70 @@
+"""What finished sweeps teach a plan: their trials' measured times against what the model predicts for them.
+
+The trials of finished Spark sweeps over the same data on the same cluster type (``emr m5.xlarge`` with any
+node count, ``standalone``, ``local``) are read from MLflow; each one's measured time over the calibrated
+model's prediction for its parameters, rows and cores (at this machine's per-core speed) gives a ratio. Their
+median replaces the per-core speed assumption (``cluster.core_speed``), and their spread widens the range.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lrsweep.planning.calibrate import Calibration
+    from lrsweep.tracking import PastTrial
+
+__all__ = ["History", "learn", "MIN_TRIALS"]
+
+MIN_TRIALS = 3  # fewer measured trials than this: the assumption stands
+
+
+@dataclass
+class History:
+    cluster_type: str
+    sweeps: int
+    trials: int
+    ratio: float  # median of measured / predicted
+    spread: float  # half the p10-p90 width of the ratios, relative to the median
+    used: bool
+    runs: list[str] = field(default_factory=list)  # the sweeps' run ids
+
+    def line(self) -> str:
+        if not self.trials:
+            return f"history: no finished Spark sweep of this data on {self.cluster_type} in MLflow"
+        what = f"history: {self.trials} trial(s) of {self.sweeps} finished sweep(s) on {self.cluster_type}"
+        if not self.used:
+            return f"{what}: fewer than {MIN_TRIALS}, not used"
+        return (
+            f"{what}: measured / predicted = {self.ratio:.2f} (spread +-{self.spread:.0%}), "
+            "used in place of cluster.core_speed"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("cluster_type", "sweeps", "trials", "ratio", "spread", "used", "runs")}
+
+
+def _quantile(xs: list[float], q: float) -> float:
+    ys = sorted(xs)
+    pos = q * (len(ys) - 1)
+    lo, hi = int(pos), min(int(pos) + 1, len(ys) - 1)
+    return ys[lo] + (ys[hi] - ys[lo]) * (pos - lo)
+
+
+def learn(cal: Calibration, past: list[PastTrial], cluster_type: str) -> History:
+    """The history correction from ``past`` trials (see the module docstring)."""
+    from lrsweep.space import ModelParams
+
+    ratios = []
+    for t in past:
+        predicted = cal.trial(ModelParams(**t.params), rows=t.rows, cores=t.cores, speed=1.0).mid
+        if predicted > 0 and t.seconds > 0:
+            ratios.append(t.seconds / predicted)
+    runs = sorted({t.sweep_run_id for t in past})
+    if not ratios:
+        return History(cluster_type, len(runs), 0, 1.0, 0.0, used=False, runs=runs)
+    median = statistics.median(ratios)
+    spread = (_quantile(ratios, 0.9) - _quantile(ratios, 0.1)) / 2 / median
+    return History(cluster_type, len(runs), len(ratios), median, spread, used=len(ratios) >= MIN_TRIALS, runs=runs)

@@ -276,7 +276,7 @@ def make_plan(cfg: Config, *, calibration: Calibration | None = None) -> Plan:
     validate(cfg)
     c = cfg.cluster
     emr = isinstance(c, EmrCluster)
-    if emr:
+    if isinstance(c, EmrCluster):
         node_groups(c, cfg.prices)  # an unknown instance type or region fails before any calibration
     cores = executor_cores(c, cfg.prices)
     if cores is None:

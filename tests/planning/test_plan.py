@@ -76,7 +76,8 @@ def test_an_emr_plan_prices_the_whole_sweep_with_its_start_up(cfg: Config):
     assert p.usd.low == pytest.approx((50 + 240 + 18 + 600) * 1.2 / 3600)
     assert p.usd.high == pytest.approx((80 + 360 + 24 + 600) * 1.2 / 3600)
     text = p.text()
-    assert "cost         0.33 USD (0.30 - 0.35)" in text
+    assert "cost          0.33 USD (0.30 - 0.35 USD) at 1.200 USD/h" in text
+    assert "+ start-up    16.3 min (15.1 - 17.7 min)" in text
     assert "one m5.xlarge vCPU = 1 x one core of this machine (cluster.core_speed)" in text
     assert "prices=aws_on_demand (USD, 2026-11-26" in text
 

@@ -28,21 +28,28 @@ __all__ = ["Plan", "make_plan", "plan_table", "check_budget", "duration"]
 log = logging.getLogger("lrsweep")
 
 
+def _unit(seconds: float) -> tuple[float, str]:
+    if seconds < 90:
+        return 1.0, "s"
+    if seconds < 90 * 60:
+        return 60.0, "min"
+    return 3600.0, "h"
+
+
 def duration(seconds: float) -> str:
     """42 s, 12.5 min, 3.1 h."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    k, unit = _unit(seconds)
+    return f"{seconds / k:.0f} {unit}" if unit == "s" else f"{seconds / k:.1f} {unit}"
 
 
-def _span(e: Estimate, unit: Any = duration) -> str:
-    return f"{unit(e.mid)} ({unit(e.low)} - {unit(e.high)})"
-
-
-def _usd(x: float) -> str:
-    return f"{x:.2f} USD"
+def _span(e: Estimate, kind: str = "time") -> str:
+    """``mid (low - high unit)`` in one unit: "6.3 min (5.1 - 7.7 min)", "0.33 USD (0.30 - 0.35 USD)"."""
+    if kind == "usd":
+        d = 2 if e.mid >= 0.1 else 4
+        return f"{e.mid:.{d}f} USD ({e.low:.{d}f} - {e.high:.{d}f} USD)"
+    k, unit = _unit(e.mid)
+    d = 0 if unit == "s" else 1
+    return f"{e.mid / k:.{d}f} {unit} ({e.low / k:.{d}f} - {e.high / k:.{d}f} {unit})"
 
 
 @dataclass
@@ -97,24 +104,25 @@ class Plan:
         s = self.sweep
         lines = [
             f"lrsweep plan: {self.n_trials} Spark trials on {self.dataset} ({self.rows:,} rows), {self.cluster}",
-            f"  per trial    {_span(s.trial)}  (mean over {s.samples} draws of the search space)",
-            f"  setup        {_span(s.setup)}  once per sweep: session, data, preprocessing, cache",
-            f"  refit + test {_span(s.refit)}",
-            f"  sweep        {_span(s.total)}",
+            f"  {'per trial':<13} {_span(s.trial)}, mean over {s.samples} draws of the search space",
+            f"  {'setup':<13} {_span(s.setup)}, once per sweep: session, data, preprocessing, cache",
+            f"  {'refit + test':<13} {_span(s.refit)}",
+            f"  {'sweep':<13} {_span(s.total)}",
         ]
         if self.startup_seconds:
             lines.append(
-                f"  with start-up {_span(self.total)}  (cluster.startup_minutes={self.startup_seconds / 60:g}, billed)"
+                f"  {'+ start-up':<13} {_span(self.total)}, with cluster.startup_minutes="
+                f"{self.startup_seconds / 60:g} (billed)"
             )
         if self.usd is not None and self.hourly_usd is not None:
             lines.append(
-                f"  cost         {_span(self.usd, _usd)}  at {self.hourly_usd:.3f} USD/h for the whole cluster "
-                "(EC2 + EMR per instance-hour, primary included, per second, 1 min minimum)"
+                f"  {'cost':<13} {_span(self.usd, 'usd')} at {self.hourly_usd:.3f} USD/h for the whole cluster "
+                "(EC2 + EMR surcharge per instance-hour, primary node included, per second, 1 min minimum)"
             )
             if self.trial_usd is not None:
-                lines.append(f"  per trial    {_span(self.trial_usd, _usd)} more")
+                lines.append(f"  {'':<13} each trial adds {_span(self.trial_usd, 'usd')}")
         else:
-            lines.append("  cost         not priced (time only on this cluster)")
+            lines.append(f"  {'cost':<13} not priced: time only on cluster={self.cluster_type}")
         if self.affordable is not None:
             limit = " and ".join(
                 x for x in (
@@ -124,16 +132,16 @@ class Plan:
             )  # fmt: skip
             verdict = "within" if self.affordable >= self.n_trials else "OVER"
             lines.append(
-                f"  budget       {limit} affords {self.affordable} trials ({self.affordable_high} if every step "
+                f"  {'budget':<13} {limit} affords {self.affordable} trials ({self.affordable_high} if every step "
                 f"takes its high estimate): {self.n_trials} planned, {verdict} budget"
             )
-        lines.append(f"  assumption   {self.assumption}")
+        lines.append(f"  {'assumption':<13} {self.assumption}")
         for i, e in enumerate(self.evidence):
-            lines.append(f"  {'evidence' if i == 0 else '':<12} {e}")
+            lines.append(f"  {'evidence' if i == 0 else '':<13} {e}")
         if self.prices:
-            lines.append(f"  prices       {self.prices}")
+            lines.append(f"  {'prices':<13} {self.prices}")
         if self.run_id:
-            lines.append(f"  MLflow       plan run {self.run_id} (the sweep's parent run links to it)")
+            lines.append(f"  {'MLflow':<13} plan run {self.run_id} (the sweep's parent run will link to it)")
         return "\n".join(lines)
 
     def row(self) -> dict[str, str]:
@@ -143,7 +151,7 @@ class Plan:
             "cores": str(self.cores),
             "per trial": _span(self.sweep.trial),
             "total": _span(self.total),
-            "cost": _span(self.usd, _usd) if self.usd is not None else "-",
+            "cost": _span(self.usd, "usd") if self.usd is not None else "-",
             "affords": "-" if self.affordable is None else str(self.affordable),
         }
 
@@ -347,7 +355,7 @@ def check_budget(plan: Plan) -> None:
         return
     over = []
     if plan.budget_usd is not None and plan.usd is not None and plan.usd.mid > plan.budget_usd:
-        over.append(f"its cost {_span(plan.usd, _usd)} passes budget.max_usd={plan.budget_usd:g}")
+        over.append(f"its cost {_span(plan.usd, 'usd')} passes budget.max_usd={plan.budget_usd:g}")
     if plan.budget_minutes is not None and plan.total.mid > plan.budget_minutes * 60:
         over.append(f"its time {_span(plan.total)} passes budget.max_minutes={plan.budget_minutes:g}")
     if not over:

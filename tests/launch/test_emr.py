@@ -93,6 +93,7 @@ def test_a_transient_cluster_gets_the_instance_groups_bootstrap_step_and_auto_te
     text = "\n".join(printed)
     for expected in (launched.cluster_id, launched.step_id, wheel_uri, config_uri, "plan123", "lrsweep-telco_churn"):
         assert expected in text
+    assert f"{S3_URI}/logs/{launched.cluster_id}/steps/{launched.step_id}/" in text
     assert "https://lead:***@mlflow.example.com" in text
     assert not leaks(text, json.dumps(launched.request))
 

@@ -112,26 +112,28 @@ def step_request(cfg: Config, staging: Staging, study: str) -> dict[str, Any]:
     return {"JobFlowId": cluster.cluster_id, "Steps": [_step(f"sweep {study}"[:256], args, "CONTINUE")]}
 
 
-def check_running(emr: Any, cluster_id: str, region: str) -> str:
-    """The state of an existing cluster that can take a step; one line when it does not exist or has ended."""
+def check_running(emr: Any, cluster_id: str, region: str) -> tuple[str, str | None]:
+    """The state and LogUri of an existing cluster that can take a step; one line when it does not exist or has
+    ended."""
     missing = LrsweepError(
         f"EMR cluster {cluster_id} (cluster.cluster_id) does not exist in {region}",
         "check cluster.cluster_id and cluster.region, or remove cluster.cluster_id to create a transient cluster",
     )
     try:
-        state = str(emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"])
+        described = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
     except Exception as exc:
         error = getattr(exc, "response", {}).get("Error", {})
         text = f"{error.get('Code', '')} {error.get('Message', '')}".lower()
         if error and any(w in text for w in ("not valid", "not found", "does not exist", "invalidrequest")):
             raise missing from None
         raise aws_error(exc, f"cannot look up EMR cluster {cluster_id}", not_found=missing) from None
+    state = str(described["Status"]["State"])
     if state not in LIVE_STATES:
         raise LrsweepError(
             f"EMR cluster {cluster_id} is {state} and takes no more steps",
             "remove cluster.cluster_id to create a transient cluster, or give a running cluster's id",
         )
-    return state
+    return state, described.get("LogUri")
 
 
 def submit(emr: Any, request: dict[str, Any], existing: bool) -> tuple[str, str]:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from lrsweep.clusters import EmrCluster
     from lrsweep.config import Config
 
-__all__ = ["run", "Printer", "upload", "watch_line", "describe_launch"]
+__all__ = ["run", "Printer", "built", "upload", "watch_line", "describe_launch"]
 
 
 class Printer:
@@ -54,6 +54,16 @@ def run(cfg: Config, *, dry_run: bool, echo: Callable[[str], None]) -> Launched:
     from lrsweep.launch.rehearse import rehearse
 
     return rehearse(cfg, package, staging, dry_run=dry_run, out=out)
+
+
+def built(cfg: Config, package: Package, staging: Staging) -> tuple[Path, Package, Staging]:
+    """The wheel file (built now if need be), and the package and staging under the file's own name should a
+    build backend name it otherwise than expected (pip reads a wheel's name and version from its file name)."""
+    wheel = package.wheel()
+    if wheel.name == package.name:
+        return wheel, package, staging
+    package = dataclasses.replace(package, name=wheel.name)
+    return wheel, package, plan_staging(cfg, package)
 
 
 def upload(s3: Any, staging: Staging, wheel: Path, out: Printer) -> None:
@@ -101,14 +111,12 @@ def _emr(cfg: Config, package: Package, staging: Staging, study: str, dry_run: b
 
     s3, emr = client("s3", cluster.region), client("emr", cluster.region)
     check_bucket(s3, split_s3_uri(staging.prefix)[0])
+    log_uri: str | None = request.get("LogUri")
     if existing:
-        state = check_running(emr, str(cluster.cluster_id), cluster.region)
+        state, log_uri = check_running(emr, str(cluster.cluster_id), cluster.region)
         out(f"EMR cluster {cluster.cluster_id} is {state}")
-    wheel = package.wheel()
-    if wheel.name != package.name:  # a build backend named it otherwise: stage it under its own name
-        package = dataclasses.replace(package, name=wheel.name)
-        staging = plan_staging(cfg, package)
-        request = request_for(staging)
+    wheel, package, staging = built(cfg, package, staging)
+    request = request_for(staging)
     upload(s3, staging, wheel, out)
     cluster_id, step_id = submit(emr, request, existing)
     if existing:
@@ -119,8 +127,8 @@ def _emr(cfg: Config, package: Package, staging: Staging, study: str, dry_run: b
             f"created EMR cluster {cluster_id} in {cluster.region} ({shape}); "
             f"it terminates after its step, or after {cluster.idle_timeout_minutes} idle minutes"
         )
-        out(f"step {step_id} runs the sweep: {' '.join(request['Steps'][0]['HadoopJarStep']['Args'])}")
-    logs = f"{request.get('LogUri') or cluster.log_uri or str(cluster.s3_uri).rstrip('/') + '/logs'}/{cluster_id}/"
-    out(f"logs: {logs}" if not existing else f"logs: the cluster's LogUri, steps/{step_id}/")
-    out(watch_line(cfg, f"the step's stdout under {logs}" if not existing else f"step {step_id}'s stdout"))
+    out(f"step {step_id} runs the sweep: {' '.join(request['Steps'][0]['HadoopJarStep']['Args'])}")
+    logs = f"{log_uri.rstrip('/')}/{cluster_id}/steps/{step_id}/" if log_uri else ""
+    out(f"step logs (stdout, stderr): {logs}" if logs else f"cluster {cluster_id} keeps no logs in S3 (no LogUri)")
+    out(watch_line(cfg, logs or f"step {step_id}'s stdout on the primary node"))
     return Launched(request, cluster_id, step_id, dict(staging.uris), out.lines, staging.id)

@@ -49,7 +49,7 @@ _DROPPED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "PYSP
 
 
 def rehearse(cfg: Config, package: Package, staging: Staging, *, dry_run: bool, out: Printer) -> Launched:
-    from lrsweep.launch.launcher import describe_launch, upload, watch_line
+    from lrsweep.launch.launcher import built, describe_launch, upload, watch_line
 
     workdir = (Path(cfg.launch.rehearsal_dir) / staging.id).absolute()
     python = workdir / VENV_DIR / "bin" / "python"
@@ -65,7 +65,10 @@ def rehearse(cfg: Config, package: Package, staging: Staging, *, dry_run: bool, 
 
     s3 = client("s3")
     check_bucket(s3, split_s3_uri(staging.prefix)[0])
-    upload(s3, staging, package.wheel(), out)
+    wheel, package, staging = built(cfg, package, staging)
+    install[2:] = install_args(staging, str(python), cfg.launch.extras)
+    step = step_args(str(python), staging.uris["config"])
+    upload(s3, staging, wheel, out)
     fresh_venv(workdir)
     script.write_bytes(s3_get(s3, staging.uris["bootstrap"]))
     out(f"rehearsal: a fresh virtual environment in {workdir / VENV_DIR}")

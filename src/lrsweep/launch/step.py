@@ -163,10 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     import lrsweep
 
     args = _parser().parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s lrsweep: %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    if not any(getattr(h, "lrsweep_step", False) for h in log.handlers):  # once per process
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s lrsweep: %(message)s"))
+        handler.lrsweep_step = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
     print(f"lrsweep {lrsweep.__version__} from {lrsweep.__file__}", flush=True)
     try:
         cfg = read_config(args.config)

@@ -183,8 +183,12 @@ def test_an_existing_cluster_gets_only_a_step_that_installs_the_wheel_first(aws:
         JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
     )["JobFlowId"]  # fmt: skip
     aws.post("/moto-api/recorder/reset-recording")
+    cfg = compose(*EMR, f"cluster.cluster_id={existing}")
+    dry = launch(cfg, dry_run=True, echo=lambda _: None)
+    assert aws.requests() == []
 
-    launched = launch(compose(*EMR, f"cluster.cluster_id={existing}"), echo=lambda _: None)
+    launched = launch(cfg, echo=lambda _: None)
+    assert _printed_request(dry.lines) == dry.request == launched.request
 
     assert launched.cluster_id == existing
     assert [c["Id"] for c in emr.list_clusters()["Clusters"]] == [existing]
@@ -296,3 +300,14 @@ def test_no_password_of_the_tracking_uri_reaches_any_line(aws: Moto, compose):
     launched = launch(compose(*EMR), echo=printed.append)
     assert MLFLOW_PASSWORD not in "\n".join(printed + launched.lines) + json.dumps(launched.request)
     assert any("MLFLOW_TRACKING_PASSWORD" in line for line in printed)  # it says how the cluster logs in
+
+
+def test_a_rehearsal_needs_somewhere_to_stage_too(compose):
+    from lrsweep.errors import LrsweepError
+
+    with pytest.raises(LrsweepError) as exc:
+        launch(compose("backend=spark", "cluster=standalone", "cluster.master=spark://h:7077"), echo=lambda _: None)
+    assert _one_line(exc) == (
+        "cluster=standalone needs cluster.s3_uri, where the launch stages the wheel and the config; "
+        "add cluster.s3_uri=s3://BUCKET/PREFIX"
+    )

@@ -61,7 +61,7 @@ def rehearse(cfg: Config, package: Package, staging: Staging, *, dry_run: bool, 
         out(f"dry run: would create a fresh virtual environment in {workdir / VENV_DIR}, then run")
         out(f"  {' '.join(install)}")
         out(f"  {' '.join(step)}")
-        return Launched({}, None, None, dict(staging.uris), out.lines, staging.id, str(workdir), True, [install, step])
+        return _launched(staging, out, workdir, [install, step], dry_run=True)
 
     s3 = client("s3")
     check_bucket(s3, split_s3_uri(staging.prefix)[0])
@@ -77,7 +77,14 @@ def rehearse(cfg: Config, package: Package, staging: Staging, *, dry_run: bool, 
     out(f"rehearsal: the step on {cfg.cluster.master}: {' '.join(step)}")
     out(watch_line(cfg, str(workdir / "step.log")))
     _run(step, env, workdir / "step.log", out, "step")
-    return Launched({}, None, None, dict(staging.uris), out.lines, staging.id, str(workdir), False, [install, step])
+    return _launched(staging, out, workdir, [install, step], dry_run=False)
+
+
+def _launched(staging: Staging, out: Printer, workdir: Path, commands: list[list[str]], dry_run: bool) -> Launched:
+    return Launched(
+        request={}, cluster_id=None, step_id=None, staged=dict(staging.uris), lines=out.lines, launch_id=staging.id,
+        workdir=str(workdir), dry_run=dry_run, commands=commands,
+    )  # fmt: skip
 
 
 def _linked_sites() -> list[Path]:

@@ -118,7 +118,7 @@ def for_this_cluster(cfg: Config) -> list[str]:
         parts = urlsplit(uri)
         if parts.username and not os.environ.get("MLFLOW_TRACKING_USERNAME"):
             os.environ["MLFLOW_TRACKING_USERNAME"] = parts.username
-        cfg.tracking.uri = urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+        cfg.tracking.uri = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         if not os.environ.get("MLFLOW_TRACKING_PASSWORD"):
             notes.append("tracking.uri's password is never staged, and MLFLOW_TRACKING_PASSWORD is not set here")
     return notes

@@ -311,3 +311,16 @@ def test_a_rehearsal_needs_somewhere_to_stage_too(compose):
         "cluster=standalone needs cluster.s3_uri, where the launch stages the wheel and the config; "
         "add cluster.s3_uri=s3://BUCKET/PREFIX"
     )
+
+
+def test_without_boto3_a_launch_says_what_to_install_and_a_dry_run_still_works(compose, monkeypatch):
+    import sys
+
+    from lrsweep.errors import LrsweepError
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # `import boto3` raises ImportError, as when not installed
+    cfg = compose(*EMR)
+    assert launch(cfg, dry_run=True, echo=lambda _: None).request["ReleaseLabel"] == "emr-7.5.0"
+    with pytest.raises(LrsweepError) as exc:
+        launch(cfg, echo=lambda _: None)
+    assert _one_line(exc) == "lrsweep launch needs boto3, which is not installed; pip install 'lrsweep[aws]'"

@@ -83,7 +83,9 @@ def test_the_rehearsal_installs_the_wheel_from_s3_and_runs_the_step_on_the_clust
     assert any("watch MLflow experiment 'lrsweep-telco_churn'" in line and "plan-r1" in line for line in printed)
 
     # no planted credential anywhere the run wrote or printed
-    written = _every_byte(tmp_path) + b"".join(_every_byte(d) for d in _spark_work_dirs() - before)
+    executors = _spark_work_dirs() - before
+    assert executors  # the workers' folders of this run (executors' stdout, stderr) are there to search
+    written = _every_byte(tmp_path) + b"".join(_every_byte(d) for d in executors)
     objects = aws.objects()
     assert set(objects) == {k.removeprefix(f"s3://{BUCKET}/") for k in launched.staged.values()}
     found = [p for p in (*PLANTED, SPARK_SECRET) if p.encode() in written]

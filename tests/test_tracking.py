@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,6 +10,7 @@ from lrsweep.config import Config
 from lrsweep.errors import LrsweepError
 from lrsweep.sweep import run_sweep
 from tests.e2e_helpers import mlflow_runs
+from tests.mlflow_server import free_port, mlflow_server
 
 pytestmark = pytest.mark.slow
 
@@ -60,45 +55,8 @@ def test_credentials_never_reach_mlflow(tmp_path, monkeypatch):
     assert "***" in logged and "spark.app.name" in logged
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-SERVER_HANG_GUARD = 300.0  # seconds: a server that never answers fails the test with its log, instead of hanging
-
-
-def _wait_until_serving(server: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    """Poll the server's readiness endpoint until it answers 200; fail with its log if it dies or never answers."""
-    deadline = time.monotonic() + SERVER_HANG_GUARD
-    while True:
-        if server.poll() is not None:
-            pytest.fail(f"the MLflow server exited with code {server.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):  # not listening yet
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"hang guard: the MLflow server never answered {url}/health:\n{log.read_text()[-4000:]}")
-        time.sleep(0.3)
-
-
 def test_sweep_against_a_real_tracking_server(tmp_path, monkeypatch):
-    port = _free_port()
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-             "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        uri = f"http://127.0.0.1:{port}"
-        _wait_until_serving(server, uri, log)
+    with mlflow_server(tmp_path) as uri:
         work = tmp_path / "work"
         work.mkdir()
         monkeypatch.chdir(work)
@@ -113,13 +71,6 @@ def test_sweep_against_a_real_tracking_server(tmp_path, monkeypatch):
         assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == [0, 1, 2]
         assert not (work / "mlflow.db").exists()  # everything went to the server
         assert list((tmp_path / "artifacts").rglob("MLmodel"))  # the model too, through the server's proxy
-    finally:
-        server.terminate()
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(60)
 
 
 def test_unreachable_server_is_one_clear_error(tmp_path, monkeypatch):
@@ -127,7 +78,7 @@ def test_unreachable_server_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     cfg = _cfg(50)
-    cfg.tracking.uri = f"http://127.0.0.1:{_free_port()}"
+    cfg.tracking.uri = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(LrsweepError, match="MLflow tracking failed"):
         run_sweep(cfg)
 

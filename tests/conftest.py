@@ -14,6 +14,12 @@ import pytest
 pytest_plugins = ["pytester", "tests.skip_policy"]
 
 
+@pytest.fixture(scope="session")
+def calibration_cache(tmp_path_factory: pytest.TempPathFactory):
+    """One calibration cache for the session's `lrsweep plan` / `launch` runs (tests.e2e_helpers.cheap_calibration)."""
+    return tmp_path_factory.mktemp("calibration-cache")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_mlflow_uri() -> Iterator[None]:
     before_env = os.environ.get("MLFLOW_TRACKING_URI")

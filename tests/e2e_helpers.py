@@ -46,3 +46,15 @@ def study_trials(cwd: Path) -> dict[str, list]:
         for s in optuna.get_all_study_summaries(storage):
             out[s.study_name] = optuna.load_study(study_name=s.study_name, storage=storage).get_trials()
     return out
+
+
+def cheap_calibration(cache: Path) -> list[str]:
+    """Overrides for `lrsweep plan` / `lrsweep launch` in tests: the smallest calibration the model still fits
+    (one sample size, few configurations), cached in ``cache`` so every test of a session after the first
+    reads it instead of starting Spark."""
+    return [
+        f"plan.calibration.cache_dir={cache}",
+        "plan.calibration.fractions=1",
+        "plan.calibration.configs=3",
+        "plan.calibration.small_configs=1",
+    ]

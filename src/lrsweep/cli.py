@@ -275,7 +275,7 @@ def _launch(cfg: Any) -> None:
         from lrsweep.tracking import log_plan
 
         plan.run_id = log_plan(cfg.tracking.uri, plan.record(cfg))
-        print(f"  MLflow       plan run {plan.run_id}", flush=True)
+        print(f"  {'MLflow':<13} plan run {plan.run_id} (the sweep's parent run will link to it)", flush=True)
     cfg.plan.run_id = plan.run_id
     cfg.budget.trial_seconds = plan.sweep.trial.mid  # the guard's first prediction, before a trial is measured
     launch(cfg, dry_run=dry_run, echo=lambda line: print(line, flush=True))

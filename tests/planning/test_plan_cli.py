@@ -50,7 +50,7 @@ def test_a_plan_prints_time_cost_and_what_the_budget_affords_and_is_logged(tmp_p
 
 
 def test_a_multirun_over_cluster_sizes_prints_a_table_from_one_calibration(tmp_path: Path, calibration_cache: Path):
-    r = run_cli([*EMR, "-m", "cluster.core_nodes=1,4", "search.n_trials=20", *cheap_calibration(calibration_cache)],
+    r = run_cli(["plan", "-m", *EMR[1:], "cluster.core_nodes=1,4", "search.n_trials=20", *cheap_calibration(calibration_cache)],
                 tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()

@@ -255,12 +255,25 @@ def _plan(cfg: Any, *, log_run: bool) -> Any:
 
     plan = make_plan(cfg)
     if log_run and cfg.tracking.enabled:
-        from lrsweep.tracking import log_plan
-
-        plan.run_id = log_plan(cfg.tracking.uri, plan.record(cfg))
+        plan.run_id = _log_plan(cfg, plan)
     print(plan.text(), flush=True)
     _RUN["plans"].append(plan)
     return plan
+
+
+def _log_plan(cfg: Any, plan: Any) -> str:
+    from lrsweep.redact import redact_uri
+    from lrsweep.tracking import log_plan
+
+    try:
+        return log_plan(cfg.tracking.uri, plan.record(cfg))
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise LrsweepError(
+            f"cannot log the plan to MLflow ({redact_uri(str(cfg.tracking.uri or 'sqlite:///mlflow.db'))}): "
+            f"{redact_uri(first)}",
+            "check tracking.uri and that the server is up, or run with tracking=off",
+        ) from exc
 
 
 def _launch(cfg: Any) -> None:
@@ -272,9 +285,7 @@ def _launch(cfg: Any) -> None:
     from lrsweep.launch import launch
 
     if not dry_run and cfg.tracking.enabled:
-        from lrsweep.tracking import log_plan
-
-        plan.run_id = log_plan(cfg.tracking.uri, plan.record(cfg))
+        plan.run_id = _log_plan(cfg, plan)
         print(f"  {'MLflow':<13} plan run {plan.run_id} (the sweep's parent run will link to it)", flush=True)
     cfg.plan.run_id = plan.run_id
     cfg.budget.trial_seconds = plan.sweep.trial.mid  # the guard's first prediction, before a trial is measured

@@ -30,8 +30,11 @@ class History:
     spread: float  # half the p10-p90 width of the ratios, relative to the median
     used: bool
     runs: list[str] = field(default_factory=list)  # the sweeps' run ids
+    note: str = ""  # why there is none (e.g. the store did not answer)
 
     def line(self) -> str:
+        if self.note:
+            return f"history: {self.note}"
         if not self.trials:
             return f"history: no finished Spark sweep of this data on {self.cluster_type} in MLflow"
         what = f"history: {self.trials} trial(s) of {self.sweeps} finished sweep(s) on {self.cluster_type}"

@@ -254,8 +254,13 @@ def _history(cfg: Config, cal: Calibration, kind: str) -> History | None:
     if not (cfg.plan.history and cfg.tracking.enabled):
         return None
     past = []
-    for sha in _data_shas(cfg):
-        past += past_trials(cfg.tracking.uri, cluster_type=kind, data_sha256=sha)
+    try:
+        for sha in _data_shas(cfg):
+            past += past_trials(cfg.tracking.uri, cluster_type=kind, data_sha256=sha)
+    except Exception as exc:  # history refines a plan; an unreachable store must not stop it
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        log.warning("history not read from MLflow (%s): %s", tracking_line(cfg), redact_uri(first))
+        return History(kind, 0, 0, 1.0, 0.0, used=False, note=f"not read: MLflow at {tracking_line(cfg)} did not answer")
     return learn(cal, past, kind)
 
 

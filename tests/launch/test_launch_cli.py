@@ -56,6 +56,8 @@ def test_a_launch_within_budget_logs_its_plan_and_hands_it_to_the_cluster(aws, t
         client = MlflowClient(tracking_uri=uri)
         exp = client.get_experiment_by_name("lrsweep-telco_churn")
         (plan,) = [x for x in client.search_runs([exp.experiment_id]) if x.data.tags["lrsweep.kind"] == "plan"]
+        plan_json = Path(client.download_artifacts(plan.info.run_id, "plan.json", str(tmp_path)))
+        predicted = json.loads(plan_json.read_text())
     (cluster,) = aws.client("emr").list_clusters()["Clusters"]
     assert cluster["Id"] in r.stdout and f"plan run {plan.info.run_id}" in r.stdout
     (request,) = aws.emr_calls("RunJobFlow")
@@ -66,7 +68,6 @@ def test_a_launch_within_budget_logs_its_plan_and_hands_it_to_the_cluster(aws, t
     staged = yaml.safe_load(objects[config_key])
     assert staged["plan"]["run_id"] == plan.info.run_id
     assert staged["budget"]["max_usd"] == 20 and staged["budget"]["trial_seconds"] > 0
-    predicted = json.loads(Path(client.download_artifacts(plan.info.run_id, "plan.json", str(tmp_path))).read_text())
     assert staged["budget"]["trial_seconds"] == pytest.approx(predicted["seconds"]["trial"]["mid"])
     written = [p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()]
     assert leaks(r.stdout, r.stderr, *objects.values(), *written) == []

@@ -1,14 +1,85 @@
 """Calibration: small, cheap local Spark runs the runtime model is fitted on (cached per data and hardware).
 
-STUB: interface fixed, body to be written (issue 9). Keep module-level imports light: config.py imports
-:class:`CalibrationConfig` from here.
+What a Spark trial costs splits into three things that scale differently, so each is measured and modelled on
+its own (:class:`Calibration` puts them back together):
+
+- **passes per fit**: Spark's L-BFGS runs about one distributed pass (a Spark job) per iteration, OWL-QN (any
+  L1 share) about two; the iteration count depends on the regularisation (C, l1_ratio, class weights), on the
+  data, and on the size of the sample. The calibration counts the jobs of every fit it runs and models
+  ``jobs = a + b * iterations`` per optimiser, and iterations from the configurations it measured (below);
+- **time per pass**: the Ernest model (:mod:`lrsweep.planning.ernest`) of the rows of the part fitted and the
+  cores it actually runs on: ``min(cores, partitions)``, the partitions being ``ceil(rows /
+  backend.rows_per_partition)``. Calibration samples keep the full table's partition count (rows_per_partition
+  is scaled down with the sample), so a sample runs on as many cores as the full table would;
+- **setup, scoring and refit**: session start, data and preprocessing (once per sweep), scoring the held-out
+  part (once per fit), and the refit on train+validation (once), each from its own measurements.
+
+Iterations: a configuration is measured at the regularisation it will have on the full table: Spark's
+``regParam = 1 / (C n_train)``, so a sample of ``n`` rows is fitted with ``C * n_full / n``, which makes the
+sample's objective an estimate of the full table's. How the count still moves with the sample size (small
+samples of few columns come near separation and need more iterations at weak regularisation) is measured
+across the sample sizes and extrapolated in log rows; configurations in between are predicted by a kernel
+average over the measured ones, whose leave-one-out error is part of every range the plan gives.
+
+The runs happen in child processes (one per core count, ``python -m lrsweep.planning.calibrate``), never in
+the caller's: a caller may hold a SparkSession, and SparkBackend reuses an active session whatever its cores.
+They go through the real :class:`~lrsweep.backends.spark.SparkBackend` (prepare, evaluate, refit), so what is
+measured is what a trial does. Results are cached under ``plan.calibration.cache_dir``, one JSON file per data
+fingerprint, hardware and measurement knobs; a second plan of the same data reads it and starts no Spark.
+
+This module is imported by ``config.py`` (for :class:`CalibrationConfig`): nothing heavy at import time.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["CalibrationConfig"]
+from lrsweep.errors import LrsweepError
+
+if TYPE_CHECKING:
+    from lrsweep.config import Config, DatasetConfig
+    from lrsweep.space import ModelParams
+
+__all__ = [
+    "CalibrationConfig",
+    "Calibration",
+    "Estimate",
+    "FitRun",
+    "SetupRun",
+    "RefitRun",
+    "IterationModel",
+    "calibrate",
+    "full_rows",
+    "fingerprint",
+    "hardware",
+    "cache_key",
+    "calibration_configs",
+    "parts_of",
+    "Z",
+]
+
+log = logging.getLogger("lrsweep")
+
+# The ranges the plan prints are mid * exp(-/+ Z * sd), sd the log-scale spread (about a 95% interval)
+Z = 2.0
+# Run-to-run noise of one Spark job on a shared machine or a cloud, relative: a floor under every spread
+NOISE = 0.10
+# Extra relative error per tenfold extrapolation beyond the measured rows or cores
+PER_DECADE = 0.10
+SCHEMA = 1  # the cache file's layout
 
 
 @dataclass
@@ -17,3 +88,941 @@ class CalibrationConfig:
     max_fraction: float = 0.1
     # where calibrations are cached, one file per data fingerprint and hardware
     cache_dir: str = ".lrsweep/calibration"
+    # sample sizes: max_fraction and, each a factor `step` smaller, fractions - 1 more
+    fractions: int = 2
+    step: float = 3.0
+    # local core counts the runs use (one child process each)
+    cores: list[int] = field(default_factory=lambda: [1, 2])
+    # which (sample, cores) points are run: the largest sample on every core count, then the most informative
+    # per cost (lrsweep.planning.ernest.design) while this budget lasts (a run of the largest sample costs
+    # 0.5 + 1/cores; null: every point)
+    budget: float | None = 3.2
+    # configurations of the search space fitted on the largest sample with the most cores (the iteration model)
+    configs: int = 6
+    # configurations fitted at every other (sample size, cores) point (time per pass, trend over sizes)
+    small_configs: int = 2
+    # a sample is never smaller than this many rows (generated tables: the generator's minimum applies too)
+    min_rows: int = 200
+    # calibration fits stop at min(search.max_iter, max_iter): a small sample at weak L1 regularisation can take
+    # hundreds of iterations its full table does not need; a fit stopped here counts as this many
+    max_iter: int = 300
+    # measure one refit on train+validation (on the largest sample) for the refit estimate
+    refit: bool = True
+    # read a cached calibration when there is one (false: measure again and overwrite it)
+    cache: bool = True
+    # a child process taking longer than this is stopped and the calibration fails
+    timeout_seconds: float = 3600.0
+
+    def check(self) -> None:
+        if not 0.0 < self.max_fraction <= 1.0:
+            raise LrsweepError(
+                f"plan.calibration.max_fraction={self.max_fraction} must lie in (0, 1]", "use e.g. 0.1 (10% of rows)"
+            )
+        if self.fractions < 1 or self.step <= 1.0:
+            raise LrsweepError("plan.calibration.fractions must be >= 1 and step > 1", "use fractions=2 step=3")
+        if not self.cores or any(c < 1 for c in self.cores):
+            raise LrsweepError(f"plan.calibration.cores={self.cores} is impossible", "use [1, 2]")
+        if self.configs < 1 or self.small_configs < 1:
+            raise LrsweepError(
+                "plan.calibration.configs and small_configs must be >= 1", "use configs=6 small_configs=2"
+            )
+        if self.min_rows < 100 or self.max_iter < 1:
+            raise LrsweepError("plan.calibration.min_rows must be >= 100, max_iter >= 1", "use min_rows=200")
+
+    def knobs(self) -> dict[str, Any]:
+        """The settings that change what is measured (the cache key's part; not where or whether it is cached)."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if k not in ("cache_dir", "cache", "timeout_seconds")}
+
+
+@dataclass
+class Estimate:
+    """A predicted duration in seconds: ``mid`` and a range ``low <= mid <= high``."""
+
+    low: float
+    mid: float
+    high: float
+
+    @classmethod
+    def spread(cls, mid: float, sd: float, z: float = Z) -> Estimate:
+        """``mid`` with the log-scale range exp(-/+ z sd)."""
+        return cls(mid * math.exp(-z * sd), mid, mid * math.exp(z * sd))
+
+    def scaled(self, k: float) -> Estimate:
+        return Estimate(self.low * k, self.mid * k, self.high * k)
+
+    def __add__(self, other: Estimate) -> Estimate:
+        return Estimate(self.low + other.low, self.mid + other.mid, self.high + other.high)
+
+    def contains(self, seconds: float) -> bool:
+        return self.low <= seconds <= self.high
+
+    def to_dict(self) -> dict[str, float]:
+        return {"low": self.low, "mid": self.mid, "high": self.high}
+
+
+# -- what is measured -----------------------------------------------------------------------------------------
+@dataclass
+class FitRun:
+    """One ``SparkBackend.evaluate``: a fit on a fold's fitting part and the scoring of its held-out part."""
+
+    cores: int
+    machines: int  # cores the fit ran on: min(cores, partitions)
+    fraction: float
+    n_fit: int
+    n_held: int
+    C: float  # as fitted (scaled to the full table's regParam)
+    target_C: float  # the search-space value it stands for on the full table
+    l1_ratio: float
+    class_weight: str
+    max_iter: int
+    n_iter: int
+    jobs: int  # Spark jobs the evaluate ran (the fit's passes and the scoring)
+    fit_seconds: float
+    eval_seconds: float
+
+
+@dataclass
+class SetupRun:
+    cores: int
+    fraction: float
+    rows: int
+    session_seconds: float  # 0 when the session was already up (later samples of one child)
+    data_seconds: float  # data read + preprocessing fitted + frames cached
+
+
+@dataclass
+class RefitRun:
+    cores: int
+    machines: int
+    fraction: float
+    n_fit: int
+    n_test: int
+    C: float
+    l1_ratio: float
+    class_weight: str
+    n_iter: int
+    jobs: int
+    seconds: float
+
+
+def _family(l1_ratio: float, C: float) -> str:
+    """Spark's optimiser: OWL-QN when an L1 share is penalised, else L-BFGS."""
+    return "owlqn" if l1_ratio > 0 and not math.isinf(C) else "lbfgs"
+
+
+# -- pieces of the model --------------------------------------------------------------------------------------
+def _coords(C: float, n_fit: float, l1_ratio: float, class_weight: str) -> tuple[float, float, float, float]:
+    """A configuration's place for the iteration model: log(C n) (regParam's inverse), L1 share, weights, none."""
+    none = math.isinf(C)
+    x = 30.0 if none else math.log(max(C * n_fit, 1e-12))
+    return x, float(l1_ratio), 1.0 if class_weight == "balanced" else 0.0, 1.0 if none else 0.0
+
+
+@dataclass
+class IterationModel:
+    """log(1 + iterations) from a configuration: a kernel average over the measured configurations'
+    full-size values, each extrapolated from its samples along a slope shared by all (linear in log C n)."""
+
+    anchors: list[list[float]]  # per measured configuration: x, l1_ratio, balanced, none, value at full size
+    slope: tuple[float, float]  # d log(1+it) / d log(rows) = slope0 + slope1 * x
+    x_scale: float  # bandwidth of log(C n)
+    loo_sd: float  # leave-one-out error of the kernel average, log scale
+    cap: int  # the calibration's own iteration cap
+
+    def _kernel(self, q: tuple[float, float, float, float], skip: int | None = None) -> float:
+        num = den = 0.0
+        for i, (x, r, b, nn, v) in enumerate(self.anchors):
+            if i == skip:
+                continue
+            d2 = ((q[0] - x) / self.x_scale) ** 2 + ((q[1] - r) / 0.35) ** 2 + (q[2] - b) ** 2 + 9 * (q[3] - nn) ** 2
+            d2 += 4.0 * float((q[1] > 0) != (r > 0))  # L-BFGS and OWL-QN behave differently
+            w = math.exp(-0.5 * d2)
+            num += w * v
+            den += w
+        if den == 0.0:
+            return float(sum(a[4] for a in self.anchors) / max(len(self.anchors), 1))
+        return num / den
+
+    def log_iterations(self, C: float, l1_ratio: float, class_weight: str, n_fit: float) -> float:
+        return self._kernel(_coords(C, n_fit, l1_ratio, class_weight))
+
+    def iterations(self, params: ModelParams, n_fit: float) -> float:
+        y = self.log_iterations(params.C, params.l1_ratio, params.class_weight, n_fit)
+        return float(min(max(math.expm1(y), 0.0), params.max_iter))
+
+    @classmethod
+    def fit(cls, runs: list[FitRun], n_full_fit: float) -> IterationModel:
+        import numpy as np
+
+        keyed: dict[tuple[float, float, str], list[FitRun]] = {}
+        for r in runs:
+            keyed.setdefault((r.target_C, r.l1_ratio, r.class_weight), []).append(r)
+        # the shared slope over sizes: within-configuration regression of log(1+it) on log(rows), slope linear in x
+        rows_x, rows_y = [], []
+        for group in keyed.values():
+            if len({g.n_fit for g in group}) < 2:
+                continue
+            ls = np.array([math.log(g.n_fit) for g in group])
+            ys = np.array([math.log1p(g.n_iter) for g in group])
+            xs = np.array([_coords(g.target_C, n_full_fit, g.l1_ratio, g.class_weight)[0] for g in group])
+            rows_x += [[lv - ls.mean(), (lv - ls.mean()) * x] for lv, x in zip(ls, xs, strict=True)]
+            rows_y += list(ys - ys.mean())
+        slope = (0.0, 0.0)
+        if len(rows_y) >= 3:
+            A, y = np.array(rows_x), np.array(rows_y)
+            # ridge towards "no trend": a trend seen on few points is believed only as far as it is consistent
+            coef = np.linalg.solve(A.T @ A + 0.5 * np.eye(2), A.T @ y)
+            slope = (float(coef[0]), float(coef[1]))
+        anchors: list[list[float]] = []
+        for (tC, ratio, cw), group in keyed.items():
+            x, r, b, nn = _coords(tC, n_full_fit, ratio, cw)
+            s = slope[0] + slope[1] * x
+            vals = [math.log1p(g.n_iter) + s * (math.log(n_full_fit) - math.log(g.n_fit)) for g in group]
+            top = max(g.n_fit for g in group)  # the nearest sample weighs most
+            weights = [g.n_fit / top for g in group]
+            v = float(np.average(vals, weights=weights))
+            anchors.append([x, r, b, nn, max(v, 0.0)])
+        xs = [a[0] for a in anchors if a[3] == 0]
+        x_scale = max((max(xs) - min(xs)) / 3.0, 1.0) if xs else 1.0
+        cap_it = max((r.max_iter for r in runs), default=1)
+        model = cls(anchors, slope, x_scale, 0.0, cap_it)
+        errs = []
+        for i, a in enumerate(anchors):
+            if len(anchors) > 2:
+                errs.append(model._kernel((a[0], a[1], a[2], a[3]), skip=i) - a[4])
+        model.loo_sd = float(np.sqrt(np.mean(np.square(errs)))) if errs else 0.5
+        return model
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IterationModel:
+        return cls([list(a) for a in d["anchors"]], tuple(d["slope"]), d["x_scale"], d["loo_sd"], d["cap"])  # type: ignore[arg-type]
+
+
+def _passes_fit(runs: list[FitRun]) -> dict[str, tuple[float, float]]:
+    """jobs = a + b_optimiser * iterations: one intercept (the jobs around the passes), a slope per optimiser
+    (NNLS). An optimiser never measured gets the other's slope, doubled or halved (OWL-QN runs about two passes
+    per iteration, L-BFGS about one)."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    fams = [_family(r.l1_ratio, r.C) for r in runs]
+    A = np.array([[1.0, r.n_iter * (f == "lbfgs"), r.n_iter * (f == "owlqn")] for r, f in zip(runs, fams, strict=True)])
+    y = np.array([float(r.jobs) for r in runs])
+    coef, _ = nnls(A, y)
+    a, b_l, b_o = (float(v) for v in coef)
+    if "lbfgs" not in fams or not any(r.n_iter for r, f in zip(runs, fams, strict=True) if f == "lbfgs"):
+        b_l = b_o / 2.0 if b_o else 1.0
+    if "owlqn" not in fams or not any(r.n_iter for r, f in zip(runs, fams, strict=True) if f == "owlqn"):
+        b_o = 2.0 * b_l
+    return {"lbfgs": (a, b_l), "owlqn": (a, b_o)}
+
+
+def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
+    """fit seconds = [1, n/m] . fixed + jobs * [1, n/m, log m, m] . per_pass (NNLS, relative); -> theta, residuals."""
+    import numpy as np
+
+    from lrsweep.planning.ernest import features, fit_nnls, identify
+
+    n = np.array([r.n_fit for r in runs], dtype=float)
+    m = np.array([r.machines for r in runs], dtype=float)
+    jobs = np.array([max(r.jobs, 1) for r in runs], dtype=float)
+    t = np.array([max(r.fit_seconds, 1e-3) for r in runs])
+    F = identify(features(n, m), n, m)
+    A = np.hstack([F[:, :2], F * jobs[:, None]])
+    theta, res = fit_nnls(A, t)
+    return [float(v) for v in theta], [float(v) for v in res]
+
+
+def _fit_time(theta: list[float], n: float, m: float, jobs: float) -> float:
+    from lrsweep.planning.ernest import features
+
+    F = features(n, m)[0]
+    return float(theta[0] + theta[1] * F[1] + jobs * sum(th * f for th, f in zip(theta[2:], F, strict=True)))
+
+
+# -- the calibration ------------------------------------------------------------------------------------------
+@dataclass
+class Parts:
+    """Rows of one fold's fitting and held-out parts, and of the refit's train+validation and test parts."""
+
+    folds: int  # fits per trial (1: the validation split)
+    n_fit: float
+    n_held: float
+    n_trval: float
+    n_test: float
+
+
+def parts_of(rows: float, val_size: float, test_size: float, folds: int) -> Parts:
+    """The part sizes a table of ``rows`` rows gets (``split`` and ``cv.folds`` as the sweep uses them)."""
+    n_test = rows * test_size
+    n_trval = rows - n_test
+    if folds > 1:
+        return Parts(folds, n_trval * (folds - 1) / folds, n_trval / folds, n_trval, n_test)
+    return Parts(1, rows - n_test - rows * val_size, rows * val_size, n_trval, n_test)
+
+
+@dataclass
+class Calibration:
+    """What the runs measured and the models fitted on them; predicts one trial, the setup and the refit."""
+
+    fingerprint: str
+    hardware: dict[str, Any]
+    rows: int  # rows of the full table
+    key: str = ""
+    knobs: dict[str, Any] = field(default_factory=dict)
+    split: tuple[float, float] = (0.2, 0.2)  # val_size, test_size
+    folds: int = 1
+    rows_per_partition: int = 100_000
+    fit_runs: list[FitRun] = field(default_factory=list)
+    setup_runs: list[SetupRun] = field(default_factory=list)
+    refit_runs: list[RefitRun] = field(default_factory=list)
+    iterations: IterationModel | None = None
+    passes: dict[str, tuple[float, float]] = field(default_factory=dict)
+    fit_theta: list[float] = field(default_factory=list)
+    fit_residuals: list[float] = field(default_factory=list)
+    eval_model: dict[str, Any] = field(default_factory=dict)  # Ernest of (held rows, machines)
+    data_model: dict[str, Any] = field(default_factory=dict)  # Ernest of (rows, cores)
+    session_seconds: float = 0.0
+    refit_extra: dict[str, Any] = field(default_factory=dict)  # Ernest of the refit beyond its fit and test scoring
+    seconds: float = 0.0  # wall time of the calibration itself
+    created: str = ""
+    cache_hit: bool = False
+    cache_file: str = ""
+
+    # -- fitting ---------------------------------------------------------------------------------------------
+    def fit_models(self) -> None:
+        """(Re)fit every model from the runs."""
+        from lrsweep.planning.ernest import Ernest, Point
+
+        if not self.fit_runs:
+            raise LrsweepError("the calibration measured no fits", "check the calibration knobs (plan.calibration)")
+        full = self._parts(self.rows)
+        self.iterations = IterationModel.fit(self.fit_runs, full.n_fit)
+        self.passes = _passes_fit(self.fit_runs)
+        self.fit_theta, self.fit_residuals = _fit_time_model(self.fit_runs)
+        evals = [Point(r.n_held, r.machines, max(r.eval_seconds, 1e-3)) for r in self.fit_runs]
+        self.eval_model = Ernest.fit(evals).to_dict()
+        data = [Point(s.rows, s.cores, max(s.data_seconds, 1e-3)) for s in self.setup_runs]
+        self.data_model = Ernest.fit(data).to_dict() if data else {}
+        sessions = [s.session_seconds for s in self.setup_runs if s.session_seconds > 0]
+        self.session_seconds = float(max(sessions)) if sessions else 0.0
+        extra = []
+        for r in self.refit_runs:
+            fam = _family(r.l1_ratio, r.C)
+            a, b = self.passes[fam]
+            fit = _fit_time(self.fit_theta, r.n_fit, r.machines, a + b * r.n_iter)  # its jobs include preprocessing
+            scoring = Ernest.from_dict(self.eval_model).predict(r.n_test, r.machines)
+            extra.append(Point(r.n_fit, r.machines, max(r.seconds - fit - scoring, 0.05)))
+        self.refit_extra = Ernest.fit(extra).to_dict() if extra else {}
+
+    # -- predicting ------------------------------------------------------------------------------------------
+    def _parts(self, rows: float) -> Parts:
+        return parts_of(rows, self.split[0], self.split[1], self.folds)
+
+    def machines(self, n_fit: float, cores: int) -> int:
+        """Cores a fit on ``n_fit`` rows runs on: the cached frames get ceil(n_fit / rows_per_partition) partitions."""
+        return max(1, min(int(cores), math.ceil(n_fit / self.rows_per_partition)))
+
+    def _extrapolation_sd(self, n: float, m: float) -> float:
+        """Relative error added for predicting beyond the measured rows and cores (PER_DECADE per tenfold)."""
+        ns = [r.n_fit for r in self.fit_runs] or [n]
+        ms = [r.machines for r in self.fit_runs] or [m]
+        far = max(math.log10(max(n / max(ns), 1.0)), 0.0) + max(math.log10(max(m / max(ms), 1.0)), 0.0)
+        return PER_DECADE * far
+
+    def model_sd(self, rows: float, cores: int) -> float:
+        """The shared (systematic) relative error of time predictions at this size: fit residuals, noise floor,
+        extrapolation."""
+        import numpy as np
+
+        p = self._parts(rows)
+        res = np.asarray(self.fit_residuals or [0.0])
+        rms = float(np.sqrt(np.mean(res**2)))
+        return math.sqrt(rms**2 + NOISE**2 + self._extrapolation_sd(p.n_fit, self.machines(p.n_fit, cores)) ** 2)
+
+    def fold_seconds(self, params: ModelParams, n_fit: float, n_held: float, cores: int) -> tuple[float, float]:
+        """(predicted seconds of one evaluate, predicted iterations) at one core's speed here."""
+        from lrsweep.planning.ernest import Ernest
+
+        assert self.iterations is not None, "fit_models() first"
+        m = self.machines(n_fit, cores)
+        it = self.iterations.iterations(params, n_fit)
+        a, b = self.passes[_family(params.l1_ratio, params.C)]
+        fit = _fit_time(self.fit_theta, n_fit, m, a + b * it)
+        scoring = Ernest.from_dict(self.eval_model).predict(n_held, m)
+        return fit + scoring, it
+
+    def trial_parts(self, params: ModelParams, *, rows: int, cores: int, speed: float = 1.0) -> tuple[float, float]:
+        """(mid seconds, independent log-scale sd) of one trial; the shared sd is :meth:`model_sd`."""
+        assert self.iterations is not None
+        p = self._parts(rows)
+        one, _ = self.fold_seconds(params, p.n_fit, p.n_held, cores)
+        # an iteration error moves the passes, not the fixed part: scale it by the passes' share of the fold
+        fixed, _ = self.fold_seconds(dataclasses.replace(params, max_iter=0), p.n_fit, p.n_held, cores)
+        share = max(one - fixed, 0.0) / one if one > 0 else 0.0
+        # folds of one trial share its iteration error (same configuration, similar data)
+        return p.folds * one / speed, share * self.iterations.loo_sd
+
+    def trial(self, params: ModelParams, *, rows: int, cores: int, speed: float = 1.0) -> Estimate:
+        mid, sd_ind = self.trial_parts(params, rows=rows, cores=cores, speed=speed)
+        return Estimate.spread(mid, math.sqrt(sd_ind**2 + self.model_sd(rows, cores) ** 2))
+
+    def setup(self, *, rows: int, cores: int, speed: float = 1.0) -> Estimate:
+        from lrsweep.planning.ernest import Ernest
+
+        data = Ernest.from_dict(self.data_model).predict(rows, cores) if self.data_model else 0.0
+        mid = (self.session_seconds + data) / speed
+        res = Ernest.from_dict(self.data_model).rms_residual if self.data_model else 0.5
+        sizes = [s.rows for s in self.setup_runs] or [rows]
+        far = PER_DECADE * max(math.log10(max(rows / max(sizes), 1.0)), 0.0)
+        return Estimate.spread(mid, math.sqrt(res**2 + NOISE**2 + far**2 + 0.1**2))
+
+    def refit(self, params: ModelParams, *, rows: int, cores: int, speed: float = 1.0) -> Estimate:
+        from lrsweep.planning.ernest import Ernest
+
+        p = self._parts(rows)
+        one, _ = self.fold_seconds(params, p.n_trval, p.n_test, cores)
+        extra = 0.0
+        if self.refit_extra:
+            extra = Ernest.from_dict(self.refit_extra).predict(p.n_trval, self.machines(p.n_trval, cores))
+        assert self.iterations is not None
+        sd = math.sqrt(self.iterations.loo_sd**2 + self.model_sd(rows, cores) ** 2 + (0.0 if self.refit_extra else 0.3))
+        return Estimate.spread((one + extra) / speed, sd)
+
+    # -- telling ---------------------------------------------------------------------------------------------
+    def evidence(self) -> list[str]:
+        import numpy as np
+
+        from lrsweep.planning.ernest import Ernest
+
+        lines = []
+        where = f"cached in {self.cache_file}" if self.cache_file else "not cached"
+        lines.append(
+            f"calibration: {'cache hit' if self.cache_hit else 'measured now'} ({where}; measuring took "
+            f"{self.seconds:.0f} s)"
+        )
+        fr = sorted({r.fraction for r in self.fit_runs})
+        cores = sorted({r.cores for r in self.fit_runs})
+        lines.append(
+            f"runs: {len(self.fit_runs)} fits and {len(self.setup_runs)} setups on samples of "
+            f"{', '.join(f'{f:.2%}' for f in fr)} of the {self.rows:,} rows, on "
+            + ", ".join(f"local[{c}]" for c in cores)
+        )
+        its = [r.n_iter for r in self.fit_runs]
+        lines.append(
+            f"iterations measured: {min(its)}-{max(its)} (median {int(np.median(its))}); model: kernel average of "
+            f"{len(self.iterations.anchors) if self.iterations else 0} configurations at the full table's regParam, "
+            f"size trend {self.iterations.slope[0] if self.iterations else 0:+.2f} per log-row, "
+            f"leave-one-out error x{math.exp(self.iterations.loo_sd if self.iterations else 0):.2f}"
+        )
+        lines.append(
+            "passes per fit: "
+            + ", ".join(f"{fam} {a:.1f} + {b:.2f} x iterations" for fam, (a, b) in sorted(self.passes.items()))
+        )
+        res = np.asarray(self.fit_residuals or [0.0])
+        th = self.fit_theta
+        if th:
+            lines.append(
+                f"fit time (NNLS): {th[0]:.3g} + {th[1]:.3g}*rows/cores s per fit, plus per pass {th[2]:.3g} + "
+                f"{th[3]:.3g}*rows/cores + {th[4]:.3g}*log(cores) + {th[5]:.3g}*cores s; rms residual "
+                f"{float(np.sqrt(np.mean(res**2))):.1%}, worst {float(np.max(np.abs(res))):.1%}"
+            )
+        if self.eval_model:
+            lines.append(f"scoring the held-out part: {Ernest.from_dict(self.eval_model).describe()}")
+        if self.data_model:
+            lines.append(
+                f"setup: session {self.session_seconds:.1f} s + data and preprocessing "
+                f"{Ernest.from_dict(self.data_model).describe()}"
+            )
+        lines.append(
+            f"cores: a fit uses min(cores, ceil(rows / {self.rows_per_partition:,})) of them (the cached frames' "
+            "partitions)"
+        )
+        lines.append(
+            "ASSUMPTION: one executor core runs `speed` times as fast as one core of this machine "
+            f"({self.hardware.get('cpu', '?')}); times are divided by it"
+        )
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["schema"] = SCHEMA
+        d.pop("cache_hit")
+        d.pop("cache_file")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
+        d = dict(d)
+        d.pop("schema", None)
+        it = d.pop("iterations", None)
+        out = cls(
+            **{k: v for k, v in d.items() if k not in ("fit_runs", "setup_runs", "refit_runs", "passes", "split")},
+            split=tuple(d.get("split", (0.2, 0.2))),  # type: ignore[arg-type]
+            fit_runs=[FitRun(**r) for r in d.get("fit_runs", [])],
+            setup_runs=[SetupRun(**r) for r in d.get("setup_runs", [])],
+            refit_runs=[RefitRun(**r) for r in d.get("refit_runs", [])],
+            passes={k: (float(v[0]), float(v[1])) for k, v in d.get("passes", {}).items()},
+        )
+        out.iterations = IterationModel.from_dict(it) if it else None
+        return out
+
+
+# -- identity: data, hardware, knobs --------------------------------------------------------------------------
+def full_rows(cfg: Config) -> int:
+    """Rows of the whole table, cheaply: a generated table's dataset.rows, a Parquet footer, a CSV's lines."""
+    ds = cfg.dataset
+    if ds.kind == "generated" and ds.path is None:
+        from lrsweep.datasets import _module
+
+        return int(ds.rows or _module(str(ds.generator)).DEFAULT_ROWS)
+    from lrsweep.data.source import resolve_source
+
+    src = resolve_source(ds)
+    loc = src.location
+    if src.format == "parquet":
+        import pyarrow.parquet as pq
+
+        from lrsweep.data import uri
+
+        total = 0
+        for part in uri.parquet_parts(loc) if loc.is_dir else [loc.fs_path]:
+            name = str(part) if loc.path is not None else part
+            with loc.fs.open(name if loc.path is None else str(part), "rb") as fh:
+                total += pq.ParquetFile(fh).metadata.num_rows
+        return int(total)
+    import gzip
+
+    with loc.fs.open(loc.fs_path, "rb") as raw:
+        fh: Any = gzip.GzipFile(fileobj=raw) if loc.name.endswith(".gz") else raw
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    return max(int(lines) - 1, 0)  # the header; a last line without newline is balanced by the header's
+
+
+def fingerprint(ds: DatasetConfig) -> str:
+    """What identifies the data: a generated table's parameters, else a hash of the file (a Parquet input's
+    footers), with the dataset settings that change the features."""
+    what: dict[str, Any] = {k: v for k, v in dataclasses.asdict(ds).items() if k not in ("name",)}
+    if ds.kind == "generated" and ds.path is None:
+        from lrsweep.datasets import _module
+
+        module = _module(str(ds.generator))
+        params = getattr(module, "generation_params", None)
+        what["generated"] = params(int(ds.rows or module.DEFAULT_ROWS), ds.seed) if params else None
+    else:
+        from lrsweep.data import uri
+        from lrsweep.data.source import resolve_source
+
+        src = resolve_source(ds)
+        what["sha256"] = uri.footer_sha256(src.location) if src.format == "parquet" else uri.sha256(src.location)
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> dict[str, Any]:
+    """The machine and software the measurements hold for."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from lrsweep import __version__
+
+    try:
+        spark = version("pyspark")
+    except PackageNotFoundError:
+        spark = None
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "lrsweep": __version__,
+        "pyspark": spark,
+    }
+
+
+def cache_key(cfg: Config, data: str, hw: dict[str, Any]) -> str:
+    """Data fingerprint + hardware + everything that changes what the runs measure."""
+    s = cfg.search
+    what = {
+        "data": data,
+        "hardware": hw,
+        "knobs": cfg.plan.calibration.knobs(),
+        "backend": dataclasses.asdict(cfg.backend),
+        "split": dataclasses.asdict(cfg.split),
+        "folds": cfg.cv.folds,
+        "seed": cfg.seed,
+        "search": {
+            k: v for k, v in dataclasses.asdict(s).items() if k not in ("n_trials", "n_jobs", "name", "sampler")
+        },
+        "schema": SCHEMA,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+# -- the experiment: which configurations, which samples ------------------------------------------------------
+def calibration_configs(cfg: Config, k: int, *, draws: int = 256) -> list[ModelParams]:
+    """``k`` configurations of the search space that cover it: farthest-point picks among seeded draws, the
+    weakest and strongest regularisation first (those bound the iteration counts)."""
+    import optuna
+
+    from lrsweep.planning.ernest import farthest_points
+    from lrsweep.space import suggest
+
+    pool = _pool(cfg)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=cfg.seed + 7919))
+    seen: list[ModelParams] = []
+    for _ in range(draws):
+        trial = study.ask()
+        seen.append(suggest(trial, cfg.search, _plain_threshold(), pool))
+        study.tell(trial, 0.0)
+    lo, hi = math.log(cfg.search.C.low), math.log(cfg.search.C.high)
+    span = max(hi - lo, 1e-9)
+
+    def coords(p: ModelParams) -> list[float]:
+        x = 1.5 if math.isinf(p.C) else (math.log(p.C) - lo) / span
+        return [x, p.l1_ratio, 0.5 * (p.class_weight == "balanced"), float(p.l1_ratio > 0)]
+
+    picks = farthest_points([coords(p) for p in seen], k)
+    return [seen[i] for i in picks]
+
+
+def _plain_threshold() -> Any:
+    from lrsweep.thresholds import F1Threshold
+
+    return F1Threshold()  # the threshold does not change a fit: draw no threshold parameter
+
+
+def _pool(cfg: Config) -> Any:
+    from lrsweep.backends import capabilities_of
+    from lrsweep.space import solver_pool
+
+    return solver_pool(cfg.search, capabilities_of(cfg.backend.name), hashed=bool(cfg.dataset.hashed))
+
+
+@dataclass
+class _Sample:
+    fraction: float
+    rows: int
+    dataset: dict[str, Any]  # a DatasetConfig as a dict
+
+
+def _fractions(c: CalibrationConfig, rows: int) -> list[float]:
+    low = min(max(c.min_rows / max(rows, 1), 0.0), c.max_fraction)
+    out = sorted({max(c.max_fraction / c.step**i, low) for i in range(c.fractions)})
+    return out
+
+
+def _samples(cfg: Config, fractions: list[float], rows: int, workdir: Path) -> list[_Sample]:
+    """A DatasetConfig per fraction: the same generator with fewer rows, or a seeded sample written as a file."""
+    ds = cfg.dataset
+    out: list[_Sample] = []
+    if ds.kind == "generated" and ds.path is None:
+        from lrsweep.datasets import _module
+
+        floor = int(getattr(_module(str(ds.generator)), "MIN_ROWS", 100))
+        for f in fractions:
+            n = max(int(round(f * rows)), floor, 100)
+            out.append(_Sample(n / rows, n, dataclasses.asdict(dataclasses.replace(ds, rows=n))))
+        return out
+    from lrsweep.data import uri
+    from lrsweep.data.source import resolve_source
+
+    src = resolve_source(ds)
+    frame = uri.read_pandas(src.location, src.format)
+    base = dataclasses.replace(ds, source="file", format=src.format, name=ds.label)
+    for f in fractions:
+        n = max(int(round(f * len(frame))), 2)
+        sample = frame.sample(n=n, random_state=cfg.seed)
+        path = workdir / f"sample-{n}.{'parquet' if src.format == 'parquet' else 'csv'}"
+        if src.format == "parquet":
+            sample.to_parquet(path, index=False)
+        else:
+            sample.to_csv(path, index=False)
+        out.append(_Sample(n / len(frame), n, dataclasses.asdict(dataclasses.replace(base, path=str(path)))))
+    return out
+
+
+def _scaled(p: ModelParams, factor: float, max_iter: int) -> ModelParams:
+    C = p.C if math.isinf(p.C) else p.C * factor
+    return dataclasses.replace(p, C=C, max_iter=max_iter)
+
+
+def _spec(cfg: Config, rows: int, samples: list[_Sample], configs: list[ModelParams]) -> list[dict[str, Any]]:
+    """One spec per core count: the samples to prepare and the fits to run on each."""
+    from lrsweep.planning.ernest import design
+
+    cal = cfg.plan.calibration
+    full = parts_of(rows, cfg.split.val_size, cfg.split.test_size, cfg.cv.folds)
+    rpp = int(getattr(cfg.backend, "rows_per_partition", 100_000))
+    exact = int(getattr(cfg.backend, "exact_max_rows", 100_000))
+    partitions_full = max(1, math.ceil(full.n_fit / rpp))
+    points = design([s.fraction for s in samples], sorted(set(cal.cores)), budget=cal.budget)
+    top_f = max(s.fraction for s in samples)
+    top_c = max(cal.cores)
+    by_fraction = {s.fraction: s for s in samples}
+    max_iter = min(cfg.search.max_iter, cal.max_iter)
+    # the cheap configurations measured away from the top point: the strongest and the weakest regularisation
+    order = sorted(configs, key=lambda p: math.inf if math.isinf(p.C) else p.C)
+    small = [order[0], order[-1], *order[1:-1]][: cal.small_configs]
+    specs: dict[int, dict[str, Any]] = {}
+    for frac, cores in sorted(points, key=lambda p: (p[1], p[0])):
+        s = by_fraction[frac]
+        factor = rows / s.rows  # C * n_full / n_sample: the full table's regParam
+        chosen = configs if (frac == top_f and cores == top_c) else small
+        backend = dataclasses.asdict(cfg.backend)
+        if "rows_per_partition" in backend and partitions_full > 1:
+            backend["rows_per_partition"] = max(1, math.ceil(rpp * s.fraction))  # the full table's partitions
+        if "exact_max_rows" in backend and full.n_held > exact:
+            backend["exact_max_rows"] = 0  # the full table's held-out parts get binned curves: so do the samples'
+        if "spark_read_min_mb" in backend:
+            backend["spark_read_min_mb"] = None
+        spec = specs.setdefault(cores, {"cores": cores, "points": []})
+        spec["points"].append(
+            {
+                "fraction": s.fraction,
+                "rows": s.rows,
+                "dataset": s.dataset,
+                "backend": backend,
+                "fits": [[dataclasses.asdict(_scaled(p, factor, max_iter)), p.C] for p in chosen],
+                "refit": (
+                    dataclasses.asdict(_scaled(configs[len(configs) // 2], factor, max_iter))
+                    if (cal.refit and frac == top_f)
+                    else None
+                ),
+            }
+        )
+    common = {"split": dataclasses.asdict(cfg.split), "cv": dataclasses.asdict(cfg.cv), "seed": cfg.seed}
+    return [spec | common for _, spec in sorted(specs.items())]
+
+
+# -- the child process ----------------------------------------------------------------------------------------
+def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one core count's points in this (fresh) process; returns the measurements as dicts."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from lrsweep.backends.spark import SparkBackend, SparkConfig
+    from lrsweep.clusters import LocalCluster
+    from lrsweep.config import CVConfig, DatasetConfig, FloatRange, SplitConfig  # noqa: F401
+    from lrsweep.data import open_data
+    from lrsweep.space import ModelParams
+
+    cores = int(spec["cores"])
+    cluster = LocalCluster(
+        master=f"local[{cores}]", spark_conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
+    )
+    split, cv = SplitConfig(**spec["split"]), CVConfig(**spec["cv"])
+    out: dict[str, list[dict[str, Any]]] = {"fits": [], "setups": [], "refits": []}
+    owner: Any = None
+    warmed = False
+    for point in sorted(spec["points"], key=lambda p: p["fraction"]):
+        ds = DatasetConfig(**point["dataset"])
+        settings = SparkConfig(**point["backend"])
+        backend = SparkBackend(settings, cluster=cluster, seed=int(spec["seed"]), app_name="lrsweep calibration")
+        summary = backend.prepare(open_data(ds, split, cv, int(spec["seed"])))
+        sc = backend.spark.sparkContext
+        out["setups"].append(
+            {
+                "cores": cores,
+                "fraction": point["fraction"],
+                "rows": int(sum(summary.rows.values())),
+                "session_seconds": float(backend.timings.get("session", 0.0)) if owner is None else 0.0,
+                "data_seconds": float(backend.timings.get("data_and_preprocessing", 0.0)),
+            }
+        )
+        fold = 0 if backend.n_folds else None
+        part = backend._folds[0]  # the fold a trial fits first: its rows and partitions, as the backend cached them
+        n_fit, n_held = int(part.n_fit), int(part.n_held)
+        machines = max(1, min(cores, int(part.fit.rdd.getNumPartitions())))
+
+        fits = [(ModelParams(**p), float(target)) for p, target in point["fits"]]
+        if not warmed:  # the JVM's first fit compiles code paths: not what a trial of a running sweep pays
+            strong = min(fits, key=lambda f: f[0].C)[0]
+            _measured(backend, dataclasses.replace(strong, max_iter=min(strong.max_iter, 10)), fold, "warmup")
+            warmed = True
+        for i, (params, target) in enumerate(fits):
+            ev, jobs, total = _measured(backend, params, fold, f"fit-{point['fraction']}-{i}")
+            out["fits"].append(
+                {
+                    "cores": cores,
+                    "machines": machines,
+                    "fraction": point["fraction"],
+                    "n_fit": n_fit,
+                    "n_held": n_held,
+                    "C": params.C,
+                    "target_C": target,
+                    "l1_ratio": params.l1_ratio,
+                    "class_weight": params.class_weight,
+                    "max_iter": params.max_iter,
+                    "n_iter": int(ev.fit.n_iter),
+                    "jobs": jobs,
+                    "fit_seconds": float(ev.fit.seconds),
+                    "eval_seconds": max(total - float(ev.fit.seconds), 0.0),
+                }
+            )
+        if point.get("refit"):
+            params = ModelParams(**point["refit"])
+            sc.setJobGroup("refit", "lrsweep calibration")
+            t0 = time.perf_counter()
+            refit = backend.refit(params, 0.5)
+            seconds = time.perf_counter() - t0
+            jobs = len(sc.statusTracker().getJobIdsForGroup("refit"))
+            n_trval = int(summary.rows["train"] + summary.rows["val"])
+            out["refits"].append(
+                {
+                    "cores": cores,
+                    "machines": max(1, min(cores, math.ceil(n_trval / settings.rows_per_partition))),
+                    "fraction": point["fraction"],
+                    "n_fit": n_trval,
+                    "n_test": int(summary.rows["test"]),
+                    "C": params.C,
+                    "l1_ratio": params.l1_ratio,
+                    "class_weight": params.class_weight,
+                    "n_iter": int(refit.test.fit.n_iter),
+                    "jobs": jobs,
+                    "seconds": seconds,
+                }
+            )
+        if owner is None:
+            owner = backend  # it started the session: closed last
+        else:
+            backend.close()
+    if owner is not None:
+        owner.close()
+    return out
+
+
+def _measured(backend: Any, params: ModelParams, fold: int | None, group: str) -> tuple[Any, int, float]:
+    """``backend.evaluate`` timed, and the Spark jobs it ran (counted through a job group)."""
+    sc = backend.spark.sparkContext
+    sc.setJobGroup(group, "lrsweep calibration")
+    t0 = time.perf_counter()
+    ev = backend.evaluate(params, fold)
+    total = time.perf_counter() - t0
+    jobs = len(sc.statusTracker().getJobIdsForGroup(group))
+    sc.setLocalProperty("spark.jobGroup.id", None)
+    return ev, jobs, total
+
+
+def _child_main(argv: list[str]) -> int:
+    spec_path, out_path = argv
+    spec = json.loads(Path(spec_path).read_text())
+    result = _run_child(spec)
+    Path(out_path).write_text(json.dumps(result))
+    return 0
+
+
+def _spawn(spec: dict[str, Any], workdir: Path, timeout: float) -> dict[str, Any]:
+    cores = spec["cores"]
+    spec_path, out_path, log_path = (workdir / f"{name}-{cores}.{ext}" for name, ext in
+                                     (("spec", "json"), ("out", "json"), ("log", "txt")))  # fmt: skip
+    spec_path.write_text(json.dumps(spec))
+    env = os.environ.copy()
+    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    src = str(Path(__file__).resolve().parents[2])  # this lrsweep, whichever copy the caller imported
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [sys.executable, "-m", "lrsweep.planning.calibrate", str(spec_path), str(out_path)]
+    with open(log_path, "wb") as fh:
+        try:
+            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise LrsweepError(
+                f"the calibration on local[{cores}] took more than {timeout:.0f} s",
+                "lower plan.calibration.max_fraction or plan.calibration.configs",
+            ) from exc
+    if proc.returncode != 0 or not out_path.is_file():
+        text = log_path.read_text(errors="replace").strip().splitlines()
+        last = next((ln for ln in reversed(text) if ln.strip() and not ln.startswith((" ", "\t"))), "no output")
+        raise LrsweepError(
+            f"the calibration run on local[{cores}] failed (exit {proc.returncode}): {last[:300]}",
+            "check that backend=spark works here (pyspark, Java 17), or run with LRSWEEP_DEBUG=1",
+        )
+    result: dict[str, Any] = json.loads(out_path.read_text())
+    return result
+
+
+# -- the entry point ------------------------------------------------------------------------------------------
+def _cache_path(cfg: Config, key: str) -> Path:
+    return Path(cfg.plan.calibration.cache_dir) / f"{cfg.dataset.label}-{key}.json"
+
+
+def calibrate(cfg: Config, *, log: logging.Logger | None = None) -> Calibration:
+    """The calibration for ``cfg``'s data on this machine: from the cache, or measured now (see the module
+    docstring) and cached."""
+    say = log or logging.getLogger("lrsweep")
+    cal_cfg = cfg.plan.calibration
+    cal_cfg.check()
+    if cfg.backend.name != "spark":
+        raise LrsweepError(
+            f"the runtime model calibrates Spark trials, not backend={cfg.backend.name}", "use backend=spark"
+        )
+    rows = full_rows(cfg)
+    data = fingerprint(cfg.dataset)
+    hw = hardware()
+    key = cache_key(cfg, data, hw)
+    path = _cache_path(cfg, key)
+    if cal_cfg.cache and path.is_file():
+        try:
+            cal = Calibration.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            say.warning("ignoring an unreadable calibration cache %s (%s)", path, exc)
+        else:
+            cal.cache_hit, cal.cache_file = True, str(path)
+            say.info("calibration: cache hit %s", path)
+            return cal
+    from lrsweep.backends.spark import require_spark
+
+    require_spark()
+    t0 = time.perf_counter()
+    configs = calibration_configs(cfg, cal_cfg.configs)
+    with tempfile.TemporaryDirectory(prefix="lrsweep-calibration-") as tmp:
+        workdir = Path(tmp)
+        samples = _samples(cfg, _fractions(cal_cfg, rows), rows, workdir)
+        specs = _spec(cfg, rows, samples, configs)
+        results = []
+        for spec in specs:
+            say.info(
+                "calibration: local[%d], samples of %s rows",
+                spec["cores"],
+                ", ".join(str(p["rows"]) for p in spec["points"]),
+            )
+            results.append(_spawn(spec, workdir, cal_cfg.timeout_seconds))
+    cal = Calibration(
+        fingerprint=data,
+        hardware=hw,
+        rows=rows,
+        key=key,
+        knobs=cal_cfg.knobs(),
+        split=(cfg.split.val_size, cfg.split.test_size),
+        folds=cfg.cv.folds,
+        rows_per_partition=int(getattr(cfg.backend, "rows_per_partition", 100_000)),
+        fit_runs=[FitRun(**r) for res in results for r in res["fits"]],
+        setup_runs=[SetupRun(**r) for res in results for r in res["setups"]],
+        refit_runs=[RefitRun(**r) for res in results for r in res["refits"]],
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    cal.fit_models()
+    cal.seconds = time.perf_counter() - t0
+    if cal_cfg.cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = path.with_suffix(".tmp")
+        tmp_path.write_text(json.dumps(cal.to_dict(), indent=1))
+        tmp_path.replace(path)
+        cal.cache_file = str(path)
+    say.info("calibration: measured in %.0f s", cal.seconds)
+    return cal
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

@@ -105,7 +105,7 @@ def run_case(case: str, trials: int | None, cache_dir: str) -> dict[str, Any]:
         t1 = time.perf_counter()
         result = run_sweep(cfg, progress=False)
         wall = time.perf_counter() - t1
-    records = _records(result.storage) if Path(result.storage).exists() else []
+        records = _records(result.storage) if Path(result.storage).exists() else []
     measured_trials = list(result.trial_seconds)
     return {
         "case": case,

@@ -112,6 +112,9 @@ class CalibrationConfig:
     cache: bool = True
     # a child process taking longer than this is stopped and the calibration fails
     timeout_seconds: float = 3600.0
+    # run the core counts' child processes at the same time: faster, but they compete for this machine's cores
+    # and so measure it slower than it is (for tests of the machinery, not for plans)
+    parallel: bool = False
 
     def check(self) -> None:
         if not 0.0 < self.max_fraction <= 1.0:
@@ -180,15 +183,22 @@ class FitRun:
     jobs: int  # Spark jobs the evaluate ran (the fit's passes and the scoring)
     fit_seconds: float
     eval_seconds: float
+    # on the child's first sample, while its JVM still compiles the code paths (a new sweep pays that too)
+    cold: bool = False
+    # the child's very first fit (a strong-regularisation fit stopped at 10 iterations): left out of every model
+    # but the price of a cold start
+    warmup: bool = False
 
 
 @dataclass
 class SetupRun:
     cores: int
+    master: str  # the child's Spark master (local[cores])
     fraction: float
     rows: int
     session_seconds: float  # 0 when the session was already up (later samples of one child)
     data_seconds: float  # data read + preprocessing fitted + frames cached
+    cold: bool = False  # the child's first sample: a fresh JVM, as a sweep's setup always is
 
 
 @dataclass
@@ -221,27 +231,28 @@ def _coords(C: float, n_fit: float, l1_ratio: float, class_weight: str) -> tuple
 
 @dataclass
 class IterationModel:
-    """log(1 + iterations) from a configuration: a kernel average over the measured configurations'
-    full-size values, each extrapolated from its samples along a slope shared by all (linear in log C n)."""
+    """log(1 + iterations) of a configuration: a kernel average over the configurations measured on the largest
+    sample (the nearest to the full table, fitted at its regParam), with a bandwidth chosen by leave-one-out."""
 
-    anchors: list[list[float]]  # per measured configuration: x, l1_ratio, balanced, none, value at full size
-    slope: tuple[float, float]  # d log(1+it) / d log(rows) = slope0 + slope1 * x
+    anchors: list[list[float]]  # per measured configuration: x, l1_ratio, balanced, none, log(1 + iterations)
     x_scale: float  # bandwidth of log(C n)
     loo_sd: float  # leave-one-out error of the kernel average, log scale
     cap: int  # the calibration's own iteration cap
 
-    def _kernel(self, q: tuple[float, float, float, float], skip: int | None = None) -> float:
+    def _kernel(self, q: tuple[float, float, float, float], skip: int | None = None, x_scale: float = 0.0) -> float:
+        h = x_scale or self.x_scale
         num = den = 0.0
         for i, (x, r, b, nn, v) in enumerate(self.anchors):
             if i == skip:
                 continue
-            d2 = ((q[0] - x) / self.x_scale) ** 2 + ((q[1] - r) / 0.35) ** 2 + (q[2] - b) ** 2 + 9 * (q[3] - nn) ** 2
+            d2 = ((q[0] - x) / h) ** 2 + ((q[1] - r) / 0.35) ** 2 + (q[2] - b) ** 2 + 9 * (q[3] - nn) ** 2
             d2 += 4.0 * float((q[1] > 0) != (r > 0))  # L-BFGS and OWL-QN behave differently
             w = math.exp(-0.5 * d2)
             num += w * v
             den += w
-        if den == 0.0:
-            return float(sum(a[4] for a in self.anchors) / max(len(self.anchors), 1))
+        if den < 1e-300:
+            kept = [a[4] for i, a in enumerate(self.anchors) if i != skip]
+            return float(sum(kept) / max(len(kept), 1))
         return num / den
 
     def log_iterations(self, C: float, l1_ratio: float, class_weight: str, n_fit: float) -> float:
@@ -251,47 +262,28 @@ class IterationModel:
         y = self.log_iterations(params.C, params.l1_ratio, params.class_weight, n_fit)
         return float(min(max(math.expm1(y), 0.0), params.max_iter))
 
+    def _loo(self, h: float) -> float:
+        errs = [self._kernel(tuple(a[:4]), skip=i, x_scale=h) - a[4] for i, a in enumerate(self.anchors)]  # type: ignore[arg-type]
+        return math.sqrt(sum(e * e for e in errs) / len(errs)) if errs else 0.0
+
     @classmethod
     def fit(cls, runs: list[FitRun], n_full_fit: float) -> IterationModel:
-        import numpy as np
-
-        keyed: dict[tuple[float, float, str], list[FitRun]] = {}
+        """One anchor per configuration, from its run on the largest sample (the size trend of small samples is
+        not extrapolated: near separation, a small sample's count can move either way, see the module doc)."""
+        best: dict[tuple[float, float, str], FitRun] = {}
         for r in runs:
-            keyed.setdefault((r.target_C, r.l1_ratio, r.class_weight), []).append(r)
-        # the shared slope over sizes: within-configuration regression of log(1+it) on log(rows), slope linear in x
-        rows_x, rows_y = [], []
-        for group in keyed.values():
-            if len({g.n_fit for g in group}) < 2:
-                continue
-            ls = np.array([math.log(g.n_fit) for g in group])
-            ys = np.array([math.log1p(g.n_iter) for g in group])
-            xs = np.array([_coords(g.target_C, n_full_fit, g.l1_ratio, g.class_weight)[0] for g in group])
-            rows_x += [[lv - ls.mean(), (lv - ls.mean()) * x] for lv, x in zip(ls, xs, strict=True)]
-            rows_y += list(ys - ys.mean())
-        slope = (0.0, 0.0)
-        if len(rows_y) >= 3:
-            A, y = np.array(rows_x), np.array(rows_y)
-            # ridge towards "no trend": a trend seen on few points is believed only as far as it is consistent
-            coef = np.linalg.solve(A.T @ A + 0.5 * np.eye(2), A.T @ y)
-            slope = (float(coef[0]), float(coef[1]))
-        anchors: list[list[float]] = []
-        for (tC, ratio, cw), group in keyed.items():
-            x, r, b, nn = _coords(tC, n_full_fit, ratio, cw)
-            s = slope[0] + slope[1] * x
-            vals = [math.log1p(g.n_iter) + s * (math.log(n_full_fit) - math.log(g.n_fit)) for g in group]
-            top = max(g.n_fit for g in group)  # the nearest sample weighs most
-            weights = [g.n_fit / top for g in group]
-            v = float(np.average(vals, weights=weights))
-            anchors.append([x, r, b, nn, max(v, 0.0)])
+            key = (r.target_C, r.l1_ratio, r.class_weight)
+            if key not in best or r.n_fit > best[key].n_fit:
+                best[key] = r
+        anchors = [[*_coords(tC, n_full_fit, ratio, cw), math.log1p(r.n_iter)] for (tC, ratio, cw), r in best.items()]
         xs = [a[0] for a in anchors if a[3] == 0]
-        x_scale = max((max(xs) - min(xs)) / 3.0, 1.0) if xs else 1.0
-        cap_it = max((r.max_iter for r in runs), default=1)
-        model = cls(anchors, slope, x_scale, 0.0, cap_it)
-        errs = []
-        for i, a in enumerate(anchors):
-            if len(anchors) > 2:
-                errs.append(model._kernel((a[0], a[1], a[2], a[3]), skip=i) - a[4])
-        model.loo_sd = float(np.sqrt(np.mean(np.square(errs)))) if errs else 0.5
+        span = max(max(xs) - min(xs), 1.0) if xs else 1.0
+        model = cls(anchors, span / 3.0, 0.0, max((r.max_iter for r in runs), default=1))
+        if len(anchors) > 2:
+            model.x_scale = min((span * k for k in (0.1, 0.2, 0.35, 0.5, 1.0)), key=model._loo)
+            model.loo_sd = model._loo(model.x_scale)
+        else:
+            model.loo_sd = 0.5  # too few configurations to tell: a wide, stated guess
         return model
 
     def to_dict(self) -> dict[str, Any]:
@@ -299,7 +291,7 @@ class IterationModel:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> IterationModel:
-        return cls([list(a) for a in d["anchors"]], tuple(d["slope"]), d["x_scale"], d["loo_sd"], d["cap"])  # type: ignore[arg-type]
+        return cls([list(a) for a in d["anchors"]], d["x_scale"], d["loo_sd"], d["cap"])
 
 
 def _passes_fit(runs: list[FitRun]) -> dict[str, tuple[float, float]]:
@@ -322,26 +314,65 @@ def _passes_fit(runs: list[FitRun]) -> dict[str, tuple[float, float]]:
 
 
 def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
-    """fit seconds = [1, n/m] . fixed + jobs * [1, n/m, log m, m] . per_pass (NNLS, relative); -> theta, residuals."""
+    """fit seconds = [1, n/m] . fixed + jobs * [1, n/m, log m, m] . per_pass + cold * [1, jobs] . jit (NNLS on
+    relative errors; the warm-up fits left out) -> theta (8 values; the last two the cold JVM's), residuals."""
     import numpy as np
 
     from lrsweep.planning.ernest import features, fit_nnls, identify
 
+    runs = [r for r in runs if not r.warmup]
     n = np.array([r.n_fit for r in runs], dtype=float)
     m = np.array([r.machines for r in runs], dtype=float)
     jobs = np.array([max(r.jobs, 1) for r in runs], dtype=float)
+    cold = np.array([float(r.cold) for r in runs])
     t = np.array([max(r.fit_seconds, 1e-3) for r in runs])
     F = identify(features(n, m), n, m)
-    A = np.hstack([F[:, :2], F * jobs[:, None]])
+    A = np.hstack([F[:, :2], F * jobs[:, None], cold[:, None], (cold * jobs)[:, None]])
+    if cold.all() or not cold.any():
+        A[:, 6:] = 0.0  # a cold JVM cannot be told apart without warm runs (and needs no term without cold ones)
     theta, res = fit_nnls(A, t)
     return [float(v) for v in theta], [float(v) for v in res]
 
 
-def _fit_time(theta: list[float], n: float, m: float, jobs: float) -> float:
+def _fit_time(theta: list[float], n: float, m: float, jobs: float, *, cold: bool = False) -> float:
+    """Seconds of one fit of ``jobs`` Spark jobs on ``n`` rows and ``m`` cores (warm JVM unless ``cold``)."""
     from lrsweep.planning.ernest import features
 
     F = features(n, m)[0]
-    return float(theta[0] + theta[1] * F[1] + jobs * sum(th * f for th, f in zip(theta[2:], F, strict=True)))
+    t = theta[0] + theta[1] * F[1] + jobs * sum(th * f for th, f in zip(theta[2:6], F, strict=True))
+    if cold and len(theta) >= 8:
+        t += theta[6] + theta[7] * jobs
+    return float(t)
+
+
+def _setup_model(runs: list[SetupRun]) -> dict[str, Any]:
+    """Data + preprocessing seconds = a + b * rows / cores, fitted on the cold setups (a sweep's setup is the
+    first thing its fresh JVM does; later samples of one child are read by a warm JVM, several times faster)."""
+    import numpy as np
+
+    from lrsweep.planning.ernest import Ernest, Point, features, fit_nnls
+
+    cold = [r for r in runs if r.cold] or list(runs)
+    if not cold:
+        return {}
+    pts = [Point(r.rows, r.cores, max(r.data_seconds, 1e-3)) for r in cold]
+    A = features([p.scale for p in pts], [p.machines for p in pts])
+    A[:, 2:] = 0.0
+    if len({p.scale / p.machines for p in pts}) < 2:
+        A[:, 1] = 0.0
+    theta, res = fit_nnls(A, np.array([p.seconds for p in pts]))
+    return Ernest(tuple(float(v) for v in theta), tuple(float(v) for v in res), tuple(pts)).to_dict()  # type: ignore[arg-type]
+
+
+def _cold_start(runs: list[FitRun], theta: list[float]) -> float:
+    """What a fresh JVM's first fits cost beyond warm ones: per child, its warm-up fit and the fits of its first
+    sample against the warm model; the largest over the children (a sweep starts one fresh JVM)."""
+    per_child: dict[int, float] = {}
+    for r in runs:
+        if r.warmup or r.cold:
+            warm = _fit_time(theta, r.n_fit, r.machines, max(r.jobs, 1))
+            per_child[r.cores] = per_child.get(r.cores, 0.0) + max(r.fit_seconds - warm, 0.0)
+    return max(per_child.values(), default=0.0)
 
 
 # -- the calibration ------------------------------------------------------------------------------------------
@@ -388,6 +419,7 @@ class Calibration:
     data_model: dict[str, Any] = field(default_factory=dict)  # Ernest of (rows, cores)
     session_seconds: float = 0.0
     refit_extra: dict[str, Any] = field(default_factory=dict)  # Ernest of the refit beyond its fit and test scoring
+    cold_start_seconds: float = 0.0  # a fresh JVM's first fits beyond warm ones (once per sweep)
     seconds: float = 0.0  # wall time of the calibration itself
     created: str = ""
     cache_hit: bool = False
@@ -401,13 +433,15 @@ class Calibration:
         if not self.fit_runs:
             raise LrsweepError("the calibration measured no fits", "check the calibration knobs (plan.calibration)")
         full = self._parts(self.rows)
-        self.iterations = IterationModel.fit(self.fit_runs, full.n_fit)
-        self.passes = _passes_fit(self.fit_runs)
-        self.fit_theta, self.fit_residuals = _fit_time_model(self.fit_runs)
-        evals = [Point(r.n_held, r.machines, max(r.eval_seconds, 1e-3)) for r in self.fit_runs]
-        self.eval_model = Ernest.fit(evals).to_dict()
-        data = [Point(s.rows, s.cores, max(s.data_seconds, 1e-3)) for s in self.setup_runs]
-        self.data_model = Ernest.fit(data).to_dict() if data else {}
+        runs = [r for r in self.fit_runs if not r.warmup]
+        self.iterations = IterationModel.fit(runs, full.n_fit)
+        self.passes = _passes_fit(runs)
+        self.fit_theta, self.fit_residuals = _fit_time_model(runs)
+        self.cold_start_seconds = _cold_start(self.fit_runs, self.fit_theta)
+        evals = [Point(r.n_held, r.machines, max(r.eval_seconds, 1e-3)) for r in runs if not r.cold]
+        self.eval_model = Ernest.fit(evals or [Point(r.n_held, r.machines, max(r.eval_seconds, 1e-3)) for r in runs])
+        self.eval_model = self.eval_model.to_dict()
+        self.data_model = _setup_model(self.setup_runs)
         sessions = [s.session_seconds for s in self.setup_runs if s.session_seconds > 0]
         self.session_seconds = float(max(sessions)) if sessions else 0.0
         extra = []
@@ -512,12 +546,11 @@ class Calibration:
             f"{', '.join(f'{f:.2%}' for f in fr)} of the {self.rows:,} rows, on "
             + ", ".join(f"local[{c}]" for c in cores)
         )
-        its = [r.n_iter for r in self.fit_runs]
+        its = [r.n_iter for r in self.fit_runs if not r.warmup]
         lines.append(
             f"iterations measured: {min(its)}-{max(its)} (median {int(np.median(its))}); model: kernel average of "
-            f"{len(self.iterations.anchors) if self.iterations else 0} configurations at the full table's regParam, "
-            f"size trend {self.iterations.slope[0] if self.iterations else 0:+.2f} per log-row, "
-            f"leave-one-out error x{math.exp(self.iterations.loo_sd if self.iterations else 0):.2f}"
+            f"{len(self.iterations.anchors) if self.iterations else 0} configurations fitted at the full table's "
+            f"regParam, leave-one-out error x{math.exp(self.iterations.loo_sd if self.iterations else 0):.2f}"
         )
         lines.append(
             "passes per fit: "
@@ -531,6 +564,7 @@ class Calibration:
                 f"{th[3]:.3g}*rows/cores + {th[4]:.3g}*log(cores) + {th[5]:.3g}*cores s; rms residual "
                 f"{float(np.sqrt(np.mean(res**2))):.1%}, worst {float(np.max(np.abs(res))):.1%}"
             )
+        lines.append(f"a fresh JVM's first fits (once per sweep): +{self.cold_start_seconds:.1f} s")
         if self.eval_model:
             lines.append(f"scoring the held-out part: {Ernest.from_dict(self.eval_model).describe()}")
         if self.data_model:
@@ -835,10 +869,12 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
         out["setups"].append(
             {
                 "cores": cores,
+                "master": str(sc.master),
                 "fraction": point["fraction"],
                 "rows": int(sum(summary.rows.values())),
                 "session_seconds": float(backend.timings.get("session", 0.0)) if owner is None else 0.0,
                 "data_seconds": float(backend.timings.get("data_and_preprocessing", 0.0)),
+                "cold": owner is None,
             }
         )
         fold = 0 if backend.n_folds else None
@@ -847,11 +883,13 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
         machines = max(1, min(cores, int(part.fit.rdd.getNumPartitions())))
 
         fits = [(ModelParams(**p), float(target)) for p, target in point["fits"]]
-        if not warmed:  # the JVM's first fit compiles code paths: not what a trial of a running sweep pays
-            strong = min(fits, key=lambda f: f[0].C)[0]
-            _measured(backend, dataclasses.replace(strong, max_iter=min(strong.max_iter, 10)), fold, "warmup")
+        cold = not warmed
+        todo = [(p, t, False) for p, t in fits]
+        if cold:  # the JVM's first fit compiles code paths: measured apart, as the price of a cold start
+            strong = min(fits, key=lambda f: f[0].C)
+            todo.insert(0, (dataclasses.replace(strong[0], max_iter=min(strong[0].max_iter, 10)), strong[1], True))
             warmed = True
-        for i, (params, target) in enumerate(fits):
+        for i, (params, target, warmup) in enumerate(todo):
             ev, jobs, total = _measured(backend, params, fold, f"fit-{point['fraction']}-{i}")
             out["fits"].append(
                 {
@@ -869,6 +907,8 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
                     "jobs": jobs,
                     "fit_seconds": float(ev.fit.seconds),
                     "eval_seconds": max(total - float(ev.fit.seconds), 0.0),
+                    "cold": cold,
+                    "warmup": warmup,
                 }
             )
         if point.get("refit"):
@@ -990,14 +1030,16 @@ def calibrate(cfg: Config, *, log: logging.Logger | None = None) -> Calibration:
         workdir = Path(tmp)
         samples = _samples(cfg, _fractions(cal_cfg, rows), rows, workdir)
         specs = _spec(cfg, rows, samples, configs)
-        results = []
         for spec in specs:
-            say.info(
-                "calibration: local[%d], samples of %s rows",
-                spec["cores"],
-                ", ".join(str(p["rows"]) for p in spec["points"]),
-            )
-            results.append(_spawn(spec, workdir, cal_cfg.timeout_seconds))
+            shown = ", ".join(str(p["rows"]) for p in spec["points"])
+            say.info("calibration: local[%d], samples of %s rows", spec["cores"], shown)
+        if cal_cfg.parallel:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(specs)) as ex:
+                results = list(ex.map(lambda sp: _spawn(sp, workdir, cal_cfg.timeout_seconds), specs))
+        else:
+            results = [_spawn(spec, workdir, cal_cfg.timeout_seconds) for spec in specs]
     cal = Calibration(
         fingerprint=data,
         hardware=hw,

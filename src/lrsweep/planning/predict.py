@@ -122,7 +122,8 @@ def predict_sweep(
 
     # the sweep's trials: the known ones exactly, the rest as the space's mean
     known = min(known_trials(cfg), n)
-    total_mid = sum(mids[:known]) + (n - known) * mean
+    # the sweep's fresh JVM compiles Spark's code paths during its first fits: once per sweep
+    total_mid = sum(mids[:known]) + (n - known) * mean + cal.cold_start_seconds * correction / speed
     var_ind = sum((m * s) ** 2 for m, s in zip(mids[:known], ind[:known], strict=True))
     var_ind += (n - known) * (mean**2) * (mean_ind**2 + space_sd**2)
     rel_ind = math.sqrt(var_ind) / total_mid if total_mid > 0 else 0.0

@@ -103,3 +103,14 @@ def test_spread() -> None:
     assert spread(1e-4, 1e2, 4, log=True) == pytest.approx([1e-4, 1e-2, 1.0, 1e2])
     assert spread(0.0, 1.0, 3, log=False) == [0.0, 0.5, 1.0]
     assert spread(1.0, 100.0, 1, log=True) == [pytest.approx(10.0)]
+
+
+def test_a_size_term_within_the_noise_is_not_extrapolated() -> None:
+    """Two sizes whose times differ by noise only: the fit keeps no size term (tenfold extrapolation of noise);
+    a real size effect is kept."""
+    noisy = [Point(141, 1, 1.0), Point(141, 1, 1.2), Point(422, 1, 1.15), Point(422, 1, 1.3)]
+    assert Ernest.fit(noisy).theta[1] == 0.0
+    real = [Point(s, 1, 0.5 + 1e-4 * s * f) for s in (1e4, 3e4, 1e5) for f in (0.95, 1.05)]
+    model = Ernest.fit(real)
+    assert model.theta[1] == pytest.approx(1e-4, rel=0.1)
+    assert model.predict(1e6, 1) == pytest.approx(0.5 + 100, rel=0.1)

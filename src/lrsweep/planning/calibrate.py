@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -263,8 +264,12 @@ class IterationModel:
         return float(min(max(math.expm1(y), 0.0), params.max_iter))
 
     def _loo(self, h: float) -> float:
+        """Leave-one-out error, robust (1.4826 x the median absolute error: the sd of a normal error): with few
+        anchors, leaving out the only one of its region (e.g. the all-zero L1 fits) is an outlier."""
+        import numpy as np
+
         errs = [self._kernel(tuple(a[:4]), skip=i, x_scale=h) - a[4] for i, a in enumerate(self.anchors)]  # type: ignore[arg-type]
-        return math.sqrt(sum(e * e for e in errs) / len(errs)) if errs else 0.0
+        return float(1.4826 * np.median(np.abs(errs))) if errs else 0.0
 
     @classmethod
     def fit(cls, runs: list[FitRun], n_full_fit: float) -> IterationModel:
@@ -318,7 +323,7 @@ def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
     relative errors; the warm-up fits left out) -> theta (8 values; the last two the cold JVM's), residuals."""
     import numpy as np
 
-    from lrsweep.planning.ernest import features, fit_nnls, identify
+    from lrsweep.planning.ernest import features, fit_select, identify
 
     runs = [r for r in runs if not r.warmup]
     n = np.array([r.n_fit for r in runs], dtype=float)
@@ -330,7 +335,7 @@ def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
     A = np.hstack([F[:, :2], F * jobs[:, None], cold[:, None], (cold * jobs)[:, None]])
     if cold.all() or not cold.any():
         A[:, 6:] = 0.0  # a cold JVM cannot be told apart without warm runs (and needs no term without cold ones)
-    theta, res = fit_nnls(A, t)
+    theta, res = fit_select(A, t, optional=[1, 3])  # the size terms, kept when the runs clearly show them
     return [float(v) for v in theta], [float(v) for v in res]
 
 
@@ -366,13 +371,13 @@ def _setup_model(runs: list[SetupRun]) -> dict[str, Any]:
 
 def _cold_start(runs: list[FitRun], theta: list[float]) -> float:
     """What a fresh JVM's first fits cost beyond warm ones: per child, its warm-up fit and the fits of its first
-    sample against the warm model; the largest over the children (a sweep starts one fresh JVM)."""
+    sample against the warm model; the median over the children (a sweep starts one fresh JVM)."""
     per_child: dict[int, float] = {}
     for r in runs:
         if r.warmup or r.cold:
             warm = _fit_time(theta, r.n_fit, r.machines, max(r.jobs, 1))
             per_child[r.cores] = per_child.get(r.cores, 0.0) + max(r.fit_seconds - warm, 0.0)
-    return max(per_child.values(), default=0.0)
+    return float(statistics.median(per_child.values())) if per_child else 0.0
 
 
 # -- the calibration ------------------------------------------------------------------------------------------
@@ -443,7 +448,7 @@ class Calibration:
         self.eval_model = self.eval_model.to_dict()
         self.data_model = _setup_model(self.setup_runs)
         sessions = [s.session_seconds for s in self.setup_runs if s.session_seconds > 0]
-        self.session_seconds = float(max(sessions)) if sessions else 0.0
+        self.session_seconds = float(statistics.median(sessions)) if sessions else 0.0
         extra = []
         for r in self.refit_runs:
             fam = _family(r.l1_ratio, r.C)
@@ -624,9 +629,8 @@ def full_rows(cfg: Config) -> int:
         from lrsweep.data import uri
 
         total = 0
-        for part in uri.parquet_parts(loc) if loc.is_dir else [loc.fs_path]:
-            name = str(part) if loc.path is not None else part
-            with loc.fs.open(name if loc.path is None else str(part), "rb") as fh:
+        for part in uri.parquet_parts(loc) if loc.is_dir else [loc.fs_path]:  # footers only, never the rows
+            with loc.fs.open(str(part), "rb") as fh:
                 total += pq.ParquetFile(fh).metadata.num_rows
         return int(total)
     import gzip

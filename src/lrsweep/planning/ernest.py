@@ -24,7 +24,19 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import nnls
 
-__all__ = ["Ernest", "Point", "features", "fit_nnls", "identify", "design", "spread", "farthest_points", "TERMS"]
+__all__ = [
+    "Ernest",
+    "Point",
+    "features",
+    "fit_nnls",
+    "fit_select",
+    "identify",
+    "design",
+    "spread",
+    "farthest_points",
+    "KEEP",
+    "TERMS",
+]
 
 TERMS = ("fixed", "scale/machines", "log(machines)", "machines")
 
@@ -84,7 +96,8 @@ class Ernest:
     @classmethod
     def fit(cls, points: Sequence[Point]) -> Ernest:
         """NNLS on relative errors. A term the points cannot tell from the fixed cost stays at 0: the machine
-        terms with one machine count, the scale term with one scale (per machine count)."""
+        terms with one machine count, the scale term with one scale (per machine count), and the scale term
+        when it does not clearly beat the fit without it (:func:`fit_select`)."""
         if not points:
             raise ValueError("no points to fit")
         s = np.array([p.scale for p in points], dtype=float)
@@ -92,7 +105,7 @@ class Ernest:
         t = np.array([p.seconds for p in points], dtype=float)
         A = features(s, m)
         identify(A, s, m)
-        theta, res = fit_nnls(A, t)
+        theta, res = fit_select(A, t, optional=[1])
         return cls(tuple(float(v) for v in theta), tuple(float(r) for r in res), tuple(points))  # type: ignore[arg-type]
 
     def predict(self, scale: float, machines: float) -> float:
@@ -121,6 +134,27 @@ class Ernest:
         residuals = tuple(float(v) for v in d.get("residuals", []))  # type: ignore[attr-defined]
         points = tuple(Point(float(a), float(b), float(c)) for a, b, c in d.get("points", []))  # type: ignore[attr-defined]
         return cls(theta, residuals, points)  # type: ignore[arg-type]
+
+
+# a term the data may drop is kept only when it lowers the rms relative error by this factor: a size effect
+# within run-to-run noise, extrapolated tenfold, would turn noise into a several-fold error
+KEEP = 0.7
+
+
+def fit_select(A: np.ndarray, y: np.ndarray, optional: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_nnls` (relative) with and without the ``optional`` columns; the simpler fit unless the full
+    one's rms residual is below KEEP times the simpler one's."""
+    full = fit_nnls(A, y)
+    if not optional:
+        return full
+    B = np.array(A, dtype=float)
+    B[:, list(optional)] = 0.0
+    simple = fit_nnls(B, y)
+
+    def rms(r: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(r**2)))
+
+    return full if rms(full[1]) < KEEP * rms(simple[1]) else simple
 
 
 def identify(A: np.ndarray, scale: np.ndarray, machines: np.ndarray) -> np.ndarray:

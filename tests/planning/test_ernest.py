@@ -68,18 +68,19 @@ def test_round_trip() -> None:
     assert "rms residual" in model.describe()
 
 
-def test_design_puts_the_largest_sample_on_every_core_count_first_and_keeps_to_its_budget() -> None:
+def test_design_starts_near_the_prediction_and_keeps_to_its_budget() -> None:
     full = design([0.1 / 9, 0.1 / 3, 0.1], [1, 2])
-    assert full[:2] == [(0.1, 1), (0.1, 2)]
+    # the largest sample on the most cores, then the other core count on the cheapest sample
+    assert full[:2] == [(0.1, 2), (0.1 / 9, 1)]
     assert len(full) == 6 and len(set(full)) == 6
     some = design([0.1 / 3, 0.1], [1, 2], budget=3.2)
-    assert some[:2] == [(0.1, 1), (0.1, 2)] and len(some) == 3
-    assert some[2][0] < 0.1  # the extra point adds a size (what identifies the scale term)
+    assert some == [(0.1, 2), (0.1 / 3, 1), (0.1 / 3, 2)]  # a second size on 2 cores identifies the scale term
+    assert design([0.1 / 3, 0.1], [1, 2], budget=0.1)[:2] == [(0.1, 2), (0.1 / 3, 1)]  # those two always
 
 
 def test_design_covers_the_prediction_point() -> None:
     """The chosen points identify the model: the prediction at the full size has a finite variance."""
-    chosen = design([0.025, 0.05, 0.1], [1, 2], budget=4.0)
+    chosen = design([0.025, 0.05, 0.1], [1, 2], budget=3.2)
     X = features([f / 0.1 for f, _ in chosen], [m for _, m in chosen])
     target = features(10.0, 2)[0]
     assert len({m for _, m in chosen}) == 2 and len({f for f, _ in chosen}) >= 2

@@ -109,6 +109,9 @@ class CalibrationConfig:
     max_iter: int = 300
     # measure one refit on train+validation (on the largest sample) for the refit estimate
     refit: bool = True
+    # start each child on a throwaway sample of min_rows rows: its fresh JVM compiles Spark's code paths there
+    # (measured as the cold start a sweep pays once), so every measured sample runs warm, as a sweep's trials do
+    warmup: bool = True
     # read a cached calibration when there is one (false: measure again and overwrite it)
     cache: bool = True
     # a child process taking longer than this is stopped and the calibration fails
@@ -351,22 +354,29 @@ def _fit_time(theta: list[float], n: float, m: float, jobs: float, *, cold: bool
 
 
 def _setup_model(runs: list[SetupRun]) -> dict[str, Any]:
-    """Data + preprocessing seconds = a + b * rows / cores, fitted on the cold setups (a sweep's setup is the
-    first thing its fresh JVM does; later samples of one child are read by a warm JVM, several times faster)."""
+    """Data + preprocessing seconds = cold + a + b * rows / cores (NNLS on relative errors; b only when the
+    runs clearly show it). A sweep's setup is the first thing its fresh JVM does, so it is predicted cold: the
+    cold term is what the child's first (throwaway) sample cost beyond the warm ones."""
     import numpy as np
 
-    from lrsweep.planning.ernest import Ernest, Point, features, fit_nnls
+    from lrsweep.planning.ernest import fit_select
 
-    cold = [r for r in runs if r.cold] or list(runs)
-    if not cold:
+    if not runs:
         return {}
-    pts = [Point(r.rows, r.cores, max(r.data_seconds, 1e-3)) for r in cold]
-    A = features([p.scale for p in pts], [p.machines for p in pts])
-    A[:, 2:] = 0.0
-    if len({p.scale / p.machines for p in pts}) < 2:
-        A[:, 1] = 0.0
-    theta, res = fit_nnls(A, np.array([p.seconds for p in pts]))
-    return Ernest(tuple(float(v) for v in theta), tuple(float(v) for v in res), tuple(pts)).to_dict()  # type: ignore[arg-type]
+    A = np.array([[float(r.cold), 1.0, r.rows / r.cores] for r in runs])
+    if all(r.cold for r in runs) or not any(r.cold for r in runs):
+        A[:, 0] = 0.0
+    y = np.array([max(r.data_seconds, 1e-3) for r in runs])
+    theta, res = fit_select(A, y, optional=[2])
+    return {"theta": [float(v) for v in theta], "residuals": [float(v) for v in res]}
+
+
+def _setup_seconds(model: dict[str, Any], rows: float, cores: int) -> float:
+    """A cold setup's data + preprocessing seconds."""
+    if not model:
+        return 0.0
+    th = model["theta"]
+    return float(th[0] + th[1] + th[2] * rows / cores)
 
 
 def _cold_start(runs: list[FitRun], theta: list[float]) -> float:
@@ -421,7 +431,7 @@ class Calibration:
     fit_theta: list[float] = field(default_factory=list)
     fit_residuals: list[float] = field(default_factory=list)
     eval_model: dict[str, Any] = field(default_factory=dict)  # Ernest of (held rows, machines)
-    data_model: dict[str, Any] = field(default_factory=dict)  # Ernest of (rows, cores)
+    data_model: dict[str, Any] = field(default_factory=dict)  # setup: cold + a + b * rows / cores
     session_seconds: float = 0.0
     refit_extra: dict[str, Any] = field(default_factory=dict)  # Ernest of the refit beyond its fit and test scoring
     cold_start_seconds: float = 0.0  # a fresh JVM's first fits beyond warm ones (once per sweep)
@@ -511,11 +521,11 @@ class Calibration:
         return Estimate.spread(mid, math.sqrt(sd_ind**2 + self.model_sd(rows, cores) ** 2))
 
     def setup(self, *, rows: int, cores: int, speed: float = 1.0) -> Estimate:
-        from lrsweep.planning.ernest import Ernest
+        import numpy as np
 
-        data = Ernest.from_dict(self.data_model).predict(rows, cores) if self.data_model else 0.0
+        data = _setup_seconds(self.data_model, rows, cores)
         mid = (self.session_seconds + data) / speed
-        res = Ernest.from_dict(self.data_model).rms_residual if self.data_model else 0.5
+        res = float(np.sqrt(np.mean(np.square(self.data_model["residuals"])))) if self.data_model else 0.5
         sizes = [s.rows for s in self.setup_runs] or [rows]
         far = PER_DECADE * max(math.log10(max(rows / max(sizes), 1.0)), 0.0)
         return Estimate.spread(mid, math.sqrt(res**2 + NOISE**2 + far**2 + 0.1**2))
@@ -573,9 +583,10 @@ class Calibration:
         if self.eval_model:
             lines.append(f"scoring the held-out part: {Ernest.from_dict(self.eval_model).describe()}")
         if self.data_model:
+            th, r = self.data_model["theta"], np.asarray(self.data_model["residuals"])
             lines.append(
-                f"setup: session {self.session_seconds:.1f} s + data and preprocessing "
-                f"{Ernest.from_dict(self.data_model).describe()}"
+                f"setup: session {self.session_seconds:.1f} s + data and preprocessing {th[0] + th[1]:.3g} (cold JVM) "
+                f"+ {th[2]:.3g}*rows/cores s (rms residual {float(np.sqrt(np.mean(r**2))):.1%} over {r.size} runs)"
             )
         lines.append(
             f"cores: a fit uses min(cores, ceil(rows / {self.rows_per_partition:,})) of them (the cached frames' "
@@ -798,8 +809,11 @@ def _scaled(p: ModelParams, factor: float, max_iter: int) -> ModelParams:
     return dataclasses.replace(p, C=C, max_iter=max_iter)
 
 
-def _spec(cfg: Config, rows: int, samples: list[_Sample], configs: list[ModelParams]) -> list[dict[str, Any]]:
-    """One spec per core count: the samples to prepare and the fits to run on each."""
+def _spec(
+    cfg: Config, rows: int, samples: list[_Sample], configs: list[ModelParams], warmup: _Sample | None = None
+) -> list[dict[str, Any]]:
+    """One spec per core count: the samples to prepare and the fits to run on each (first, on ``warmup``, the
+    strongest configuration: the cheapest fit, run while the JVM is cold)."""
     from lrsweep.planning.ernest import design
 
     cal = cfg.plan.calibration
@@ -816,10 +830,8 @@ def _spec(cfg: Config, rows: int, samples: list[_Sample], configs: list[ModelPar
     order = sorted(configs, key=lambda p: math.inf if math.isinf(p.C) else p.C)
     small = [order[0], order[-1], *order[1:-1]][: cal.small_configs]
     specs: dict[int, dict[str, Any]] = {}
-    for frac, cores in sorted(points, key=lambda p: (p[1], p[0])):
-        s = by_fraction[frac]
-        factor = rows / s.rows  # C * n_full / n_sample: the full table's regParam
-        chosen = configs if (frac == top_f and cores == top_c) else small
+
+    def backend_for(s: _Sample) -> dict[str, Any]:
         backend = dataclasses.asdict(cfg.backend)
         if "rows_per_partition" in backend and partitions_full > 1:
             backend["rows_per_partition"] = max(1, math.ceil(rpp * s.fraction))  # the full table's partitions
@@ -827,13 +839,19 @@ def _spec(cfg: Config, rows: int, samples: list[_Sample], configs: list[ModelPar
             backend["exact_max_rows"] = 0  # the full table's held-out parts get binned curves: so do the samples'
         if "spark_read_min_mb" in backend:
             backend["spark_read_min_mb"] = None
+        return backend
+
+    for frac, cores in sorted(points, key=lambda p: (p[1], p[0])):
+        s = by_fraction[frac]
+        factor = rows / s.rows  # C * n_full / n_sample: the full table's regParam
+        chosen = configs if (frac == top_f and cores == top_c) else small
         spec = specs.setdefault(cores, {"cores": cores, "points": []})
         spec["points"].append(
             {
                 "fraction": s.fraction,
                 "rows": s.rows,
                 "dataset": s.dataset,
-                "backend": backend,
+                "backend": backend_for(s),
                 "fits": [[dataclasses.asdict(_scaled(p, factor, max_iter)), p.C] for p in chosen],
                 "refit": (
                     dataclasses.asdict(_scaled(configs[len(configs) // 2], factor, max_iter))
@@ -842,7 +860,20 @@ def _spec(cfg: Config, rows: int, samples: list[_Sample], configs: list[ModelPar
                 ),
             }
         )
-    common = {"split": dataclasses.asdict(cfg.split), "cv": dataclasses.asdict(cfg.cv), "seed": cfg.seed}
+    common: dict[str, Any] = {
+        "split": dataclasses.asdict(cfg.split),
+        "cv": dataclasses.asdict(cfg.cv),
+        "seed": cfg.seed,
+    }
+    if warmup is not None:
+        common["warmup"] = {
+            "fraction": warmup.fraction,
+            "rows": warmup.rows,
+            "dataset": warmup.dataset,
+            "backend": backend_for(warmup),
+            "fits": [[dataclasses.asdict(_scaled(order[0], rows / warmup.rows, max_iter)), order[0].C]],
+            "refit": None,
+        }
     return [spec | common for _, spec in sorted(specs.items())]
 
 
@@ -864,7 +895,8 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, list[dict[str, Any]]] = {"fits": [], "setups": [], "refits": []}
     owner: Any = None
     warmed = False
-    for point in sorted(spec["points"], key=lambda p: p["fraction"]):
+    first = [spec["warmup"]] if spec.get("warmup") else []
+    for point in first + sorted(spec["points"], key=lambda p: p["fraction"]):
         ds = DatasetConfig(**point["dataset"])
         settings = SparkConfig(**point["backend"])
         backend = SparkBackend(settings, cluster=cluster, seed=int(spec["seed"]), app_name="lrsweep calibration")
@@ -1032,8 +1064,11 @@ def calibrate(cfg: Config, *, log: logging.Logger | None = None) -> Calibration:
     configs = calibration_configs(cfg, cal_cfg.configs)
     with tempfile.TemporaryDirectory(prefix="lrsweep-calibration-") as tmp:
         workdir = Path(tmp)
-        samples = _samples(cfg, _fractions(cal_cfg, rows), rows, workdir)
-        specs = _spec(cfg, rows, samples, configs)
+        fractions = _fractions(cal_cfg, rows)
+        tiny = min(cal_cfg.min_rows / rows, fractions[0])  # the throwaway first sample of every child
+        drawn = _samples(cfg, [tiny, *fractions], rows, workdir)
+        warm, samples = drawn[0], drawn[1:]
+        specs = _spec(cfg, rows, samples, configs, warm if cal_cfg.warmup else None)
         for spec in specs:
             shown = ", ".join(str(p["rows"]) for p in spec["points"])
             say.info("calibration: local[%d], samples of %s rows", spec["cores"], shown)

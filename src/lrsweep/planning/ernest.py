@@ -185,26 +185,28 @@ def spread(low: float, high: float, n: int, *, log: bool) -> list[float]:
 def design(
     fractions: Sequence[float], machines: Sequence[int], *, budget: float | None = None
 ) -> list[tuple[float, int]]:
-    """The (fraction, machines) points to measure, the most informative per cost first.
+    """The (fraction, machines) points to measure, in the order they are worth measuring.
 
-    A point's cost is taken as proportional to ``fraction / machines`` plus a fixed cost per run (the Ernest
-    shape itself); its value as how much it shrinks the variance of a prediction at (1, max(machines)) under
-    the model's features (a c-optimal criterion, greedy). The largest fraction on every machine count comes
-    first regardless: it is the point nearest to the prediction. ``budget`` (in units of one run of the
-    largest fraction on one machine) stops adding points once spent; None takes every candidate.
+    First the largest fraction on the most machines (the point nearest to the prediction), then every other
+    machine count on the smallest fraction (the cheapest run that identifies the machine terms), then the
+    rest, the most informative per cost first: a point's cost is taken as ``0.5 + fraction / largest /
+    machines`` (a fixed cost per run plus the parallel work: the Ernest shape itself), its value as how much
+    it shrinks the variance of a prediction at (1, max(machines)) under the model's features (a c-optimal
+    criterion, greedy). ``budget`` (in those cost units) stops adding points of the rest once spent; None
+    takes every candidate.
     """
     if not fractions or not machines:
         raise ValueError("need at least one fraction and one machine count")
-    cands = [(float(f), int(m)) for f in sorted(set(fractions)) for m in sorted(set(machines))]
-    top = max(f for f, _ in cands)
+    fs, ms = sorted({float(f) for f in fractions}), sorted({int(m) for m in machines})
+    top, low, most = fs[-1], fs[0], ms[-1]
 
     def cost(p: tuple[float, int]) -> float:
         return 0.5 + p[0] / top / p[1]
 
-    chosen = [p for p in cands if p[0] == top]
-    target = features(1.0 / top, max(m for _, m in cands))[0]
+    chosen = [(top, most)] + [(low, m) for m in ms[:-1]]
+    rest = [(f, m) for f in fs for m in ms if (f, m) not in chosen]
+    target = features(1.0 / top, most)[0]
     spent = sum(cost(p) for p in chosen)
-    rest = [p for p in cands if p not in chosen]
     ridge = 1e-6 * np.eye(4)
 
     def variance(points: list[tuple[float, int]]) -> float:

@@ -140,6 +140,54 @@ def run_case(case: str, trials: int | None, cache_dir: str) -> dict[str, Any]:
     }
 
 
+def predict_case(case: str, n: int, cores: int, cache_dir: str, cluster: list[str] | None = None) -> dict[str, Any]:
+    """Calibrate (or read the cache) and predict one case's sweep; the prediction part of a record."""
+    base, _ = CASES[case]
+    overrides = ["backend=spark", *base, *(cluster or []), f"search.n_trials={n}", "tracking=off", "progress=false"]
+    cfg = compose_cfg([*overrides, f"plan.calibration.cache_dir={cache_dir}"])
+    rows = full_rows(cfg)
+    t0 = time.perf_counter()
+    cal = calibrate(cfg)
+    cal_s = time.perf_counter() - t0
+    configs = draw_configs(cfg, n)
+    n_fit = cal._parts(rows).n_fit
+    return {
+        "cfg": cfg,
+        "rows": rows,
+        "calibration_s": round(cal_s, 1),
+        "calibration_cached": cal.cache_hit,
+        "predicted": predict_sweep(cfg, cal, rows=rows, cores=cores).to_dict(),
+        "trial_predictions": [
+            (
+                p.label(),
+                cal.trial(p, rows=rows, cores=cores),
+                cal.iterations.iterations(p, n_fit) if cal.iterations else 0,
+            )
+            for p in configs
+        ],
+        "evidence": cal.evidence(),
+    }
+
+
+def repredict(measured: Path, cache_dir: str) -> list[dict[str, Any]]:
+    """The records of an earlier run with their predictions made anew (calibrated again with this code, unless
+    the cache has it): what the model says now about sweeps measured then."""
+    out = []
+    for line in measured.read_text().splitlines():
+        rec = json.loads(line)
+        print(f"# {rec['case']}: recalibrating, load average {load()}", flush=True)
+        new = predict_case(rec["case"], rec["trials"], rec["cores"], cache_dir)
+        rec |= {k: new[k] for k in ("calibration_s", "calibration_cached", "predicted", "evidence")}
+        for t, (label, e, it) in zip(rec["per_trial"], new["trial_predictions"], strict=True):
+            assert t["config"] == label
+            t |= {"predicted": round(e.mid, 2), "low": round(e.low, 2), "high": round(e.high, 2)}
+            t["iterations_predicted"] = round(it, 1)
+        rec["predicted_at_load"] = load()
+        out.append(rec)
+        print(json.dumps(rec), flush=True)
+    return out
+
+
 def _records(journal: str) -> list[dict[str, Any]]:
     """Each trial's fit metrics (iterations), in trial order, from the study journal."""
     import optuna
@@ -187,9 +235,22 @@ def main() -> int:
     ap.add_argument("--trials", type=int, help="trials per sweep (default: per case, 4-8)")
     ap.add_argument("--cache-dir", help="calibration cache (default: a fresh temporary folder: measured anew)")
     ap.add_argument("--out", type=Path, help="also append the JSON lines to this file")
+    ap.add_argument(
+        "--measured",
+        type=Path,
+        help="JSON lines of an earlier run: keep its measured sweeps, calibrate and predict again (no sweep runs)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     register_configs()
+    if args.measured:
+        with tempfile.TemporaryDirectory(prefix="bench-plan-cache-") as tmp:
+            rows = repredict(args.measured, args.cache_dir or tmp)
+        if args.out:
+            args.out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print()
+        print(table(rows))
+        return 0
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-plan-cache-") as tmp:
         cache = args.cache_dir or tmp

@@ -175,6 +175,32 @@ def test_the_runs_are_fitted_at_the_full_tables_regularisation(tmp_path: Path) -
     assert top["dataset"]["rows"] == 100_000 and top["dataset"]["seed"] == CTR.seed
     others = [p for s in specs for p in s["points"] if p is not top]
     assert others and all(len(p["fits"]) == cfg.plan.calibration.small_configs for p in others)
+    # every child first warms its JVM on a throwaway sample, with the cheapest (most regularised) fit
+    tiny = calmod._samples(cfg, [200 / rows], rows, tmp_path)[0]
+    warmed = calmod._spec(cfg, rows, samples, configs, tiny)
+    assert all(s["warmup"]["rows"] == 200 for s in warmed)
+    ((fitted, target),) = warmed[0]["warmup"]["fits"]
+    assert target == min(p.C for p in configs)
+
+
+def test_setup_is_predicted_cold() -> None:
+    """A sweep's setup is its fresh JVM's first work: the cold run's extra counts, the size term where shown."""
+    from lrsweep.planning.calibrate import SetupRun, _setup_model, _setup_seconds
+
+    runs = [
+        SetupRun(1, "local[1]", 0.001, 200, 7.0, 12.0, cold=True),
+        SetupRun(1, "local[1]", 0.03, 30_000, 0.0, 3.0 + 1e-4 * 30_000),
+        SetupRun(2, "local[2]", 0.03, 30_000, 0.0, 3.0 + 1e-4 * 15_000),
+        SetupRun(2, "local[2]", 0.1, 100_000, 0.0, 3.0 + 1e-4 * 50_000),
+        SetupRun(2, "local[2]", 0.1, 100_000, 0.0, 9.0 + 1e-4 * 50_000),  # a repeat slowed by load: not used
+    ]
+    model = _setup_model(runs)
+    warm_at_200 = 3.0 + 1e-4 * 200
+    assert _setup_seconds(model, 200, 1) == pytest.approx(12.0, rel=0.05)  # cold: the first run's cost
+    assert _setup_seconds(model, 1_000_000, 2) - _setup_seconds(model, 200, 1) == pytest.approx(
+        1e-4 * (500_000 - 200), rel=0.05
+    )
+    assert warm_at_200 < 12.0
 
 
 def test_file_data_is_sampled_into_a_file(tmp_path: Path) -> None:
@@ -227,3 +253,24 @@ def test_a_real_small_calibration_on_telco(tmp_path: Path, monkeypatch: pytest.M
     assert cal.setup(rows=cal.rows, cores=2).mid > cal.session_seconds > 0
     again = calibrate(cfg)
     assert again.cache_hit and again.fit_runs == cal.fit_runs
+
+
+def test_probe_pairs_measure_the_cost_per_row_despite_a_drifting_load() -> None:
+    """Each round's two probes run back to back: a load that doubles from round to round cancels in their
+    difference only as far as it hits both alike, so the slope comes from pairs, not from a fit over time."""
+    from lrsweep.planning.calibrate import FitRun, _fit_time_model, _probe_slope
+
+    def probe(n: int, load: float) -> FitRun:
+        jobs = 16
+        seconds = load * jobs * (0.3 + 4e-6 * n / 2)
+        return FitRun(2, 2, 0.1, n, n // 3, 1.0, 1.0, 0.0, "none", 8, 8, jobs, seconds, 0.1, probe=True)
+
+    loads = [1.0, 1.0, 1.0]
+    runs = [probe(n, load) for load in loads for n in (20_000, 60_000)]
+    assert _probe_slope(runs) == pytest.approx(4e-6)
+    theta, _ = _fit_time_model(runs)
+    assert theta[3] == pytest.approx(4e-6)  # the per-row term of a pass is the probes'
+    assert _probe_slope([r for r in runs if r.n_fit == 20_000]) is None
+    drifting = [probe(n, load) for load in (1.0, 1.5, 2.0) for n in (20_000, 60_000)]
+    # the same rounds fitted as one regression over time would mix the load into the slope; pairs keep it near
+    assert 3e-6 < _probe_slope(drifting) < 8e-6

@@ -81,6 +81,7 @@ NOISE = 0.10
 # Extra relative error per tenfold extrapolation beyond the measured rows or cores
 PER_DECADE = 0.10
 SCHEMA = 1  # the cache file's layout
+PROBE_ITER = 8  # iterations of a probe fit
 
 
 @dataclass
@@ -109,6 +110,9 @@ class CalibrationConfig:
     max_iter: int = 300
     # measure one refit on train+validation (on the largest sample) for the refit estimate
     refit: bool = True
+    # rounds of probes: each round, a short fit on every sample of a child in turn (the order alternating), and
+    # (first round) every sample prepared once more; 0: none (the size terms then come from the fits alone)
+    probes: int = 3
     # start each child on a throwaway sample of min_rows rows: its fresh JVM compiles Spark's code paths there
     # (measured as the cold start a sweep pays once), so every measured sample runs warm, as a sweep's trials do
     warmup: bool = True
@@ -192,6 +196,9 @@ class FitRun:
     # the child's very first fit (a strong-regularisation fit stopped at 10 iterations): left out of every model
     # but the price of a cold start
     warmup: bool = False
+    # a short fit (PROBE_ITER iterations) run in turn on every sample of one child: adjacent pairs of them give
+    # the cost per row of a pass, free of a drift of the machine's load (which hits both alike)
+    probe: bool = False
 
 
 @dataclass
@@ -321,10 +328,34 @@ def _passes_fit(runs: list[FitRun]) -> dict[str, tuple[float, float]]:
     return {"lbfgs": (a, b_l), "owlqn": (a, b_o)}
 
 
+def _probe_slope(runs: list[FitRun]) -> float | None:
+    """Seconds per row (per core) of one pass, from the probes: per child, the per-job time of the largest
+    sample's probe minus the smallest's of the same round, over their difference in rows per core; the median
+    over rounds and children (None without probes on two sizes)."""
+    slopes: list[float] = []
+    by_child: dict[int, dict[int, list[FitRun]]] = {}
+    for r in runs:
+        if r.probe:
+            by_child.setdefault(r.cores, {}).setdefault(r.n_fit, []).append(r)
+    for sizes in by_child.values():
+        if len(sizes) < 2:
+            continue
+        lo, hi = sizes[min(sizes)], sizes[max(sizes)]
+        for a, b in zip(lo, hi, strict=False):
+            d_rows = b.n_fit / b.machines - a.n_fit / a.machines
+            if d_rows > 0:
+                slopes.append((b.fit_seconds / max(b.jobs, 1) - a.fit_seconds / max(a.jobs, 1)) / d_rows)
+    return max(float(statistics.median(slopes)), 0.0) if slopes else None
+
+
 def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
     """fit seconds = [1, n/m] . fixed + jobs * [1, n/m, log m, m] . per_pass + cold * [1, jobs] . jit (NNLS on
-    relative errors; the warm-up fits left out) -> theta (8 values; the last two the cold JVM's), residuals."""
+    relative errors; the warm-up fits left out) -> theta (8 values; the last two the cold JVM's), residuals.
+
+    The per-row term of a pass comes from the probes when there are any (:func:`_probe_slope`); else from all
+    fits, kept only when they clearly show it (:func:`lrsweep.planning.ernest.fit_select`)."""
     import numpy as np
+    from scipy.optimize import nnls
 
     from lrsweep.planning.ernest import features, fit_select, identify
 
@@ -338,8 +369,21 @@ def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
     A = np.hstack([F[:, :2], F * jobs[:, None], cold[:, None], (cold * jobs)[:, None]])
     if cold.all() or not cold.any():
         A[:, 6:] = 0.0  # a cold JVM cannot be told apart without warm runs (and needs no term without cold ones)
-    theta, res = fit_select(A, t, optional=[1, 3])  # the size terms, kept when the runs clearly show them
-    return [float(v) for v in theta], [float(v) for v in res]
+    slope = _probe_slope(runs)
+    if slope is None:
+        theta, res = fit_select(A, t, optional=[1, 3])  # the size terms, kept when the runs clearly show them
+        return [float(v) for v in theta], [float(v) for v in res]
+    known = slope * jobs * n / m
+    B = A.copy()
+    B[:, [1, 3]] = 0.0
+    w = 1.0 / t
+    norms = np.linalg.norm(B * w[:, None], axis=0)
+    norms[norms == 0] = 1.0
+    coef, _ = nnls(B * w[:, None] / norms, (t - known) * w)
+    theta = coef / norms
+    theta[3] = slope
+    pred = A @ theta
+    return [float(v) for v in theta], [float(v) for v in (pred - t) / t]
 
 
 def _fit_time(theta: list[float], n: float, m: float, jobs: float, *, cold: bool = False) -> float:
@@ -354,29 +398,39 @@ def _fit_time(theta: list[float], n: float, m: float, jobs: float, *, cold: bool
 
 
 def _setup_model(runs: list[SetupRun]) -> dict[str, Any]:
-    """Data + preprocessing seconds = cold + a + b * rows / cores (NNLS on relative errors; b only when the
-    runs clearly show it). A sweep's setup is the first thing its fresh JVM does, so it is predicted cold: the
-    cold term is what the child's first (throwaway) sample cost beyond the warm ones."""
+    """Data + preprocessing seconds = cold + a + b * rows / cores + c * rows (NNLS on relative errors; the
+    fastest of repeated runs of one sample, as load only ever adds time). ``c``: the driver's serial part (the
+    table read and converted by pandas), ``b``: Spark's jobs. A sweep's setup is the first thing its fresh JVM
+    does, so it is predicted cold: the cold term is what the child's first (throwaway) sample cost beyond the
+    warm ones."""
     import numpy as np
 
-    from lrsweep.planning.ernest import fit_select
+    from lrsweep.planning.ernest import fit_nnls
 
     if not runs:
         return {}
-    A = np.array([[float(r.cold), 1.0, r.rows / r.cores] for r in runs])
-    if all(r.cold for r in runs) or not any(r.cold for r in runs):
+    best: dict[tuple[int, int, bool], SetupRun] = {}
+    for r in runs:
+        key = (r.rows, r.cores, r.cold)
+        if key not in best or r.data_seconds < best[key].data_seconds:
+            best[key] = r
+    kept = list(best.values())
+    A = np.array([[float(r.cold), 1.0, r.rows / r.cores, float(r.rows)] for r in kept])
+    if all(r.cold for r in kept) or not any(r.cold for r in kept):
         A[:, 0] = 0.0
-    y = np.array([max(r.data_seconds, 1e-3) for r in runs])
-    theta, res = fit_select(A, y, optional=[2])
+    if len({r.cores for r in kept if not r.cold}) < 2:
+        A[:, 3] = 0.0  # serial and parallel parts look alike on one core count
+    y = np.array([max(r.data_seconds, 1e-3) for r in kept])
+    theta, res = fit_nnls(A, y)
     return {"theta": [float(v) for v in theta], "residuals": [float(v) for v in res]}
 
 
-def _setup_seconds(model: dict[str, Any], rows: float, cores: int) -> float:
-    """A cold setup's data + preprocessing seconds."""
+def _setup_seconds(model: dict[str, Any], rows: float, cores: int, *, cold: bool = True) -> float:
+    """Data + preprocessing seconds of a setup (a sweep's is cold)."""
     if not model:
         return 0.0
-    th = model["theta"]
-    return float(th[0] + th[1] + th[2] * rows / cores)
+    th = list(model["theta"]) + [0.0] * (4 - len(model["theta"]))
+    return float(th[0] * cold + th[1] + th[2] * rows / cores + th[3] * rows)
 
 
 def _cold_start(runs: list[FitRun], theta: list[float]) -> float:
@@ -449,7 +503,7 @@ class Calibration:
             raise LrsweepError("the calibration measured no fits", "check the calibration knobs (plan.calibration)")
         full = self._parts(self.rows)
         runs = [r for r in self.fit_runs if not r.warmup]
-        self.iterations = IterationModel.fit(runs, full.n_fit)
+        self.iterations = IterationModel.fit([r for r in runs if not r.probe], full.n_fit)
         self.passes = _passes_fit(runs)
         self.fit_theta, self.fit_residuals = _fit_time_model(runs)
         self.cold_start_seconds = _cold_start(self.fit_runs, self.fit_theta)
@@ -537,7 +591,15 @@ class Calibration:
         one, _ = self.fold_seconds(params, p.n_trval, p.n_test, cores)
         extra = 0.0
         if self.refit_extra:
-            extra = Ernest.from_dict(self.refit_extra).predict(p.n_trval, self.machines(p.n_trval, cores))
+            # beyond its fit and test scoring, a refit preprocesses train+validation (and scores a generated
+            # table's true model): work of the setup's kind, so it grows as the warm setup does
+            points = Ernest.from_dict(self.refit_extra).points
+            growth = [
+                _setup_seconds(self.data_model, rows, cores, cold=False)
+                / max(_setup_seconds(self.data_model, q.scale / (1 - self.split[1]), int(q.machines), cold=False), 1e-3)
+                for q in points
+            ]
+            extra = sum(q.seconds * g for q, g in zip(points, growth, strict=True)) / len(points)
         assert self.iterations is not None
         sd = math.sqrt(self.iterations.loo_sd**2 + self.model_sd(rows, cores) ** 2 + (0.0 if self.refit_extra else 0.3))
         return Estimate.spread((one + extra) / speed, sd)
@@ -586,7 +648,8 @@ class Calibration:
             th, r = self.data_model["theta"], np.asarray(self.data_model["residuals"])
             lines.append(
                 f"setup: session {self.session_seconds:.1f} s + data and preprocessing {th[0] + th[1]:.3g} (cold JVM) "
-                f"+ {th[2]:.3g}*rows/cores s (rms residual {float(np.sqrt(np.mean(r**2))):.1%} over {r.size} runs)"
+                f"+ {th[2]:.3g}*rows/cores + {th[3] if len(th) > 3 else 0:.3g}*rows s (rms residual "
+                f"{float(np.sqrt(np.mean(r**2))):.1%} over {r.size} runs)"
             )
         lines.append(
             f"cores: a fit uses min(cores, ceil(rows / {self.rows_per_partition:,})) of them (the cached frames' "
@@ -864,6 +927,7 @@ def _spec(
         "split": dataclasses.asdict(cfg.split),
         "cv": dataclasses.asdict(cfg.cv),
         "seed": cfg.seed,
+        "probes": cal.probes,
     }
     if warmup is not None:
         common["warmup"] = {
@@ -879,11 +943,15 @@ def _spec(
 
 # -- the child process ----------------------------------------------------------------------------------------
 def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
-    """Run one core count's points in this (fresh) process; returns the measurements as dicts."""
+    """Run one core count's points in this (fresh) process; returns the measurements as dicts.
+
+    Order: the throwaway warm-up sample (cold JVM), then the samples smallest first, each prepared and its fits
+    run; then ``probes`` rounds over the samples in turn (alternating order): a short fit on each, and in the
+    first round each sample prepared once more."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from lrsweep.backends.spark import SparkBackend, SparkConfig
     from lrsweep.clusters import LocalCluster
-    from lrsweep.config import CVConfig, DatasetConfig, FloatRange, SplitConfig  # noqa: F401
+    from lrsweep.config import CVConfig, DatasetConfig, SplitConfig
     from lrsweep.data import open_data
     from lrsweep.space import ModelParams
 
@@ -891,92 +959,106 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
     cluster = LocalCluster(
         master=f"local[{cores}]", spark_conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
     )
-    split, cv = SplitConfig(**spec["split"]), CVConfig(**spec["cv"])
+    split, cv, seed = SplitConfig(**spec["split"]), CVConfig(**spec["cv"]), int(spec["seed"])
     out: dict[str, list[dict[str, Any]]] = {"fits": [], "setups": [], "refits": []}
-    owner: Any = None
-    warmed = False
-    first = [spec["warmup"]] if spec.get("warmup") else []
-    for point in first + sorted(spec["points"], key=lambda p: p["fraction"]):
-        ds = DatasetConfig(**point["dataset"])
+    backends: list[Any] = []  # the first one started the session: closed last
+
+    def prepare(point: dict[str, Any]) -> tuple[Any, Any]:
         settings = SparkConfig(**point["backend"])
-        backend = SparkBackend(settings, cluster=cluster, seed=int(spec["seed"]), app_name="lrsweep calibration")
-        summary = backend.prepare(open_data(ds, split, cv, int(spec["seed"])))
-        sc = backend.spark.sparkContext
+        backend = SparkBackend(settings, cluster=cluster, seed=seed, app_name="lrsweep calibration")
+        summary = backend.prepare(open_data(DatasetConfig(**point["dataset"]), split, cv, seed))
         out["setups"].append(
             {
                 "cores": cores,
-                "master": str(sc.master),
+                "master": str(backend.spark.sparkContext.master),
                 "fraction": point["fraction"],
                 "rows": int(sum(summary.rows.values())),
-                "session_seconds": float(backend.timings.get("session", 0.0)) if owner is None else 0.0,
+                "session_seconds": float(backend.timings.get("session", 0.0)) if not backends else 0.0,
                 "data_seconds": float(backend.timings.get("data_and_preprocessing", 0.0)),
-                "cold": owner is None,
+                "cold": not backends,
             }
         )
+        return backend, summary
+
+    def fit(backend: Any, point: dict[str, Any], params: Any, target: float, **flags: bool) -> None:
         fold = 0 if backend.n_folds else None
         part = backend._folds[0]  # the fold a trial fits first: its rows and partitions, as the backend cached them
-        n_fit, n_held = int(part.n_fit), int(part.n_held)
-        machines = max(1, min(cores, int(part.fit.rdd.getNumPartitions())))
+        ev, jobs, total = _measured(backend, params, fold, f"fit-{len(out['fits'])}")
+        out["fits"].append(
+            {
+                "cores": cores,
+                "machines": max(1, min(cores, int(part.fit.rdd.getNumPartitions()))),
+                "fraction": point["fraction"],
+                "n_fit": int(part.n_fit),
+                "n_held": int(part.n_held),
+                "C": params.C,
+                "target_C": target,
+                "l1_ratio": params.l1_ratio,
+                "class_weight": params.class_weight,
+                "max_iter": params.max_iter,
+                "n_iter": int(ev.fit.n_iter),
+                "jobs": jobs,
+                "fit_seconds": float(ev.fit.seconds),
+                "eval_seconds": max(total - float(ev.fit.seconds), 0.0),
+                **flags,
+            }
+        )
 
-        fits = [(ModelParams(**p), float(target)) for p, target in point["fits"]]
-        cold = not warmed
-        todo = [(p, t, False) for p, t in fits]
+    def strongest(point: dict[str, Any]) -> tuple[Any, float]:
+        p, target = min(point["fits"], key=lambda f: f[0]["C"])
+        return ModelParams(**p), float(target)
+
+    first = [spec["warmup"]] if spec.get("warmup") else []
+    live: list[tuple[dict[str, Any], Any]] = []
+    for point in first + sorted(spec["points"], key=lambda p: p["fraction"]):
+        cold = not backends
+        backend, summary = prepare(point)
+        backends.append(backend)
+        todo = [(ModelParams(**p), float(t), False) for p, t in point["fits"]]
         if cold:  # the JVM's first fit compiles code paths: measured apart, as the price of a cold start
-            strong = min(fits, key=lambda f: f[0].C)
-            todo.insert(0, (dataclasses.replace(strong[0], max_iter=min(strong[0].max_iter, 10)), strong[1], True))
-            warmed = True
-        for i, (params, target, warmup) in enumerate(todo):
-            ev, jobs, total = _measured(backend, params, fold, f"fit-{point['fraction']}-{i}")
-            out["fits"].append(
-                {
-                    "cores": cores,
-                    "machines": machines,
-                    "fraction": point["fraction"],
-                    "n_fit": n_fit,
-                    "n_held": n_held,
-                    "C": params.C,
-                    "target_C": target,
-                    "l1_ratio": params.l1_ratio,
-                    "class_weight": params.class_weight,
-                    "max_iter": params.max_iter,
-                    "n_iter": int(ev.fit.n_iter),
-                    "jobs": jobs,
-                    "fit_seconds": float(ev.fit.seconds),
-                    "eval_seconds": max(total - float(ev.fit.seconds), 0.0),
-                    "cold": cold,
-                    "warmup": warmup,
-                }
-            )
+            p, t = strongest(point)
+            todo.insert(0, (dataclasses.replace(p, max_iter=min(p.max_iter, 10)), t, True))
+        for params, target, warmup in todo:
+            fit(backend, point, params, target, cold=cold, warmup=warmup)
         if point.get("refit"):
-            params = ModelParams(**point["refit"])
-            sc.setJobGroup("refit", "lrsweep calibration")
-            t0 = time.perf_counter()
-            refit = backend.refit(params, 0.5)
-            seconds = time.perf_counter() - t0
-            jobs = len(sc.statusTracker().getJobIdsForGroup("refit"))
-            n_trval = int(summary.rows["train"] + summary.rows["val"])
-            out["refits"].append(
-                {
-                    "cores": cores,
-                    "machines": max(1, min(cores, math.ceil(n_trval / settings.rows_per_partition))),
-                    "fraction": point["fraction"],
-                    "n_fit": n_trval,
-                    "n_test": int(summary.rows["test"]),
-                    "C": params.C,
-                    "l1_ratio": params.l1_ratio,
-                    "class_weight": params.class_weight,
-                    "n_iter": int(refit.test.fit.n_iter),
-                    "jobs": jobs,
-                    "seconds": seconds,
-                }
-            )
-        if owner is None:
-            owner = backend  # it started the session: closed last
-        else:
-            backend.close()
-    if owner is not None:
-        owner.close()
+            out["refits"].append(_refit_record(backend, summary, ModelParams(**point["refit"]), point, cores))
+        if point is not spec.get("warmup"):
+            live.append((point, backend))
+    if len(live) >= 2:
+        for r in range(int(spec.get("probes", 0))):
+            for point, backend in live if r % 2 == 0 else live[::-1]:
+                p, t = strongest(point)
+                fit(backend, point, dataclasses.replace(p, max_iter=min(p.max_iter, PROBE_ITER)), t, probe=True)
+                if r == 0:  # a second measurement of the setup, between the first ones' neighbours
+                    again, _ = prepare(point)
+                    again.close()
+    for backend in backends[1:] + backends[:1]:
+        backend.close()
     return out
+
+
+def _refit_record(backend: Any, summary: Any, params: Any, point: dict[str, Any], cores: int) -> dict[str, Any]:
+    """``backend.refit`` timed, with the Spark jobs it ran."""
+    sc = backend.spark.sparkContext
+    sc.setJobGroup("refit", "lrsweep calibration")
+    t0 = time.perf_counter()
+    refit = backend.refit(params, 0.5)
+    seconds = time.perf_counter() - t0
+    jobs = len(sc.statusTracker().getJobIdsForGroup("refit"))
+    n_trval = int(summary.rows["train"] + summary.rows["val"])
+    return {
+        "cores": cores,
+        "machines": max(1, min(cores, math.ceil(n_trval / backend.settings.rows_per_partition))),
+        "fraction": point["fraction"],
+        "n_fit": n_trval,
+        "n_test": int(summary.rows["test"]),
+        "C": params.C,
+        "l1_ratio": params.l1_ratio,
+        "class_weight": params.class_weight,
+        "n_iter": int(refit.test.fit.n_iter),
+        "jobs": jobs,
+        "seconds": seconds,
+    }
 
 
 def _measured(backend: Any, params: ModelParams, fold: int | None, group: str) -> tuple[Any, int, float]:

@@ -1,14 +1,87 @@
 """Calibration: small, cheap local Spark runs the runtime model is fitted on (cached per data and hardware).
 
-STUB: interface fixed, body to be written (issue 9). Keep module-level imports light: config.py imports
-:class:`CalibrationConfig` from here.
+What a Spark trial costs splits into three things that scale differently, so each is measured and modelled on
+its own (:class:`Calibration` puts them back together):
+
+- **passes per fit**: Spark's L-BFGS runs about one distributed pass (a Spark job) per iteration, OWL-QN (any
+  L1 share) about two; the iteration count depends on the regularisation (C, l1_ratio, class weights), on the
+  data, and on the size of the sample. The calibration counts the jobs of every fit it runs and models
+  ``jobs = a + b * iterations`` per optimiser, and iterations from the configurations it measured (below);
+- **time per pass**: the Ernest model (:mod:`lrsweep.planning.ernest`) of the rows of the part fitted and the
+  cores it actually runs on: ``min(cores, partitions)``, the partitions being ``ceil(rows /
+  backend.rows_per_partition)``. Calibration samples keep the full table's partition count (rows_per_partition
+  is scaled down with the sample), so a sample runs on as many cores as the full table would;
+- **setup, scoring and refit**: session start, data and preprocessing (once per sweep), scoring the held-out
+  part (once per fit), and the refit on train+validation (once), each from its own measurements.
+
+Iterations: a configuration is measured at the regularisation it will have on the full table: Spark's
+``regParam = 1 / (C n_train)``, so a sample of ``n`` rows is fitted with ``C * n_full / n``, which makes the
+sample's objective an estimate of the full table's. How the count still moves with the sample size (small
+samples of few columns come near separation and need more iterations at weak regularisation) is measured
+across the sample sizes and extrapolated in log rows; configurations in between are predicted by a kernel
+average over the measured ones, whose leave-one-out error is part of every range the plan gives.
+
+The runs happen in child processes (one per core count, ``python -m lrsweep.planning.calibrate``), never in
+the caller's: a caller may hold a SparkSession, and SparkBackend reuses an active session whatever its cores.
+They go through the real :class:`~lrsweep.backends.spark.SparkBackend` (prepare, evaluate, refit), so what is
+measured is what a trial does. Results are cached under ``plan.calibration.cache_dir``, one JSON file per data
+fingerprint, hardware and measurement knobs; a second plan of the same data reads it and starts no Spark.
+
+This module is imported by ``config.py`` (for :class:`CalibrationConfig`): nothing heavy at import time.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["CalibrationConfig"]
+from lrsweep.errors import LrsweepError
+
+if TYPE_CHECKING:
+    from lrsweep.config import Config, DatasetConfig
+    from lrsweep.space import ModelParams
+
+__all__ = [
+    "CalibrationConfig",
+    "Calibration",
+    "Estimate",
+    "FitRun",
+    "SetupRun",
+    "RefitRun",
+    "IterationModel",
+    "calibrate",
+    "full_rows",
+    "fingerprint",
+    "hardware",
+    "cache_key",
+    "calibration_configs",
+    "parts_of",
+    "Z",
+]
+
+log = logging.getLogger("lrsweep")
+
+# The ranges the plan prints are mid * exp(-/+ Z * sd), sd the log-scale spread (about a 95% interval)
+Z = 2.0
+# Run-to-run noise of one Spark job on a shared machine or a cloud, relative: a floor under every spread
+NOISE = 0.10
+# Extra relative error per tenfold extrapolation beyond the measured rows or cores
+PER_DECADE = 0.10
+SCHEMA = 1  # the cache file's layout
+PROBE_ITER = 8  # iterations of a probe fit
 
 
 @dataclass
@@ -17,3 +90,1102 @@ class CalibrationConfig:
     max_fraction: float = 0.1
     # where calibrations are cached, one file per data fingerprint and hardware
     cache_dir: str = ".lrsweep/calibration"
+    # sample sizes: max_fraction and, each a factor `step` smaller, fractions - 1 more
+    fractions: int = 2
+    step: float = 3.0
+    # local core counts the runs use (one child process each)
+    cores: list[int] = field(default_factory=lambda: [1, 2])
+    # which (sample, cores) points are run: the largest sample on every core count, then the most informative
+    # per cost (lrsweep.planning.ernest.design) while this budget lasts (a run of the largest sample costs
+    # 0.5 + 1/cores; null: every point)
+    budget: float | None = 3.2
+    # configurations of the search space fitted on the largest sample with the most cores (the iteration model)
+    configs: int = 6
+    # configurations fitted at every other (sample size, cores) point (time per pass, trend over sizes)
+    small_configs: int = 2
+    # a sample is never smaller than this many rows (generated tables: the generator's minimum applies too)
+    min_rows: int = 200
+    # calibration fits stop at min(search.max_iter, max_iter): a small sample at weak L1 regularisation can take
+    # hundreds of iterations its full table does not need; a fit stopped here counts as this many
+    max_iter: int = 300
+    # measure one refit on train+validation (on the largest sample) for the refit estimate
+    refit: bool = True
+    # rounds of probes: each round, a short fit on every sample of a child in turn (the order alternating), and
+    # (first round) every sample prepared once more; 0: none (the size terms then come from the fits alone)
+    probes: int = 3
+    # start each child on a throwaway sample of min_rows rows: its fresh JVM compiles Spark's code paths there
+    # (measured as the cold start a sweep pays once), so every measured sample runs warm, as a sweep's trials do
+    warmup: bool = True
+    # read a cached calibration when there is one (false: measure again and overwrite it)
+    cache: bool = True
+    # a child process taking longer than this is stopped and the calibration fails
+    timeout_seconds: float = 3600.0
+    # run the core counts' child processes at the same time: faster, but they compete for this machine's cores
+    # and so measure it slower than it is (for tests of the machinery, not for plans)
+    parallel: bool = False
+
+    def check(self) -> None:
+        if not 0.0 < self.max_fraction <= 1.0:
+            raise LrsweepError(
+                f"plan.calibration.max_fraction={self.max_fraction} must lie in (0, 1]", "use e.g. 0.1 (10% of rows)"
+            )
+        if self.fractions < 1 or self.step <= 1.0:
+            raise LrsweepError("plan.calibration.fractions must be >= 1 and step > 1", "use fractions=2 step=3")
+        if not self.cores or any(c < 1 for c in self.cores):
+            raise LrsweepError(f"plan.calibration.cores={self.cores} is impossible", "use [1, 2]")
+        if self.configs < 1 or self.small_configs < 1:
+            raise LrsweepError(
+                "plan.calibration.configs and small_configs must be >= 1", "use configs=6 small_configs=2"
+            )
+        if self.min_rows < 100 or self.max_iter < 1:
+            raise LrsweepError("plan.calibration.min_rows must be >= 100, max_iter >= 1", "use min_rows=200")
+
+    def knobs(self) -> dict[str, Any]:
+        """The settings that change what is measured (the cache key's part; not where or whether it is cached)."""
+        d = dataclasses.asdict(self)
+        return {k: v for k, v in d.items() if k not in ("cache_dir", "cache", "timeout_seconds")}
+
+
+@dataclass
+class Estimate:
+    """A predicted duration in seconds: ``mid`` and a range ``low <= mid <= high``."""
+
+    low: float
+    mid: float
+    high: float
+
+    @classmethod
+    def spread(cls, mid: float, sd: float, z: float = Z) -> Estimate:
+        """``mid`` with the log-scale range exp(-/+ z sd)."""
+        return cls(mid * math.exp(-z * sd), mid, mid * math.exp(z * sd))
+
+    def scaled(self, k: float) -> Estimate:
+        return Estimate(self.low * k, self.mid * k, self.high * k)
+
+    def __add__(self, other: Estimate) -> Estimate:
+        return Estimate(self.low + other.low, self.mid + other.mid, self.high + other.high)
+
+    def contains(self, seconds: float) -> bool:
+        return self.low <= seconds <= self.high
+
+    def to_dict(self) -> dict[str, float]:
+        return {"low": self.low, "mid": self.mid, "high": self.high}
+
+
+# -- what is measured -----------------------------------------------------------------------------------------
+@dataclass
+class FitRun:
+    """One ``SparkBackend.evaluate``: a fit on a fold's fitting part and the scoring of its held-out part."""
+
+    cores: int
+    machines: int  # cores the fit ran on: min(cores, partitions)
+    fraction: float
+    n_fit: int
+    n_held: int
+    C: float  # as fitted (scaled to the full table's regParam)
+    target_C: float  # the search-space value it stands for on the full table
+    l1_ratio: float
+    class_weight: str
+    max_iter: int
+    n_iter: int
+    jobs: int  # Spark jobs the evaluate ran (the fit's passes and the scoring)
+    fit_seconds: float
+    eval_seconds: float
+    # on the child's first sample, while its JVM still compiles the code paths (a new sweep pays that too)
+    cold: bool = False
+    # the child's very first fit (a strong-regularisation fit stopped at 10 iterations): left out of every model
+    # but the price of a cold start
+    warmup: bool = False
+    # a short fit (PROBE_ITER iterations) run in turn on every sample of one child: adjacent pairs of them give
+    # the cost per row of a pass, free of a drift of the machine's load (which hits both alike)
+    probe: bool = False
+
+
+@dataclass
+class SetupRun:
+    cores: int
+    master: str  # the child's Spark master (local[cores])
+    fraction: float
+    rows: int
+    session_seconds: float  # 0 when the session was already up (later samples of one child)
+    data_seconds: float  # data read + preprocessing fitted + frames cached
+    cold: bool = False  # the child's first sample: a fresh JVM, as a sweep's setup always is
+
+
+@dataclass
+class RefitRun:
+    cores: int
+    machines: int
+    fraction: float
+    n_fit: int
+    n_test: int
+    C: float
+    l1_ratio: float
+    class_weight: str
+    n_iter: int
+    jobs: int
+    seconds: float
+
+
+def _family(l1_ratio: float, C: float) -> str:
+    """Spark's optimiser: OWL-QN when an L1 share is penalised, else L-BFGS."""
+    return "owlqn" if l1_ratio > 0 and not math.isinf(C) else "lbfgs"
+
+
+# -- pieces of the model --------------------------------------------------------------------------------------
+def _coords(C: float, n_fit: float, l1_ratio: float, class_weight: str) -> tuple[float, float, float, float]:
+    """A configuration's place for the iteration model: log(C n) (regParam's inverse), L1 share, weights, none."""
+    none = math.isinf(C)
+    x = 30.0 if none else math.log(max(C * n_fit, 1e-12))
+    return x, float(l1_ratio), 1.0 if class_weight == "balanced" else 0.0, 1.0 if none else 0.0
+
+
+@dataclass
+class IterationModel:
+    """log(1 + iterations) of a configuration: a kernel average over the configurations measured on the largest
+    sample (the nearest to the full table, fitted at its regParam), with a bandwidth chosen by leave-one-out."""
+
+    anchors: list[list[float]]  # per measured configuration: x, l1_ratio, balanced, none, log(1 + iterations)
+    x_scale: float  # bandwidth of log(C n)
+    loo_sd: float  # leave-one-out error of the kernel average, log scale
+    cap: int  # the calibration's own iteration cap
+
+    def _kernel(self, q: tuple[float, float, float, float], skip: int | None = None, x_scale: float = 0.0) -> float:
+        h = x_scale or self.x_scale
+        num = den = 0.0
+        for i, (x, r, b, nn, v) in enumerate(self.anchors):
+            if i == skip:
+                continue
+            d2 = ((q[0] - x) / h) ** 2 + ((q[1] - r) / 0.35) ** 2 + (q[2] - b) ** 2 + 9 * (q[3] - nn) ** 2
+            d2 += 4.0 * float((q[1] > 0) != (r > 0))  # L-BFGS and OWL-QN behave differently
+            w = math.exp(-0.5 * d2)
+            num += w * v
+            den += w
+        if den < 1e-300:
+            kept = [a[4] for i, a in enumerate(self.anchors) if i != skip]
+            return float(sum(kept) / max(len(kept), 1))
+        return num / den
+
+    def log_iterations(self, C: float, l1_ratio: float, class_weight: str, n_fit: float) -> float:
+        return self._kernel(_coords(C, n_fit, l1_ratio, class_weight))
+
+    def iterations(self, params: ModelParams, n_fit: float) -> float:
+        y = self.log_iterations(params.C, params.l1_ratio, params.class_weight, n_fit)
+        return float(min(max(math.expm1(y), 0.0), params.max_iter))
+
+    def _loo(self, h: float) -> float:
+        """Leave-one-out error, robust (1.4826 x the median absolute error: the sd of a normal error): with few
+        anchors, leaving out the only one of its region (e.g. the all-zero L1 fits) is an outlier."""
+        import numpy as np
+
+        errs = [self._kernel(tuple(a[:4]), skip=i, x_scale=h) - a[4] for i, a in enumerate(self.anchors)]  # type: ignore[arg-type]
+        return float(1.4826 * np.median(np.abs(errs))) if errs else 0.0
+
+    @classmethod
+    def fit(cls, runs: list[FitRun], n_full_fit: float) -> IterationModel:
+        """One anchor per configuration, from its run on the largest sample (the size trend of small samples is
+        not extrapolated: near separation, a small sample's count can move either way, see the module doc)."""
+        best: dict[tuple[float, float, str], FitRun] = {}
+        for r in runs:
+            key = (r.target_C, r.l1_ratio, r.class_weight)
+            if key not in best or r.n_fit > best[key].n_fit:
+                best[key] = r
+        anchors = [[*_coords(tC, n_full_fit, ratio, cw), math.log1p(r.n_iter)] for (tC, ratio, cw), r in best.items()]
+        xs = [a[0] for a in anchors if a[3] == 0]
+        span = max(max(xs) - min(xs), 1.0) if xs else 1.0
+        model = cls(anchors, span / 3.0, 0.0, max((r.max_iter for r in runs), default=1))
+        if len(anchors) > 2:
+            model.x_scale = min((span * k for k in (0.1, 0.2, 0.35, 0.5, 1.0)), key=model._loo)
+            model.loo_sd = model._loo(model.x_scale)
+        else:
+            model.loo_sd = 0.5  # too few configurations to tell: a wide, stated guess
+        return model
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IterationModel:
+        return cls([list(a) for a in d["anchors"]], d["x_scale"], d["loo_sd"], d["cap"])
+
+
+def _passes_fit(runs: list[FitRun]) -> dict[str, tuple[float, float]]:
+    """jobs = a + b_optimiser * iterations: one intercept (the jobs around the passes), a slope per optimiser
+    (NNLS). An optimiser never measured gets the other's slope, doubled or halved (OWL-QN runs about two passes
+    per iteration, L-BFGS about one)."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    fams = [_family(r.l1_ratio, r.C) for r in runs]
+    A = np.array([[1.0, r.n_iter * (f == "lbfgs"), r.n_iter * (f == "owlqn")] for r, f in zip(runs, fams, strict=True)])
+    y = np.array([float(r.jobs) for r in runs])
+    coef, _ = nnls(A, y)
+    a, b_l, b_o = (float(v) for v in coef)
+    if "lbfgs" not in fams or not any(r.n_iter for r, f in zip(runs, fams, strict=True) if f == "lbfgs"):
+        b_l = b_o / 2.0 if b_o else 1.0
+    if "owlqn" not in fams or not any(r.n_iter for r, f in zip(runs, fams, strict=True) if f == "owlqn"):
+        b_o = 2.0 * b_l
+    return {"lbfgs": (a, b_l), "owlqn": (a, b_o)}
+
+
+def _probe_slope(runs: list[FitRun]) -> float | None:
+    """Seconds per row (per core) of one pass, from the probes: per child, the per-job time of the largest
+    sample's probe minus the smallest's of the same round, over their difference in rows per core; the median
+    over rounds and children (None without probes on two sizes)."""
+    slopes: list[float] = []
+    by_child: dict[int, dict[int, list[FitRun]]] = {}
+    for r in runs:
+        if r.probe:
+            by_child.setdefault(r.cores, {}).setdefault(r.n_fit, []).append(r)
+    for sizes in by_child.values():
+        if len(sizes) < 2:
+            continue
+        lo, hi = sizes[min(sizes)], sizes[max(sizes)]
+        for a, b in zip(lo, hi, strict=False):
+            d_rows = b.n_fit / b.machines - a.n_fit / a.machines
+            if d_rows > 0:
+                slopes.append((b.fit_seconds / max(b.jobs, 1) - a.fit_seconds / max(a.jobs, 1)) / d_rows)
+    return max(float(statistics.median(slopes)), 0.0) if slopes else None
+
+
+def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
+    """fit seconds = [1, n/m] . fixed + jobs * [1, n/m, log m, m] . per_pass + cold * [1, jobs] . jit (NNLS on
+    relative errors; the warm-up fits left out) -> theta (8 values; the last two the cold JVM's), residuals.
+
+    The per-row term of a pass comes from the probes when there are any (:func:`_probe_slope`); else from all
+    fits, kept only when they clearly show it (:func:`lrsweep.planning.ernest.fit_select`)."""
+    import numpy as np
+    from scipy.optimize import nnls
+
+    from lrsweep.planning.ernest import features, fit_select, identify
+
+    runs = [r for r in runs if not r.warmup]
+    n = np.array([r.n_fit for r in runs], dtype=float)
+    m = np.array([r.machines for r in runs], dtype=float)
+    jobs = np.array([max(r.jobs, 1) for r in runs], dtype=float)
+    cold = np.array([float(r.cold) for r in runs])
+    t = np.array([max(r.fit_seconds, 1e-3) for r in runs])
+    F = identify(features(n, m), n, m)
+    A = np.hstack([F[:, :2], F * jobs[:, None], cold[:, None], (cold * jobs)[:, None]])
+    if cold.all() or not cold.any():
+        A[:, 6:] = 0.0  # a cold JVM cannot be told apart without warm runs (and needs no term without cold ones)
+    slope = _probe_slope(runs)
+    if slope is None:
+        theta, res = fit_select(A, t, optional=[1, 3])  # the size terms, kept when the runs clearly show them
+        return [float(v) for v in theta], [float(v) for v in res]
+    known = slope * jobs * n / m
+    B = A.copy()
+    B[:, [1, 3]] = 0.0
+    w = 1.0 / t
+    norms = np.linalg.norm(B * w[:, None], axis=0)
+    norms[norms == 0] = 1.0
+    coef, _ = nnls(B * w[:, None] / norms, (t - known) * w)
+    theta = coef / norms
+    theta[3] = slope
+    pred = A @ theta
+    return [float(v) for v in theta], [float(v) for v in (pred - t) / t]
+
+
+def _fit_time(theta: list[float], n: float, m: float, jobs: float, *, cold: bool = False) -> float:
+    """Seconds of one fit of ``jobs`` Spark jobs on ``n`` rows and ``m`` cores (warm JVM unless ``cold``)."""
+    from lrsweep.planning.ernest import features
+
+    F = features(n, m)[0]
+    t = theta[0] + theta[1] * F[1] + jobs * sum(th * f for th, f in zip(theta[2:6], F, strict=True))
+    if cold and len(theta) >= 8:
+        t += theta[6] + theta[7] * jobs
+    return float(t)
+
+
+def _setup_model(runs: list[SetupRun]) -> dict[str, Any]:
+    """Data + preprocessing seconds = cold + a + b * rows / cores + c * rows (NNLS on relative errors; the
+    fastest of repeated runs of one sample, as load only ever adds time). ``c``: the driver's serial part (the
+    table read and converted by pandas), ``b``: Spark's jobs. A sweep's setup is the first thing its fresh JVM
+    does, so it is predicted cold: the cold term is what the child's first (throwaway) sample cost beyond the
+    warm ones."""
+    import numpy as np
+
+    from lrsweep.planning.ernest import fit_nnls
+
+    if not runs:
+        return {}
+    best: dict[tuple[int, int, bool], SetupRun] = {}
+    for r in runs:
+        key = (r.rows, r.cores, r.cold)
+        if key not in best or r.data_seconds < best[key].data_seconds:
+            best[key] = r
+    kept = list(best.values())
+    A = np.array([[float(r.cold), 1.0, r.rows / r.cores, float(r.rows)] for r in kept])
+    if all(r.cold for r in kept) or not any(r.cold for r in kept):
+        A[:, 0] = 0.0
+    if len({r.cores for r in kept if not r.cold}) < 2:
+        A[:, 3] = 0.0  # serial and parallel parts look alike on one core count
+    y = np.array([max(r.data_seconds, 1e-3) for r in kept])
+    theta, res = fit_nnls(A, y)
+    return {"theta": [float(v) for v in theta], "residuals": [float(v) for v in res]}
+
+
+def _setup_seconds(model: dict[str, Any], rows: float, cores: int, *, cold: bool = True) -> float:
+    """Data + preprocessing seconds of a setup (a sweep's is cold)."""
+    if not model:
+        return 0.0
+    th = list(model["theta"]) + [0.0] * (4 - len(model["theta"]))
+    return float(th[0] * cold + th[1] + th[2] * rows / cores + th[3] * rows)
+
+
+def _cold_start(runs: list[FitRun], theta: list[float]) -> float:
+    """What a fresh JVM's first fits cost beyond warm ones: per child, its warm-up fit and the fits of its first
+    sample against the warm model; the median over the children (a sweep starts one fresh JVM)."""
+    per_child: dict[int, float] = {}
+    for r in runs:
+        if r.warmup or r.cold:
+            warm = _fit_time(theta, r.n_fit, r.machines, max(r.jobs, 1))
+            per_child[r.cores] = per_child.get(r.cores, 0.0) + max(r.fit_seconds - warm, 0.0)
+    return float(statistics.median(per_child.values())) if per_child else 0.0
+
+
+# -- the calibration ------------------------------------------------------------------------------------------
+@dataclass
+class Parts:
+    """Rows of one fold's fitting and held-out parts, and of the refit's train+validation and test parts."""
+
+    folds: int  # fits per trial (1: the validation split)
+    n_fit: float
+    n_held: float
+    n_trval: float
+    n_test: float
+
+
+def parts_of(rows: float, val_size: float, test_size: float, folds: int) -> Parts:
+    """The part sizes a table of ``rows`` rows gets (``split`` and ``cv.folds`` as the sweep uses them)."""
+    n_test = rows * test_size
+    n_trval = rows - n_test
+    if folds > 1:
+        return Parts(folds, n_trval * (folds - 1) / folds, n_trval / folds, n_trval, n_test)
+    return Parts(1, rows - n_test - rows * val_size, rows * val_size, n_trval, n_test)
+
+
+@dataclass
+class Calibration:
+    """What the runs measured and the models fitted on them; predicts one trial, the setup and the refit."""
+
+    fingerprint: str
+    hardware: dict[str, Any]
+    rows: int  # rows of the full table
+    key: str = ""
+    knobs: dict[str, Any] = field(default_factory=dict)
+    split: tuple[float, float] = (0.2, 0.2)  # val_size, test_size
+    folds: int = 1
+    rows_per_partition: int = 100_000
+    fit_runs: list[FitRun] = field(default_factory=list)
+    setup_runs: list[SetupRun] = field(default_factory=list)
+    refit_runs: list[RefitRun] = field(default_factory=list)
+    iterations: IterationModel | None = None
+    passes: dict[str, tuple[float, float]] = field(default_factory=dict)
+    fit_theta: list[float] = field(default_factory=list)
+    fit_residuals: list[float] = field(default_factory=list)
+    eval_model: dict[str, Any] = field(default_factory=dict)  # Ernest of (held rows, machines)
+    data_model: dict[str, Any] = field(default_factory=dict)  # setup: cold + a + b * rows / cores
+    session_seconds: float = 0.0
+    refit_extra: dict[str, Any] = field(default_factory=dict)  # Ernest of the refit beyond its fit and test scoring
+    cold_start_seconds: float = 0.0  # a fresh JVM's first fits beyond warm ones (once per sweep)
+    seconds: float = 0.0  # wall time of the calibration itself
+    created: str = ""
+    cache_hit: bool = False
+    cache_file: str = ""
+
+    # -- fitting ---------------------------------------------------------------------------------------------
+    def fit_models(self) -> None:
+        """(Re)fit every model from the runs."""
+        from lrsweep.planning.ernest import Ernest, Point
+
+        if not self.fit_runs:
+            raise LrsweepError("the calibration measured no fits", "check the calibration knobs (plan.calibration)")
+        full = self._parts(self.rows)
+        runs = [r for r in self.fit_runs if not r.warmup]
+        self.iterations = IterationModel.fit([r for r in runs if not r.probe], full.n_fit)
+        self.passes = _passes_fit(runs)
+        self.fit_theta, self.fit_residuals = _fit_time_model(runs)
+        self.cold_start_seconds = _cold_start(self.fit_runs, self.fit_theta)
+        evals = [Point(r.n_held, r.machines, max(r.eval_seconds, 1e-3)) for r in runs if not r.cold]
+        self.eval_model = Ernest.fit(evals or [Point(r.n_held, r.machines, max(r.eval_seconds, 1e-3)) for r in runs])
+        self.eval_model = self.eval_model.to_dict()
+        self.data_model = _setup_model(self.setup_runs)
+        sessions = [s.session_seconds for s in self.setup_runs if s.session_seconds > 0]
+        self.session_seconds = float(statistics.median(sessions)) if sessions else 0.0
+        extra = []
+        for r in self.refit_runs:
+            fam = _family(r.l1_ratio, r.C)
+            a, b = self.passes[fam]
+            fit = _fit_time(self.fit_theta, r.n_fit, r.machines, a + b * r.n_iter)  # its jobs include preprocessing
+            scoring = Ernest.from_dict(self.eval_model).predict(r.n_test, r.machines)
+            extra.append(Point(r.n_fit, r.machines, max(r.seconds - fit - scoring, 0.05)))
+        self.refit_extra = Ernest.fit(extra).to_dict() if extra else {}
+
+    # -- predicting ------------------------------------------------------------------------------------------
+    def _parts(self, rows: float) -> Parts:
+        return parts_of(rows, self.split[0], self.split[1], self.folds)
+
+    def machines(self, n_fit: float, cores: int) -> int:
+        """Cores a fit on ``n_fit`` rows runs on: the cached frames get ceil(n_fit / rows_per_partition) partitions."""
+        return max(1, min(int(cores), math.ceil(n_fit / self.rows_per_partition)))
+
+    def _extrapolation_sd(self, n: float, m: float) -> float:
+        """Relative error added for predicting beyond the measured rows and cores (PER_DECADE per tenfold)."""
+        ns = [r.n_fit for r in self.fit_runs] or [n]
+        ms = [r.machines for r in self.fit_runs] or [m]
+        far = max(math.log10(max(n / max(ns), 1.0)), 0.0) + max(math.log10(max(m / max(ms), 1.0)), 0.0)
+        return PER_DECADE * far
+
+    def model_sd(self, rows: float, cores: int) -> float:
+        """The shared (systematic) relative error of time predictions at this size: fit residuals, noise floor,
+        extrapolation."""
+        import numpy as np
+
+        p = self._parts(rows)
+        res = np.asarray(self.fit_residuals or [0.0])
+        rms = float(np.sqrt(np.mean(res**2)))
+        return math.sqrt(rms**2 + NOISE**2 + self._extrapolation_sd(p.n_fit, self.machines(p.n_fit, cores)) ** 2)
+
+    def fold_seconds(self, params: ModelParams, n_fit: float, n_held: float, cores: int) -> tuple[float, float]:
+        """(predicted seconds of one evaluate, predicted iterations) at one core's speed here."""
+        from lrsweep.planning.ernest import Ernest
+
+        assert self.iterations is not None, "fit_models() first"
+        m = self.machines(n_fit, cores)
+        it = self.iterations.iterations(params, n_fit)
+        a, b = self.passes[_family(params.l1_ratio, params.C)]
+        fit = _fit_time(self.fit_theta, n_fit, m, a + b * it)
+        scoring = Ernest.from_dict(self.eval_model).predict(n_held, m)
+        return fit + scoring, it
+
+    def trial_parts(self, params: ModelParams, *, rows: int, cores: int, speed: float = 1.0) -> tuple[float, float]:
+        """(mid seconds, independent log-scale sd) of one trial; the shared sd is :meth:`model_sd`."""
+        assert self.iterations is not None
+        p = self._parts(rows)
+        one, _ = self.fold_seconds(params, p.n_fit, p.n_held, cores)
+        # an iteration error moves the passes, not the fixed part: scale it by the passes' share of the fold
+        fixed, _ = self.fold_seconds(dataclasses.replace(params, max_iter=0), p.n_fit, p.n_held, cores)
+        share = max(one - fixed, 0.0) / one if one > 0 else 0.0
+        # folds of one trial share its iteration error (same configuration, similar data)
+        return p.folds * one / speed, share * self.iterations.loo_sd
+
+    def trial(self, params: ModelParams, *, rows: int, cores: int, speed: float = 1.0) -> Estimate:
+        mid, sd_ind = self.trial_parts(params, rows=rows, cores=cores, speed=speed)
+        return Estimate.spread(mid, math.sqrt(sd_ind**2 + self.model_sd(rows, cores) ** 2))
+
+    def setup(self, *, rows: int, cores: int, speed: float = 1.0) -> Estimate:
+        import numpy as np
+
+        data = _setup_seconds(self.data_model, rows, cores)
+        mid = (self.session_seconds + data) / speed
+        res = float(np.sqrt(np.mean(np.square(self.data_model["residuals"])))) if self.data_model else 0.5
+        sizes = [s.rows for s in self.setup_runs] or [rows]
+        far = PER_DECADE * max(math.log10(max(rows / max(sizes), 1.0)), 0.0)
+        return Estimate.spread(mid, math.sqrt(res**2 + NOISE**2 + far**2 + 0.1**2))
+
+    def refit(self, params: ModelParams, *, rows: int, cores: int, speed: float = 1.0) -> Estimate:
+        from lrsweep.planning.ernest import Ernest
+
+        p = self._parts(rows)
+        one, _ = self.fold_seconds(params, p.n_trval, p.n_test, cores)
+        extra = 0.0
+        if self.refit_extra:
+            # beyond its fit and test scoring, a refit preprocesses train+validation (and scores a generated
+            # table's true model): work of the setup's kind, so it grows as the warm setup does
+            points = Ernest.from_dict(self.refit_extra).points
+            growth = [
+                _setup_seconds(self.data_model, rows, cores, cold=False)
+                / max(_setup_seconds(self.data_model, q.scale / (1 - self.split[1]), int(q.machines), cold=False), 1e-3)
+                for q in points
+            ]
+            extra = sum(q.seconds * g for q, g in zip(points, growth, strict=True)) / len(points)
+        assert self.iterations is not None
+        sd = math.sqrt(self.iterations.loo_sd**2 + self.model_sd(rows, cores) ** 2 + (0.0 if self.refit_extra else 0.3))
+        return Estimate.spread((one + extra) / speed, sd)
+
+    # -- telling ---------------------------------------------------------------------------------------------
+    def evidence(self) -> list[str]:
+        import numpy as np
+
+        from lrsweep.planning.ernest import Ernest
+
+        lines = []
+        where = f"cached in {self.cache_file}" if self.cache_file else "not cached"
+        lines.append(
+            f"calibration: {'cache hit' if self.cache_hit else 'measured now'} ({where}; measuring took "
+            f"{self.seconds:.0f} s)"
+        )
+        fr = sorted({r.fraction for r in self.fit_runs})
+        cores = sorted({r.cores for r in self.fit_runs})
+        lines.append(
+            f"runs: {len(self.fit_runs)} fits and {len(self.setup_runs)} setups on samples of "
+            f"{', '.join(f'{f:.2%}' for f in fr)} of the {self.rows:,} rows, on "
+            + ", ".join(f"local[{c}]" for c in cores)
+        )
+        its = [r.n_iter for r in self.fit_runs if not r.warmup]
+        lines.append(
+            f"iterations measured: {min(its)}-{max(its)} (median {int(np.median(its))}); model: kernel average of "
+            f"{len(self.iterations.anchors) if self.iterations else 0} configurations fitted at the full table's "
+            f"regParam, leave-one-out error x{math.exp(self.iterations.loo_sd if self.iterations else 0):.2f}"
+        )
+        lines.append(
+            "passes per fit: "
+            + ", ".join(f"{fam} {a:.1f} + {b:.2f} x iterations" for fam, (a, b) in sorted(self.passes.items()))
+        )
+        res = np.asarray(self.fit_residuals or [0.0])
+        th = self.fit_theta
+        if th:
+            lines.append(
+                f"fit time (NNLS): {th[0]:.3g} + {th[1]:.3g}*rows/cores s per fit, plus per pass {th[2]:.3g} + "
+                f"{th[3]:.3g}*rows/cores + {th[4]:.3g}*log(cores) + {th[5]:.3g}*cores s; rms residual "
+                f"{float(np.sqrt(np.mean(res**2))):.1%}, worst {float(np.max(np.abs(res))):.1%}"
+            )
+        lines.append(f"a fresh JVM's first fits (once per sweep): +{self.cold_start_seconds:.1f} s")
+        if self.eval_model:
+            lines.append(f"scoring the held-out part: {Ernest.from_dict(self.eval_model).describe()}")
+        if self.data_model:
+            th, r = self.data_model["theta"], np.asarray(self.data_model["residuals"])
+            lines.append(
+                f"setup: session {self.session_seconds:.1f} s + data and preprocessing {th[0] + th[1]:.3g} (cold JVM) "
+                f"+ {th[2]:.3g}*rows/cores + {th[3] if len(th) > 3 else 0:.3g}*rows s (rms residual "
+                f"{float(np.sqrt(np.mean(r**2))):.1%} over {r.size} runs)"
+            )
+        lines.append(
+            f"cores: a fit uses min(cores, ceil(rows / {self.rows_per_partition:,})) of them (the cached frames' "
+            "partitions)"
+        )
+        lines.append(
+            "ASSUMPTION: one executor core runs `speed` times as fast as one core of this machine "
+            f"({self.hardware.get('cpu', '?')}); times are divided by it"
+        )
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["schema"] = SCHEMA
+        d.pop("cache_hit")
+        d.pop("cache_file")
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
+        d = dict(d)
+        d.pop("schema", None)
+        it = d.pop("iterations", None)
+        out = cls(
+            **{k: v for k, v in d.items() if k not in ("fit_runs", "setup_runs", "refit_runs", "passes", "split")},
+            split=tuple(d.get("split", (0.2, 0.2))),  # type: ignore[arg-type]
+            fit_runs=[FitRun(**r) for r in d.get("fit_runs", [])],
+            setup_runs=[SetupRun(**r) for r in d.get("setup_runs", [])],
+            refit_runs=[RefitRun(**r) for r in d.get("refit_runs", [])],
+            passes={k: (float(v[0]), float(v[1])) for k, v in d.get("passes", {}).items()},
+        )
+        out.iterations = IterationModel.from_dict(it) if it else None
+        return out
+
+
+# -- identity: data, hardware, knobs --------------------------------------------------------------------------
+def full_rows(cfg: Config) -> int:
+    """Rows of the whole table, cheaply: a generated table's dataset.rows, a Parquet footer, a CSV's lines."""
+    ds = cfg.dataset
+    if ds.kind == "generated" and ds.path is None:
+        from lrsweep.datasets import _module
+
+        return int(ds.rows or _module(str(ds.generator)).DEFAULT_ROWS)
+    from lrsweep.data.source import resolve_source
+
+    src = resolve_source(ds)
+    loc = src.location
+    if src.format == "parquet":
+        import pyarrow.parquet as pq
+
+        from lrsweep.data import uri
+
+        total = 0
+        for part in uri.parquet_parts(loc) if loc.is_dir else [loc.fs_path]:  # footers only, never the rows
+            with loc.fs.open(str(part), "rb") as fh:
+                total += pq.ParquetFile(fh).metadata.num_rows
+        return int(total)
+    import gzip
+
+    with loc.fs.open(loc.fs_path, "rb") as raw:
+        fh: Any = gzip.GzipFile(fileobj=raw) if loc.name.endswith(".gz") else raw
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+    return max(int(lines) - 1, 0)  # the header; a last line without newline is balanced by the header's
+
+
+def fingerprint(ds: DatasetConfig) -> str:
+    """What identifies the data: a generated table's parameters, else a hash of the file (a Parquet input's
+    footers), with the dataset settings that change the features."""
+    what: dict[str, Any] = {k: v for k, v in dataclasses.asdict(ds).items() if k not in ("name",)}
+    if ds.kind == "generated" and ds.path is None:
+        from lrsweep.datasets import _module
+
+        module = _module(str(ds.generator))
+        params = getattr(module, "generation_params", None)
+        what["generated"] = params(int(ds.rows or module.DEFAULT_ROWS), ds.seed) if params else None
+    else:
+        from lrsweep.data import uri
+        from lrsweep.data.source import resolve_source
+
+        src = resolve_source(ds)
+        what["sha256"] = uri.footer_sha256(src.location) if src.format == "parquet" else uri.sha256(src.location)
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> dict[str, Any]:
+    """The machine and software the measurements hold for."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from lrsweep import __version__
+
+    try:
+        spark = version("pyspark")
+    except PackageNotFoundError:
+        spark = None
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "lrsweep": __version__,
+        "pyspark": spark,
+    }
+
+
+def cache_key(cfg: Config, data: str, hw: dict[str, Any]) -> str:
+    """Data fingerprint + hardware + everything that changes what the runs measure."""
+    s = cfg.search
+    what = {
+        "data": data,
+        "hardware": hw,
+        "knobs": cfg.plan.calibration.knobs(),
+        "backend": dataclasses.asdict(cfg.backend),
+        "split": dataclasses.asdict(cfg.split),
+        "folds": cfg.cv.folds,
+        "seed": cfg.seed,
+        "search": {
+            k: v for k, v in dataclasses.asdict(s).items() if k not in ("n_trials", "n_jobs", "name", "sampler")
+        },
+        "schema": SCHEMA,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+# -- the experiment: which configurations, which samples ------------------------------------------------------
+def calibration_configs(cfg: Config, k: int, *, draws: int = 256) -> list[ModelParams]:
+    """``k`` configurations of the search space that cover it: farthest-point picks among seeded draws, the
+    weakest and strongest regularisation first (those bound the iteration counts)."""
+    import optuna
+
+    from lrsweep.planning.ernest import farthest_points
+    from lrsweep.space import suggest
+
+    pool = _pool(cfg)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=cfg.seed + 7919))
+    seen: list[ModelParams] = []
+    for _ in range(draws):
+        trial = study.ask()
+        seen.append(suggest(trial, cfg.search, _plain_threshold(), pool))
+        study.tell(trial, 0.0)
+    lo, hi = math.log(cfg.search.C.low), math.log(cfg.search.C.high)
+    span = max(hi - lo, 1e-9)
+
+    def coords(p: ModelParams) -> list[float]:
+        x = 1.5 if math.isinf(p.C) else (math.log(p.C) - lo) / span
+        return [x, p.l1_ratio, 0.5 * (p.class_weight == "balanced"), float(p.l1_ratio > 0)]
+
+    picks = farthest_points([coords(p) for p in seen], k)
+    return [seen[i] for i in picks]
+
+
+def _plain_threshold() -> Any:
+    from lrsweep.thresholds import F1Threshold
+
+    return F1Threshold()  # the threshold does not change a fit: draw no threshold parameter
+
+
+def _pool(cfg: Config) -> Any:
+    from lrsweep.backends import capabilities_of
+    from lrsweep.space import solver_pool
+
+    return solver_pool(cfg.search, capabilities_of(cfg.backend.name), hashed=bool(cfg.dataset.hashed))
+
+
+@dataclass
+class _Sample:
+    fraction: float
+    rows: int
+    dataset: dict[str, Any]  # a DatasetConfig as a dict
+
+
+def _fractions(c: CalibrationConfig, rows: int) -> list[float]:
+    low = min(max(c.min_rows / max(rows, 1), 0.0), c.max_fraction)
+    out = sorted({max(c.max_fraction / c.step**i, low) for i in range(c.fractions)})
+    return out
+
+
+def _samples(cfg: Config, fractions: list[float], rows: int, workdir: Path) -> list[_Sample]:
+    """A DatasetConfig per fraction: the same generator with fewer rows, or a seeded sample written as a file."""
+    ds = cfg.dataset
+    out: list[_Sample] = []
+    if ds.kind == "generated" and ds.path is None:
+        from lrsweep.datasets import _module
+
+        floor = int(getattr(_module(str(ds.generator)), "MIN_ROWS", 100))
+        for f in fractions:
+            n = max(int(round(f * rows)), floor, 100)
+            out.append(_Sample(n / rows, n, dataclasses.asdict(dataclasses.replace(ds, rows=n))))
+        return out
+    from lrsweep.data import uri
+    from lrsweep.data.source import resolve_source
+
+    src = resolve_source(ds)
+    frame = uri.read_pandas(src.location, src.format)
+    base = dataclasses.replace(ds, source="file", format=src.format, name=ds.label)
+    for f in fractions:
+        n = max(int(round(f * len(frame))), 2)
+        sample = frame.sample(n=n, random_state=cfg.seed)
+        path = workdir / f"sample-{n}.{'parquet' if src.format == 'parquet' else 'csv'}"
+        if src.format == "parquet":
+            sample.to_parquet(path, index=False)
+        else:
+            sample.to_csv(path, index=False)
+        out.append(_Sample(n / len(frame), n, dataclasses.asdict(dataclasses.replace(base, path=str(path)))))
+    return out
+
+
+def _scaled(p: ModelParams, factor: float, max_iter: int) -> ModelParams:
+    C = p.C if math.isinf(p.C) else p.C * factor
+    return dataclasses.replace(p, C=C, max_iter=max_iter)
+
+
+def _spec(
+    cfg: Config, rows: int, samples: list[_Sample], configs: list[ModelParams], warmup: _Sample | None = None
+) -> list[dict[str, Any]]:
+    """One spec per core count: the samples to prepare and the fits to run on each (first, on ``warmup``, the
+    strongest configuration: the cheapest fit, run while the JVM is cold)."""
+    from lrsweep.planning.ernest import design
+
+    cal = cfg.plan.calibration
+    full = parts_of(rows, cfg.split.val_size, cfg.split.test_size, cfg.cv.folds)
+    rpp = int(getattr(cfg.backend, "rows_per_partition", 100_000))
+    exact = int(getattr(cfg.backend, "exact_max_rows", 100_000))
+    partitions_full = max(1, math.ceil(full.n_fit / rpp))
+    points = design([s.fraction for s in samples], sorted(set(cal.cores)), budget=cal.budget)
+    top_f = max(s.fraction for s in samples)
+    top_c = max(cal.cores)
+    by_fraction = {s.fraction: s for s in samples}
+    max_iter = min(cfg.search.max_iter, cal.max_iter)
+    # the cheap configurations measured away from the top point: the strongest and the weakest regularisation
+    order = sorted(configs, key=lambda p: math.inf if math.isinf(p.C) else p.C)
+    small = [order[0], order[-1], *order[1:-1]][: cal.small_configs]
+    specs: dict[int, dict[str, Any]] = {}
+
+    def backend_for(s: _Sample) -> dict[str, Any]:
+        backend = dataclasses.asdict(cfg.backend)
+        if "rows_per_partition" in backend and partitions_full > 1:
+            backend["rows_per_partition"] = max(1, math.ceil(rpp * s.fraction))  # the full table's partitions
+        if "exact_max_rows" in backend and full.n_held > exact:
+            backend["exact_max_rows"] = 0  # the full table's held-out parts get binned curves: so do the samples'
+        if "spark_read_min_mb" in backend:
+            backend["spark_read_min_mb"] = None
+        return backend
+
+    for frac, cores in sorted(points, key=lambda p: (p[1], p[0])):
+        s = by_fraction[frac]
+        factor = rows / s.rows  # C * n_full / n_sample: the full table's regParam
+        chosen = configs if (frac == top_f and cores == top_c) else small
+        spec = specs.setdefault(cores, {"cores": cores, "points": []})
+        spec["points"].append(
+            {
+                "fraction": s.fraction,
+                "rows": s.rows,
+                "dataset": s.dataset,
+                "backend": backend_for(s),
+                "fits": [[dataclasses.asdict(_scaled(p, factor, max_iter)), p.C] for p in chosen],
+                "refit": (
+                    dataclasses.asdict(_scaled(configs[len(configs) // 2], factor, max_iter))
+                    if (cal.refit and frac == top_f)
+                    else None
+                ),
+            }
+        )
+    common: dict[str, Any] = {
+        "split": dataclasses.asdict(cfg.split),
+        "cv": dataclasses.asdict(cfg.cv),
+        "seed": cfg.seed,
+        "probes": cal.probes,
+    }
+    if warmup is not None:
+        common["warmup"] = {
+            "fraction": warmup.fraction,
+            "rows": warmup.rows,
+            "dataset": warmup.dataset,
+            "backend": backend_for(warmup),
+            "fits": [[dataclasses.asdict(_scaled(order[0], rows / warmup.rows, max_iter)), order[0].C]],
+            "refit": None,
+        }
+    return [spec | common for _, spec in sorted(specs.items())]
+
+
+# -- the child process ----------------------------------------------------------------------------------------
+def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one core count's points in this (fresh) process; returns the measurements as dicts.
+
+    Order: the throwaway warm-up sample (cold JVM), then the samples smallest first, each prepared and its fits
+    run; then ``probes`` rounds over the samples in turn (alternating order): a short fit on each, and in the
+    first round each sample prepared once more."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from lrsweep.backends.spark import SparkBackend, SparkConfig
+    from lrsweep.clusters import LocalCluster
+    from lrsweep.config import CVConfig, DatasetConfig, SplitConfig
+    from lrsweep.data import open_data
+    from lrsweep.space import ModelParams
+
+    cores = int(spec["cores"])
+    cluster = LocalCluster(
+        master=f"local[{cores}]", spark_conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
+    )
+    split, cv, seed = SplitConfig(**spec["split"]), CVConfig(**spec["cv"]), int(spec["seed"])
+    out: dict[str, list[dict[str, Any]]] = {"fits": [], "setups": [], "refits": []}
+    backends: list[Any] = []  # the first one started the session: closed last
+
+    def prepare(point: dict[str, Any]) -> tuple[Any, Any]:
+        settings = SparkConfig(**point["backend"])
+        backend = SparkBackend(settings, cluster=cluster, seed=seed, app_name="lrsweep calibration")
+        summary = backend.prepare(open_data(DatasetConfig(**point["dataset"]), split, cv, seed))
+        out["setups"].append(
+            {
+                "cores": cores,
+                "master": str(backend.spark.sparkContext.master),
+                "fraction": point["fraction"],
+                "rows": int(sum(summary.rows.values())),
+                "session_seconds": float(backend.timings.get("session", 0.0)) if not backends else 0.0,
+                "data_seconds": float(backend.timings.get("data_and_preprocessing", 0.0)),
+                "cold": not backends,
+            }
+        )
+        return backend, summary
+
+    def fit(backend: Any, point: dict[str, Any], params: Any, target: float, **flags: bool) -> None:
+        fold = 0 if backend.n_folds else None
+        part = backend._folds[0]  # the fold a trial fits first: its rows and partitions, as the backend cached them
+        ev, jobs, total = _measured(backend, params, fold, f"fit-{len(out['fits'])}")
+        out["fits"].append(
+            {
+                "cores": cores,
+                "machines": max(1, min(cores, int(part.fit.rdd.getNumPartitions()))),
+                "fraction": point["fraction"],
+                "n_fit": int(part.n_fit),
+                "n_held": int(part.n_held),
+                "C": params.C,
+                "target_C": target,
+                "l1_ratio": params.l1_ratio,
+                "class_weight": params.class_weight,
+                "max_iter": params.max_iter,
+                "n_iter": int(ev.fit.n_iter),
+                "jobs": jobs,
+                "fit_seconds": float(ev.fit.seconds),
+                "eval_seconds": max(total - float(ev.fit.seconds), 0.0),
+                **flags,
+            }
+        )
+
+    def strongest(point: dict[str, Any]) -> tuple[Any, float]:
+        p, target = min(point["fits"], key=lambda f: f[0]["C"])
+        return ModelParams(**p), float(target)
+
+    first = [spec["warmup"]] if spec.get("warmup") else []
+    live: list[tuple[dict[str, Any], Any]] = []
+    for point in first + sorted(spec["points"], key=lambda p: p["fraction"]):
+        cold = not backends
+        backend, summary = prepare(point)
+        backends.append(backend)
+        todo = [(ModelParams(**p), float(t), False) for p, t in point["fits"]]
+        if cold:  # the JVM's first fit compiles code paths: measured apart, as the price of a cold start
+            p, t = strongest(point)
+            todo.insert(0, (dataclasses.replace(p, max_iter=min(p.max_iter, 10)), t, True))
+        for params, target, warmup in todo:
+            fit(backend, point, params, target, cold=cold, warmup=warmup)
+        if point.get("refit"):
+            out["refits"].append(_refit_record(backend, summary, ModelParams(**point["refit"]), point, cores))
+        if point is not spec.get("warmup"):
+            live.append((point, backend))
+    if len(live) >= 2:
+        for r in range(int(spec.get("probes", 0))):
+            for point, backend in live if r % 2 == 0 else live[::-1]:
+                p, t = strongest(point)
+                fit(backend, point, dataclasses.replace(p, max_iter=min(p.max_iter, PROBE_ITER)), t, probe=True)
+                if r == 0:  # a second measurement of the setup, between the first ones' neighbours
+                    again, _ = prepare(point)
+                    again.close()
+    for backend in backends[1:] + backends[:1]:
+        backend.close()
+    return out
+
+
+def _refit_record(backend: Any, summary: Any, params: Any, point: dict[str, Any], cores: int) -> dict[str, Any]:
+    """``backend.refit`` timed, with the Spark jobs it ran."""
+    sc = backend.spark.sparkContext
+    sc.setJobGroup("refit", "lrsweep calibration")
+    t0 = time.perf_counter()
+    refit = backend.refit(params, 0.5)
+    seconds = time.perf_counter() - t0
+    jobs = len(sc.statusTracker().getJobIdsForGroup("refit"))
+    n_trval = int(summary.rows["train"] + summary.rows["val"])
+    return {
+        "cores": cores,
+        "machines": max(1, min(cores, math.ceil(n_trval / backend.settings.rows_per_partition))),
+        "fraction": point["fraction"],
+        "n_fit": n_trval,
+        "n_test": int(summary.rows["test"]),
+        "C": params.C,
+        "l1_ratio": params.l1_ratio,
+        "class_weight": params.class_weight,
+        "n_iter": int(refit.test.fit.n_iter),
+        "jobs": jobs,
+        "seconds": seconds,
+    }
+
+
+def _measured(backend: Any, params: ModelParams, fold: int | None, group: str) -> tuple[Any, int, float]:
+    """``backend.evaluate`` timed, and the Spark jobs it ran (counted through a job group)."""
+    sc = backend.spark.sparkContext
+    sc.setJobGroup(group, "lrsweep calibration")
+    t0 = time.perf_counter()
+    ev = backend.evaluate(params, fold)
+    total = time.perf_counter() - t0
+    jobs = len(sc.statusTracker().getJobIdsForGroup(group))
+    sc.setLocalProperty("spark.jobGroup.id", None)
+    return ev, jobs, total
+
+
+def _child_main(argv: list[str]) -> int:
+    spec_path, out_path = argv
+    spec = json.loads(Path(spec_path).read_text())
+    result = _run_child(spec)
+    Path(out_path).write_text(json.dumps(result))
+    return 0
+
+
+def _spawn(spec: dict[str, Any], workdir: Path, timeout: float) -> dict[str, Any]:
+    cores = spec["cores"]
+    spec_path, out_path, log_path = (workdir / f"{name}-{cores}.{ext}" for name, ext in
+                                     (("spec", "json"), ("out", "json"), ("log", "txt")))  # fmt: skip
+    spec_path.write_text(json.dumps(spec))
+    env = os.environ.copy()
+    env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    src = str(Path(__file__).resolve().parents[2])  # this lrsweep, whichever copy the caller imported
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [sys.executable, "-m", "lrsweep.planning.calibrate", str(spec_path), str(out_path)]
+    with open(log_path, "wb") as fh:
+        try:
+            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise LrsweepError(
+                f"the calibration on local[{cores}] took more than {timeout:.0f} s",
+                "lower plan.calibration.max_fraction or plan.calibration.configs",
+            ) from exc
+    if proc.returncode != 0 or not out_path.is_file():
+        text = log_path.read_text(errors="replace").strip().splitlines()
+        last = next((ln for ln in reversed(text) if ln.strip() and not ln.startswith((" ", "\t"))), "no output")
+        raise LrsweepError(
+            f"the calibration run on local[{cores}] failed (exit {proc.returncode}): {last[:300]}",
+            "check that backend=spark works here (pyspark, Java 17), or run with LRSWEEP_DEBUG=1",
+        )
+    result: dict[str, Any] = json.loads(out_path.read_text())
+    return result
+
+
+# -- the entry point ------------------------------------------------------------------------------------------
+def _cache_path(cfg: Config, key: str) -> Path:
+    return Path(cfg.plan.calibration.cache_dir) / f"{cfg.dataset.label}-{key}.json"
+
+
+def calibrate(cfg: Config, *, log: logging.Logger | None = None) -> Calibration:
+    """The calibration for ``cfg``'s data on this machine: from the cache, or measured now (see the module
+    docstring) and cached."""
+    say = log or logging.getLogger("lrsweep")
+    cal_cfg = cfg.plan.calibration
+    cal_cfg.check()
+    if cfg.backend.name != "spark":
+        raise LrsweepError(
+            f"the runtime model calibrates Spark trials, not backend={cfg.backend.name}", "use backend=spark"
+        )
+    rows = full_rows(cfg)
+    data = fingerprint(cfg.dataset)
+    hw = hardware()
+    key = cache_key(cfg, data, hw)
+    path = _cache_path(cfg, key)
+    if cal_cfg.cache and path.is_file():
+        try:
+            cal = Calibration.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            say.warning("ignoring an unreadable calibration cache %s (%s)", path, exc)
+        else:
+            cal.cache_hit, cal.cache_file = True, str(path)
+            say.info("calibration: cache hit %s", path)
+            return cal
+    from lrsweep.backends.spark import require_spark
+
+    require_spark()
+    t0 = time.perf_counter()
+    configs = calibration_configs(cfg, cal_cfg.configs)
+    with tempfile.TemporaryDirectory(prefix="lrsweep-calibration-") as tmp:
+        workdir = Path(tmp)
+        fractions = _fractions(cal_cfg, rows)
+        tiny = min(cal_cfg.min_rows / rows, fractions[0])  # the throwaway first sample of every child
+        drawn = _samples(cfg, [tiny, *fractions], rows, workdir)
+        warm, samples = drawn[0], drawn[1:]
+        specs = _spec(cfg, rows, samples, configs, warm if cal_cfg.warmup else None)
+        for spec in specs:
+            shown = ", ".join(str(p["rows"]) for p in spec["points"])
+            say.info("calibration: local[%d], samples of %s rows", spec["cores"], shown)
+        if cal_cfg.parallel:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(specs)) as ex:
+                results = list(ex.map(lambda sp: _spawn(sp, workdir, cal_cfg.timeout_seconds), specs))
+        else:
+            results = [_spawn(spec, workdir, cal_cfg.timeout_seconds) for spec in specs]
+    cal = Calibration(
+        fingerprint=data,
+        hardware=hw,
+        rows=rows,
+        key=key,
+        knobs=cal_cfg.knobs(),
+        split=(cfg.split.val_size, cfg.split.test_size),
+        folds=cfg.cv.folds,
+        rows_per_partition=int(getattr(cfg.backend, "rows_per_partition", 100_000)),
+        fit_runs=[FitRun(**r) for res in results for r in res["fits"]],
+        setup_runs=[SetupRun(**r) for res in results for r in res["setups"]],
+        refit_runs=[RefitRun(**r) for res in results for r in res["refits"]],
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    cal.fit_models()
+    cal.seconds = time.perf_counter() - t0
+    if cal_cfg.cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = path.with_suffix(".tmp")
+        tmp_path.write_text(json.dumps(cal.to_dict(), indent=1))
+        tmp_path.replace(path)
+        cal.cache_file = str(path)
+    say.info("calibration: measured in %.0f s", cal.seconds)
+    return cal
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

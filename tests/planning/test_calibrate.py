@@ -1,0 +1,276 @@
+"""Calibration: the cache (a second call reads it and starts no Spark; other data misses it), what the runs
+are asked to measure, the identity of data and hardware, and one real small calibration on telco churn."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from lrsweep.backends.spark import SparkConfig
+from lrsweep.config import Config, DatasetConfig, FloatRange, SearchConfig
+from lrsweep.data.source import bundled_path
+from lrsweep.errors import LrsweepError
+from lrsweep.planning import calibrate as calmod
+from lrsweep.planning.calibrate import (
+    Calibration,
+    CalibrationConfig,
+    cache_key,
+    calibrate,
+    calibration_configs,
+    fingerprint,
+    full_rows,
+    hardware,
+)
+from lrsweep.space import ModelParams
+from tests.planning import synthetic_calibration
+
+CTR = DatasetConfig(
+    name="ctr", source="generated", generator="ctr", rows=1_000_000, target="click", positive="1", drop=["hour"],
+    categorical=["site_id", "C1"], hashed=["site_id", "C1"],
+)  # fmt: skip
+
+
+def spark_cfg(tmp_path: Path, dataset: DatasetConfig | None = None, **knobs: Any) -> Config:
+    cfg = Config(backend=SparkConfig(), dataset=dataset or DatasetConfig())
+    cfg.plan.calibration = CalibrationConfig(cache_dir=str(tmp_path / "cache"), **knobs)
+    return cfg
+
+
+@pytest.fixture
+def no_spark(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Calibration runs refused: any attempt to measure is recorded and fails the call."""
+    attempts: list[dict[str, Any]] = []
+
+    def refuse(spec: dict[str, Any], *_: object) -> dict[str, Any]:
+        attempts.append(spec)
+        raise RuntimeError("a calibration run was started")
+
+    monkeypatch.setattr(calmod, "_spawn", refuse)
+    return attempts
+
+
+def seed_cache(cfg: Config) -> Path:
+    """Write a calibration where calibrate() looks for cfg's."""
+    cal = synthetic_calibration(rows=full_rows(cfg))
+    key = cache_key(cfg, fingerprint(cfg.dataset), hardware())
+    path = Path(cfg.plan.calibration.cache_dir) / f"{cfg.dataset.label}-{key}.json"
+    path.parent.mkdir(parents=True)
+    cal.key = key
+    path.write_text(json.dumps(cal.to_dict()))
+    return path
+
+
+def test_a_second_call_hits_the_cache_without_starting_spark(tmp_path: Path, no_spark: list[Any]) -> None:
+    cfg = spark_cfg(tmp_path, CTR)
+    path = seed_cache(cfg)
+    cal = calibrate(cfg)
+    assert cal.cache_hit and cal.cache_file == str(path)
+    assert no_spark == []
+    assert any("cache hit" in line and str(path) in line for line in cal.evidence())
+    p = ModelParams(1.0, 0.0, "l2", None, "none", 300, 1e-4)
+    assert cal.trial(p, rows=cal.rows, cores=4).mid > 0
+
+
+def test_other_data_misses_the_cache(tmp_path: Path, no_spark: list[Any]) -> None:
+    cfg = spark_cfg(tmp_path, CTR)
+    seed_cache(cfg)
+    other = spark_cfg(tmp_path, dataclasses.replace(CTR, rows=2_000_000))
+    assert fingerprint(other.dataset) != fingerprint(cfg.dataset)
+    with pytest.raises(RuntimeError, match="calibration run was started"):
+        calibrate(other)
+    assert no_spark and no_spark[0]["cores"] == 1  # it went on to measure, one core first
+
+
+def test_knobs_that_change_measurements_change_the_key_others_do_not(tmp_path: Path) -> None:
+    cfg = spark_cfg(tmp_path, CTR)
+    key = cache_key(cfg, "data", {"cpu": "x"})
+    assert cache_key(cfg, "other data", {"cpu": "x"}) != key
+    assert cache_key(cfg, "data", {"cpu": "y"}) != key
+    more = spark_cfg(tmp_path, CTR, configs=9)
+    assert cache_key(more, "data", {"cpu": "x"}) != key
+    elsewhere = spark_cfg(tmp_path / "elsewhere", CTR)
+    assert cache_key(elsewhere, "data", {"cpu": "x"}) == key  # where the cache lives is not what it measured
+    trials = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, n_trials=999))
+    assert cache_key(trials, "data", {"cpu": "x"}) == key
+
+
+def test_a_changed_file_changes_the_fingerprint(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"x": [1, 2, 3, 4], "y": ["a", "b", "a", "b"]}).to_csv(path, index=False)
+    ds = DatasetConfig(name="t", path=str(path), target="y", positive="a")
+    before = fingerprint(ds)
+    pd.DataFrame({"x": [1, 2, 3, 5], "y": ["a", "b", "a", "b"]}).to_csv(path, index=False)
+    assert fingerprint(ds) != before
+    assert fingerprint(dataclasses.replace(ds, drop=["x"])) != fingerprint(ds)  # other features, other runs
+
+
+def test_full_rows_cheaply(tmp_path: Path) -> None:
+    cfg = Config(backend=SparkConfig())
+    assert full_rows(cfg) == len(pd.read_csv(bundled_path("telco_churn")))
+    frame = pd.DataFrame({"x": range(1234), "y": [i % 2 for i in range(1234)]})
+    frame.to_parquet(tmp_path / "t.parquet")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    for name in ("t.parquet", "t.csv"):
+        ds = DatasetConfig(name="t", path=str(tmp_path / name), target="y", positive="1")
+        assert full_rows(Config(backend=SparkConfig(), dataset=ds)) == 1234
+    assert full_rows(Config(backend=SparkConfig(), dataset=CTR)) == 1_000_000  # not generated to count it
+
+
+def test_round_trip_predicts_the_same() -> None:
+    cal = synthetic_calibration()
+    again = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    p = ModelParams(3.0, 0.5, "elasticnet", None, "balanced", 300, 1e-4)
+    assert again.trial(p, rows=cal.rows, cores=8) == cal.trial(p, rows=cal.rows, cores=8)
+    assert again.setup(rows=cal.rows, cores=8) == cal.setup(rows=cal.rows, cores=8)
+    assert again.refit(p, rows=cal.rows, cores=8) == cal.refit(p, rows=cal.rows, cores=8)
+
+
+def test_evidence_states_the_speed_assumption_and_the_fit() -> None:
+    lines = synthetic_calibration().evidence()
+    assert any(line.startswith("ASSUMPTION") and "speed" in line for line in lines)
+    assert any("rms residual" in line for line in lines)
+    assert any("measured now" in line for line in lines)
+
+
+def test_calibration_configs_cover_the_search_space(tmp_path: Path) -> None:
+    cfg = spark_cfg(tmp_path)
+    cfg.search = dataclasses.replace(cfg.search, penalties=["l2", "l1", "elasticnet"])
+    picks = calibration_configs(cfg, 6)
+    assert len(picks) == 6
+    Cs = sorted(p.C for p in picks)
+    # the weakest and strongest regularisation the space draws are both measured (C log-uniform over 1e-4..1e2)
+    assert Cs[0] < 3 * cfg.search.C.low and Cs[-1] > cfg.search.C.high / 3
+    assert {p.l1_ratio > 0 for p in picks} == {True, False}
+    with_none = calibration_configs(spark_cfg(tmp_path), 6)
+    assert any(math.isinf(p.C) for p in with_none)  # penalty none (C = inf) is the weakest of all
+    l2 = dataclasses.replace(cfg, search=dataclasses.replace(SearchConfig(), penalties=["l2"], C=FloatRange(1e-2, 1.0)))
+    assert all(p.l1_ratio == 0 and 1e-2 <= p.C <= 1.0 for p in calibration_configs(l2, 4))
+
+
+def test_the_runs_are_fitted_at_the_full_tables_regularisation(tmp_path: Path) -> None:
+    """C * n_full / n_sample, capped iterations, partitions and curves as the full table gets them."""
+    cfg = spark_cfg(tmp_path, CTR, fractions=2)
+    rows = full_rows(cfg)
+    configs = calibration_configs(cfg, 4)
+    samples = calmod._samples(cfg, calmod._fractions(cfg.plan.calibration, rows), rows, tmp_path)
+    assert [s.rows for s in samples] == [33_333, 100_000]
+    specs = calmod._spec(cfg, rows, samples, configs)
+    assert [s["cores"] for s in specs] == [1, 2]
+    top = next(p for p in specs[1]["points"] if p["rows"] == 100_000)
+    assert len(top["fits"]) == 4
+    for (fitted, target), chosen in zip(top["fits"], configs, strict=True):
+        assert target == chosen.C
+        assert fitted["C"] == pytest.approx(chosen.C * 10) or math.isinf(chosen.C)
+        assert fitted["max_iter"] == min(cfg.search.max_iter, cfg.plan.calibration.max_iter)
+    # the full table's fitting part has 6 partitions of 100k rows: the sample keeps 6 (of 10k rows)
+    assert top["backend"]["rows_per_partition"] == 10_000
+    # its held-out part (200k rows) gets a binned curve: so does the sample's
+    assert top["backend"]["exact_max_rows"] == 0
+    assert top["dataset"]["rows"] == 100_000 and top["dataset"]["seed"] == CTR.seed
+    others = [p for s in specs for p in s["points"] if p is not top]
+    assert others and all(len(p["fits"]) == cfg.plan.calibration.small_configs for p in others)
+    # every child first warms its JVM on a throwaway sample, with the cheapest (most regularised) fit
+    tiny = calmod._samples(cfg, [200 / rows], rows, tmp_path)[0]
+    warmed = calmod._spec(cfg, rows, samples, configs, tiny)
+    assert all(s["warmup"]["rows"] == 200 for s in warmed)
+    ((fitted, target),) = warmed[0]["warmup"]["fits"]
+    assert target == min(p.C for p in configs)
+
+
+def test_setup_is_predicted_cold() -> None:
+    """A sweep's setup is its fresh JVM's first work: the cold run's extra counts, the size term where shown."""
+    from lrsweep.planning.calibrate import SetupRun, _setup_model, _setup_seconds
+
+    runs = [
+        SetupRun(1, "local[1]", 0.001, 200, 7.0, 12.0, cold=True),
+        SetupRun(1, "local[1]", 0.03, 30_000, 0.0, 3.0 + 1e-4 * 30_000),
+        SetupRun(2, "local[2]", 0.03, 30_000, 0.0, 3.0 + 1e-4 * 15_000),
+        SetupRun(2, "local[2]", 0.1, 100_000, 0.0, 3.0 + 1e-4 * 50_000),
+        SetupRun(2, "local[2]", 0.1, 100_000, 0.0, 9.0 + 1e-4 * 50_000),  # a repeat slowed by load: not used
+    ]
+    model = _setup_model(runs)
+    warm_at_200 = 3.0 + 1e-4 * 200
+    assert _setup_seconds(model, 200, 1) == pytest.approx(12.0, rel=0.05)  # cold: the first run's cost
+    assert _setup_seconds(model, 1_000_000, 2) - _setup_seconds(model, 200, 1) == pytest.approx(
+        1e-4 * (500_000 - 200), rel=0.05
+    )
+    assert warm_at_200 < 12.0
+
+
+def test_file_data_is_sampled_into_a_file(tmp_path: Path) -> None:
+    cfg = spark_cfg(tmp_path)
+    rows = full_rows(cfg)
+    (sample,) = calmod._samples(cfg, [0.1], rows, tmp_path)
+    frame = pd.read_csv(sample.dataset["path"])
+    assert len(frame) == sample.rows == round(0.1 * rows)
+    assert sample.dataset["source"] == "file" and sample.dataset["target"] == "churn"
+
+
+def test_knob_checks() -> None:
+    with pytest.raises(LrsweepError, match="max_fraction"):
+        CalibrationConfig(max_fraction=0.0).check()
+    with pytest.raises(LrsweepError, match="cores"):
+        CalibrationConfig(cores=[0]).check()
+    with pytest.raises(LrsweepError, match="backend=spark"):
+        calibrate(Config())
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_real_small_calibration_on_telco(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The smallest knobs, the real SparkBackend in child processes on local[1] and local[2], while this
+    process holds a local[2] session of its own (as the test suite does)."""
+    pytest.importorskip("pyspark")
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    session = active or SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
+    try:
+        cfg = spark_cfg(tmp_path, fractions=1, configs=2, small_configs=1, refit=False, parallel=True, budget=None)
+        cal = calibrate(cfg)
+        assert session.sparkContext.master == "local[2]"  # the caller's session is untouched
+    finally:
+        if active is None:
+            session.stop()
+    assert not cal.cache_hit and Path(cal.cache_file).is_file()
+    assert {s.master for s in cal.setup_runs} == {"local[1]", "local[2]"}
+    assert {r.cores for r in cal.fit_runs} == {1, 2}
+    assert all(r.n_fit < 0.1 * cal.rows for r in cal.fit_runs)  # at most max_fraction of the rows
+    assert any(r.n_iter > 0 for r in cal.fit_runs)
+    for r in cal.fit_runs:
+        assert r.jobs >= r.n_iter  # at least one Spark job per optimiser iteration
+        assert r.fit_seconds > 0 and r.eval_seconds > 0
+    p = ModelParams(1.0, 0.0, "l2", None, "none", cfg.search.max_iter, cfg.search.tol)
+    trial = cal.trial(p, rows=cal.rows, cores=2)
+    assert 0 < trial.low < trial.mid < trial.high
+    assert cal.setup(rows=cal.rows, cores=2).mid > cal.session_seconds > 0
+    again = calibrate(cfg)
+    assert again.cache_hit and again.fit_runs == cal.fit_runs
+
+
+def test_probe_pairs_measure_the_cost_per_row_despite_a_drifting_load() -> None:
+    """Each round's two probes run back to back: a load that doubles from round to round cancels in their
+    difference only as far as it hits both alike, so the slope comes from pairs, not from a fit over time."""
+    from lrsweep.planning.calibrate import FitRun, _fit_time_model, _probe_slope
+
+    def probe(n: int, load: float) -> FitRun:
+        jobs = 16
+        seconds = load * jobs * (0.3 + 4e-6 * n / 2)
+        return FitRun(2, 2, 0.1, n, n // 3, 1.0, 1.0, 0.0, "none", 8, 8, jobs, seconds, 0.1, probe=True)
+
+    loads = [1.0, 1.0, 1.0]
+    runs = [probe(n, load) for load in loads for n in (20_000, 60_000)]
+    assert _probe_slope(runs) == pytest.approx(4e-6)
+    theta, _ = _fit_time_model(runs)
+    assert theta[3] == pytest.approx(4e-6)  # the per-row term of a pass is the probes'
+    assert _probe_slope([r for r in runs if r.n_fit == 20_000]) is None
+    drifting = [probe(n, load) for load in (1.0, 1.5, 2.0) for n in (20_000, 60_000)]
+    # the same rounds fitted as one regression over time would mix the load into the slope; pairs keep it near
+    assert 3e-6 < _probe_slope(drifting) < 8e-6

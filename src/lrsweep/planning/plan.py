@@ -260,7 +260,9 @@ def _history(cfg: Config, cal: Calibration, kind: str) -> History | None:
     except Exception as exc:  # history refines a plan; an unreachable store must not stop it
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         log.warning("history not read from MLflow (%s): %s", tracking_line(cfg), redact_uri(first))
-        return History(kind, 0, 0, 1.0, 0.0, used=False, note=f"not read: MLflow at {tracking_line(cfg)} did not answer")
+        return History(
+            kind, 0, 0, 1.0, 0.0, used=False, note=f"not read: MLflow at {tracking_line(cfg)} did not answer"
+        )
     return learn(cal, past, kind)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.data.servers import free_port
+
 __all__ = ["mlflow_server", "free_port", "SERVER_HANG_GUARD"]
 
 SERVER_HANG_GUARD = 300.0  # seconds: a server that never answers fails the test with its log, instead of hanging
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_until_serving(server: subprocess.Popen[bytes], url: str, log: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.data.servers import free_port
 
 __all__ = ["Standalone", "standalone_cluster"]
 
@@ -30,12 +31,7 @@ class Standalone:
     ui: str  # http://127.0.0.1:PORT (the master's web UI, /json/ lists the workers)
     workers: int
     cores: int  # in all
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+    work_dir: Path  # the workers' folder: one app-* folder per application (executors' stdout and stderr)
 
 
 def _spark_home() -> Path:
@@ -50,15 +46,21 @@ def _state(ui: str) -> dict:
 
 
 @contextmanager
-def standalone_cluster(workers: int = 2, cores_per_worker: int = 1, memory: str = "2g") -> Iterator[Standalone]:
-    """Start a master and ``workers`` workers; yield when every worker is ALIVE; stop them all at the end."""
+def standalone_cluster(
+    workers: int = 2, cores_per_worker: int = 1, memory: str = "2g", work_dir: Path | None = None
+) -> Iterator[Standalone]:
+    """Start a master and ``workers`` workers; yield when every worker is ALIVE; stop them all at the end.
+
+    ``work_dir``: where the workers keep their applications' folders (None: a temporary folder, removed at the
+    end); never Spark's default, the pyspark package's own folder."""
     home = _spark_home()
     spark_class = str(home / "bin" / "spark-class")
-    port, ui_port = _free_port(), _free_port()
+    port, ui_port = free_port(), free_port()
     master, ui = f"spark://{HOST}:{port}", f"http://{HOST}:{ui_port}"
     env = os.environ | {"SPARK_HOME": str(home), "SPARK_LOCAL_IP": HOST, "SPARK_NO_DAEMONIZE": "1"}
     with ExitStack() as stack:
         logdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lrsweep-standalone-")))
+        work = work_dir or logdir / "work"
         procs: list[subprocess.Popen[bytes]] = []
 
         def start(name: str, args: list[str]) -> None:
@@ -81,7 +83,8 @@ def standalone_cluster(workers: int = 2, cores_per_worker: int = 1, memory: str 
                          "--webui-port", str(ui_port)])  # fmt: skip
         for i in range(workers):
             start(f"worker{i}", ["org.apache.spark.deploy.worker.Worker", "--host", HOST, "--cores",
-                                 str(cores_per_worker), "--memory", memory, "--webui-port", "0", master])  # fmt: skip
+                                 str(cores_per_worker), "--memory", memory, "--webui-port", "0",
+                                 "--work-dir", str(work), master])  # fmt: skip
         deadline = time.monotonic() + _START_DEADLINE_S
         while True:
             dead = [p for p in procs if p.poll() is not None]
@@ -98,4 +101,4 @@ def standalone_cluster(workers: int = 2, cores_per_worker: int = 1, memory: str 
                 logs = "\n".join(f.read_text(errors="replace")[-2000:] for f in sorted(logdir.glob("*.log")))
                 raise RuntimeError(f"the standalone cluster did not come up on {master}:\n{logs}")
             time.sleep(0.5)
-        yield Standalone(master=master, ui=ui, workers=workers, cores=workers * cores_per_worker)
+        yield Standalone(master=master, ui=ui, workers=workers, cores=workers * cores_per_worker, work_dir=work)

@@ -7,15 +7,12 @@ tests stay within a few minutes on 2 cores.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import replace
 from importlib.metadata import version
@@ -572,78 +569,18 @@ def test_parquet_read_by_spark_with_hash_split_and_folds(spark: Any, tmp_path: P
 
 
 # -- 6. a real standalone cluster ---------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-CLUSTER_HANG_GUARD = 300.0  # seconds: a daemon that never comes up fails the test with its log instead of hanging
-
-
-def _wait_for(check: Any, what: str, proc: subprocess.Popen[bytes], log: Path) -> Any:
-    """Poll ``check`` until it is true; fail with the daemon's log if it exits or never gets there."""
-    deadline = time.monotonic() + CLUSTER_HANG_GUARD
-    while True:
-        with contextlib.suppress(OSError, ValueError):  # not listening yet
-            got = check()
-            if got:
-                return got
-        if proc.poll() is not None:
-            pytest.fail(f"{what} exited with code {proc.returncode}:\n{log.read_text(errors='replace')[-4000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"hang guard: {what} not ready after {CLUSTER_HANG_GUARD:.0f} s:\n{log.read_text()[-4000:]}")
-        time.sleep(0.5)
-
-
-def _master_state(webui: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{webui}/json/", timeout=5) as r:
-        return json.loads(r.read())
-
-
 @pytest.mark.slow
 def test_sweep_on_a_standalone_cluster(tmp_path: Path) -> None:
     pytest.importorskip("pyspark")
-    import pyspark
+    from tests.spark_cluster import standalone_cluster
 
     lrsweep_cli = VENV_BIN / "lrsweep"
     if not lrsweep_cli.exists():
         pytest.skip(f"no lrsweep console script at {lrsweep_cli}")
-    spark_home = Path(pyspark.__file__).parent
-    env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONWARNINGS": "ignore"}
-    port, webui, worker_ui = _free_port(), _free_port(), _free_port()
-    spark_class = str(spark_home / "bin" / "spark-class")
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        with open(tmp_path / "master.log", "wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1"]
-                    + ["--port", str(port), "--webui-port", str(webui)],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        _wait_for(lambda: _master_state(webui), "the Spark master", procs[0], tmp_path / "master.log")
-        with open(tmp_path / "worker.log", "wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    [spark_class, "org.apache.spark.deploy.worker.Worker", "--cores", "1", "--memory", "1g"]
-                    + ["--host", "127.0.0.1", "--webui-port", str(worker_ui), "--work-dir", str(tmp_path / "work")]
-                    + [f"spark://127.0.0.1:{port}"],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-
-        def worker_alive() -> bool:
-            return _master_state(webui).get("aliveworkers", 0) >= 1
-
-        _wait_for(worker_alive, "the Spark worker", procs[1], tmp_path / "worker.log")
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONWARNINGS": "ignore"}
+    with standalone_cluster(workers=1, memory="1g", work_dir=tmp_path / "work") as cluster:
         run = subprocess.run(
-            [str(lrsweep_cli), "backend=spark", "cluster=standalone", f"cluster.master=spark://127.0.0.1:{port}"]
+            [str(lrsweep_cli), "backend=spark", "cluster=standalone", f"cluster.master={cluster.master}"]
             + ["search.n_trials=2", "search.max_iter=20", "tracking=off", "progress=false"],
             cwd=tmp_path,
             env=env,
@@ -652,18 +589,11 @@ def test_sweep_on_a_standalone_cluster(tmp_path: Path) -> None:
             timeout=600,
         )
         assert run.returncode == 0, run.stderr[-3000:]
-        apps = _master_state(webui)
+        with urllib.request.urlopen(f"{cluster.ui}/json/", timeout=5) as r:
+            apps = json.loads(r.read())
         names = [a.get("name", "") for a in apps.get("completedapps", []) + apps.get("activeapps", [])]
         assert any(n.startswith("lrsweep ") for n in names), names  # the sweep's session ran on the cluster
         assert "spark" in run.stdout
-    finally:
-        for proc in reversed(procs):  # worker first (it stops its executors), then the master; by PID
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
 
 
 # -- 7. hashed features: Spark's FeatureHasher and lrsweep.hashing agree; the backends fit the same model --------

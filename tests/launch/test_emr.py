@@ -175,13 +175,18 @@ def test_a_dry_run_needs_no_credentials(aws: Moto, compose, monkeypatch):
     assert aws.requests() == []
 
 
-def test_an_existing_cluster_gets_only_a_step_that_installs_the_wheel_first(aws: Moto, compose):
-    emr = aws.client("emr")
-    existing = emr.run_job_flow(
-        Name="shared", ReleaseLabel="emr-7.5.0", Instances={"KeepJobFlowAliveWhenNoSteps": True,
+def _long_running_cluster(emr, name: str) -> str:
+    """A cluster someone else started (kept alive without steps), as moto holds it; its id."""
+    return emr.run_job_flow(
+        Name=name, ReleaseLabel="emr-7.5.0", Instances={"KeepJobFlowAliveWhenNoSteps": True,
         "InstanceGroups": [{"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1}]},
         JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
     )["JobFlowId"]  # fmt: skip
+
+
+def test_an_existing_cluster_gets_only_a_step_that_installs_the_wheel_first(aws: Moto, compose):
+    emr = aws.client("emr")
+    existing = _long_running_cluster(emr, "shared")
     aws.post("/moto-api/recorder/reset-recording")
     cfg = compose(*EMR, f"cluster.cluster_id={existing}")
     dry = launch(cfg, dry_run=True, echo=lambda _: None)
@@ -251,11 +256,7 @@ def test_a_terminated_cluster_is_refused(aws: Moto, compose):
     from lrsweep.errors import LrsweepError
 
     emr = aws.client("emr")
-    gone = emr.run_job_flow(
-        Name="old", ReleaseLabel="emr-7.5.0", Instances={"KeepJobFlowAliveWhenNoSteps": True,
-        "InstanceGroups": [{"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1}]},
-        JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
-    )["JobFlowId"]  # fmt: skip
+    gone = _long_running_cluster(emr, "old")
     emr.terminate_job_flows(JobFlowIds=[gone])
     with pytest.raises(LrsweepError) as exc:
         launch(compose(*EMR, f"cluster.cluster_id={gone}"), echo=lambda _: None)

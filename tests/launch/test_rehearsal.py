@@ -27,13 +27,6 @@ def _every_byte(root: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink())
 
 
-def _spark_work_dirs() -> set[Path]:
-    import pyspark
-
-    work = Path(pyspark.__file__).parent / "work"  # the workers' SPARK_WORKER_DIR default
-    return set(work.glob("app-*")) if work.is_dir() else set()
-
-
 @pytest.mark.slow
 @pytest.mark.spark
 def test_the_rehearsal_installs_the_wheel_from_s3_and_runs_the_step_on_the_cluster(
@@ -45,9 +38,8 @@ def test_the_rehearsal_installs_the_wheel_from_s3_and_runs_the_step_on_the_clust
     monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", MLFLOW_PASSWORD)  # the cluster's own login (unused by sqlite)
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    before = _spark_work_dirs()
     printed: list[str] = []
-    with standalone_cluster(workers=2) as spark:
+    with standalone_cluster(workers=2, work_dir=tmp_path.parent / f"{tmp_path.name}-spark-work") as spark:
         cfg = compose(
             "backend=spark", "cluster=standalone", f"cluster.master={spark.master}",
             f"cluster.s3_uri=s3://{BUCKET}/rehearsal", "search=l2", "search.n_trials=2", f"tracking.uri={store}",
@@ -83,7 +75,7 @@ def test_the_rehearsal_installs_the_wheel_from_s3_and_runs_the_step_on_the_clust
     assert any("watch MLflow experiment 'lrsweep-telco_churn'" in line and "plan-r1" in line for line in printed)
 
     # no planted credential anywhere the run wrote or printed
-    executors = _spark_work_dirs() - before
+    executors = set(spark.work_dir.glob("app-*"))
     assert executors  # the workers' folders of this run (executors' stdout, stderr) are there to search
     written = _every_byte(tmp_path) + b"".join(_every_byte(d) for d in executors)
     objects = aws.objects()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from lrsweep.clusters import EmrCluster
 from lrsweep.config import Config
-from lrsweep.planning.cost import bill
+from lrsweep.planning.cost import bill, startup_seconds
 
 __all__ = ["BudgetGuard", "STOP_TAG", "SPEND_METRIC"]
 
@@ -41,10 +41,6 @@ class BudgetGuard:
     @property
     def priced(self) -> bool:
         return isinstance(self.cfg.cluster, EmrCluster)
-
-    def _startup(self) -> float:
-        c = self.cfg.cluster
-        return c.startup_minutes * 60.0 if isinstance(c, EmrCluster) and c.cluster_id is None else 0.0
 
     def elapsed(self, now: float | None = None) -> float:
         return (_now() if now is None else now) - self.started
@@ -81,7 +77,7 @@ class BudgetGuard:
         b = self.cfg.budget
         nxt = self.next_trial()
         projected = self.elapsed(now) + 2 * nxt  # the trial, and as much again for the refit and final logging
-        if b.max_minutes is not None and (projected + self._startup()) / 60.0 > b.max_minutes:
+        if b.max_minutes is not None and (projected + startup_seconds(self.cfg.cluster)) / 60.0 > b.max_minutes:
             self.stopped = (
                 f"budget.max_minutes={b.max_minutes:g} reached: {self.elapsed(now) / 60:.1f} min spent, "
                 f"the next trial is predicted to take {nxt:.0f} s"

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from lrsweep.clusters import ClusterConfig, EmrCluster
 from lrsweep.planning.prices import NodeGroup, PricesConfig
 
-__all__ = ["MINIMUM_SECONDS", "Bill", "node_groups", "billed_seconds", "bill", "executor_cores", "cluster_type"]
+__all__ = [
+    "MINIMUM_SECONDS",
+    "Bill",
+    "node_groups",
+    "billed_seconds",
+    "bill",
+    "executor_cores",
+    "cluster_type",
+    "startup_seconds",
+]
 
 MINIMUM_SECONDS = 60
 
@@ -61,6 +70,13 @@ def cluster_type(cluster: ClusterConfig) -> str:
     return cluster.name
 
 
+def startup_seconds(cluster: ClusterConfig) -> float:
+    """The billed start-up before a sweep's first second: a transient EMR cluster's; none elsewhere."""
+    if isinstance(cluster, EmrCluster) and cluster.cluster_id is None:
+        return cluster.startup_minutes * 60.0
+    return 0.0
+
+
 def billed_seconds(seconds: float, *, minimum: bool = True) -> float:
     """Per-second billing: whole seconds rounded up, at least a minute (``minimum``)."""
     s = math.ceil(max(seconds, 0.0) - 1e-9)
@@ -75,7 +91,6 @@ def bill(cluster: EmrCluster, prices: PricesConfig, run_seconds: float) -> Bill:
     """
     groups = node_groups(cluster, prices)
     hourly = sum(g.hourly for g in groups)
-    transient = cluster.cluster_id is None
-    seconds = run_seconds + (cluster.startup_minutes * 60.0 if transient else 0.0)
-    billed = billed_seconds(seconds, minimum=transient)
+    seconds = run_seconds + startup_seconds(cluster)
+    billed = billed_seconds(seconds, minimum=cluster.cluster_id is None)
     return Bill(usd=hourly * billed / 3600.0, seconds=billed, hourly=hourly, groups=groups)

@@ -18,7 +18,7 @@ from lrsweep.clusters import EmrCluster
 from lrsweep.config import Config, study_name, validate
 from lrsweep.errors import LrsweepError
 from lrsweep.planning.calibrate import Calibration, Estimate
-from lrsweep.planning.cost import bill, cluster_type, executor_cores, node_groups
+from lrsweep.planning.cost import bill, cluster_type, executor_cores, node_groups, startup_seconds
 from lrsweep.planning.history import History
 from lrsweep.planning.predict import SweepEstimate
 from lrsweep.redact import redact_uri
@@ -317,7 +317,7 @@ def make_plan(cfg: Config, *, calibration: Calibration | None = None) -> Plan:
     est = predict_sweep(
         cfg, cal, rows=cal.rows, cores=cores, speed=speed, correction=correction, correction_spread=spread
     )
-    startup = c.startup_minutes * 60.0 if isinstance(c, EmrCluster) and c.cluster_id is None else 0.0
+    startup = startup_seconds(c)
     evidence = list(cal.evidence())
     if hist is not None:
         evidence.append(hist.line())

@@ -233,7 +233,9 @@ def test_a_real_small_calibration_on_telco(tmp_path: Path, monkeypatch: pytest.M
     active = SparkSession.getActiveSession()
     session = active or SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
     try:
-        cfg = spark_cfg(tmp_path, fractions=1, configs=2, small_configs=1, refit=False, parallel=True, budget=None)
+        # one sample, no throwaway warm-up sample, both children at once: the machinery, not good figures
+        knobs = {"fractions": 1, "configs": 2, "small_configs": 1, "refit": False, "warmup": False, "probes": 0}
+        cfg = spark_cfg(tmp_path, parallel=True, budget=None, **knobs)
         cal = calibrate(cfg)
         assert session.sparkContext.master == "local[2]"  # the caller's session is untouched
     finally:

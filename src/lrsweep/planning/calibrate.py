@@ -369,10 +369,10 @@ def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
     A = np.hstack([F[:, :2], F * jobs[:, None], cold[:, None], (cold * jobs)[:, None]])
     if cold.all() or not cold.any():
         A[:, 6:] = 0.0  # a cold JVM cannot be told apart without warm runs (and needs no term without cold ones)
+    free, free_res = fit_select(A, t, optional=[1, 3])  # the size terms, kept when the runs clearly show them
     slope = _probe_slope(runs)
     if slope is None:
-        theta, res = fit_select(A, t, optional=[1, 3])  # the size terms, kept when the runs clearly show them
-        return [float(v) for v in theta], [float(v) for v in res]
+        return [float(v) for v in free], [float(v) for v in free_res]
     known = slope * jobs * n / m
     B = A.copy()
     B[:, [1, 3]] = 0.0
@@ -382,8 +382,13 @@ def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
     coef, _ = nnls(B * w[:, None] / norms, (t - known) * w)
     theta = coef / norms
     theta[3] = slope
-    pred = A @ theta
-    return [float(v) for v in theta], [float(v) for v in (pred - t) / t]
+    res = (A @ theta - t) / t
+    # probes disturbed by load can contradict every other fit (beyond the noise floor): then the fits' own
+    # estimate is kept
+    rms, rms_free = float(np.sqrt(np.mean(res**2))), float(np.sqrt(np.mean(free_res**2)))
+    if rms > max(1.5 * rms_free, NOISE):
+        return [float(v) for v in free], [float(v) for v in free_res]
+    return [float(v) for v in theta], [float(v) for v in res]
 
 
 def _fit_time(theta: list[float], n: float, m: float, jobs: float, *, cold: bool = False) -> float:

@@ -233,7 +233,9 @@ def test_a_real_small_calibration_on_telco(tmp_path: Path, monkeypatch: pytest.M
     active = SparkSession.getActiveSession()
     session = active or SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
     try:
-        cfg = spark_cfg(tmp_path, fractions=1, configs=2, small_configs=1, refit=False, parallel=True, budget=None)
+        # one sample, no throwaway warm-up sample, both children at once: the machinery, not good figures
+        knobs = {"fractions": 1, "configs": 2, "small_configs": 1, "refit": False, "warmup": False, "probes": 0}
+        cfg = spark_cfg(tmp_path, parallel=True, budget=None, **knobs)
         cal = calibrate(cfg)
         assert session.sparkContext.master == "local[2]"  # the caller's session is untouched
     finally:
@@ -274,3 +276,15 @@ def test_probe_pairs_measure_the_cost_per_row_despite_a_drifting_load() -> None:
     drifting = [probe(n, load) for load in (1.0, 1.5, 2.0) for n in (20_000, 60_000)]
     # the same rounds fitted as one regression over time would mix the load into the slope; pairs keep it near
     assert 3e-6 < _probe_slope(drifting) < 8e-6
+
+
+def test_probes_that_contradict_every_other_fit_are_not_believed() -> None:
+    from lrsweep.planning.calibrate import FitRun, _fit_time_model
+
+    def run(n: int, jobs: int, seconds: float, probe: bool = False) -> FitRun:
+        return FitRun(2, 2, 0.1, n, n // 3, 1.0, 1.0, 0.0, "none", 30, jobs - 4, jobs, seconds, 0.1, probe=probe)
+
+    law = [run(n, j, 0.5 + j * (0.2 + 1e-6 * n / 2)) for n in (20_000, 60_000) for j in (10, 20, 40)]
+    wild = [run(20_000, 12, 2.0, True), run(60_000, 12, 40.0, True)]  # one probe slowed twentyfold by load
+    theta, res = _fit_time_model(law + wild)
+    assert theta[3] < 1e-5  # not the probes' 1.5e-4 s per row

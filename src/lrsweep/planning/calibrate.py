@@ -10,16 +10,20 @@ its own (:class:`Calibration` puts them back together):
 - **time per pass**: the Ernest model (:mod:`lrsweep.planning.ernest`) of the rows of the part fitted and the
   cores it actually runs on: ``min(cores, partitions)``, the partitions being ``ceil(rows /
   backend.rows_per_partition)``. Calibration samples keep the full table's partition count (rows_per_partition
-  is scaled down with the sample), so a sample runs on as many cores as the full table would;
-- **setup, scoring and refit**: session start, data and preprocessing (once per sweep), scoring the held-out
-  part (once per fit), and the refit on train+validation (once), each from its own measurements.
+  is scaled down with the sample), so a sample runs on as many cores as the full table would. The per-row term,
+  small at sample sizes and dominant at full size, comes from probe pairs: short fits on the smallest and the
+  largest sample back to back, so that a change of the machine's load cancels in their difference;
+- **setup, scoring and refit**: session start, data and preprocessing (once per sweep, predicted cold: every
+  child first runs a throwaway sample in its fresh JVM, which also prices the JIT of a sweep's first fits),
+  scoring the held-out part (once per fit), and the refit on train+validation (once), each from its own
+  measurements.
 
 Iterations: a configuration is measured at the regularisation it will have on the full table: Spark's
 ``regParam = 1 / (C n_train)``, so a sample of ``n`` rows is fitted with ``C * n_full / n``, which makes the
-sample's objective an estimate of the full table's. How the count still moves with the sample size (small
-samples of few columns come near separation and need more iterations at weak regularisation) is measured
-across the sample sizes and extrapolated in log rows; configurations in between are predicted by a kernel
-average over the measured ones, whose leave-one-out error is part of every range the plan gives.
+sample's objective an estimate of the full table's. The largest sample's count is taken as the full table's:
+smaller samples of few columns come near separation and their counts move either way at weak regularisation,
+so they are not extrapolated. Configurations in between are predicted by a kernel average over the measured
+ones, whose leave-one-out error is part of every range the plan gives.
 
 The runs happen in child processes (one per core count, ``python -m lrsweep.planning.calibrate``), never in
 the caller's: a caller may hold a SparkSession, and SparkBackend reuses an active session whatever its cores.
@@ -369,10 +373,10 @@ def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
     A = np.hstack([F[:, :2], F * jobs[:, None], cold[:, None], (cold * jobs)[:, None]])
     if cold.all() or not cold.any():
         A[:, 6:] = 0.0  # a cold JVM cannot be told apart without warm runs (and needs no term without cold ones)
+    free, free_res = fit_select(A, t, optional=[1, 3])  # the size terms, kept when the runs clearly show them
     slope = _probe_slope(runs)
     if slope is None:
-        theta, res = fit_select(A, t, optional=[1, 3])  # the size terms, kept when the runs clearly show them
-        return [float(v) for v in theta], [float(v) for v in res]
+        return [float(v) for v in free], [float(v) for v in free_res]
     known = slope * jobs * n / m
     B = A.copy()
     B[:, [1, 3]] = 0.0
@@ -382,8 +386,13 @@ def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
     coef, _ = nnls(B * w[:, None] / norms, (t - known) * w)
     theta = coef / norms
     theta[3] = slope
-    pred = A @ theta
-    return [float(v) for v in theta], [float(v) for v in (pred - t) / t]
+    res = (A @ theta - t) / t
+    # probes disturbed by load can contradict every other fit (beyond the noise floor): then the fits' own
+    # estimate is kept
+    rms, rms_free = float(np.sqrt(np.mean(res**2))), float(np.sqrt(np.mean(free_res**2)))
+    if rms > max(1.5 * rms_free, NOISE):
+        return [float(v) for v in free], [float(v) for v in free_res]
+    return [float(v) for v in theta], [float(v) for v in res]
 
 
 def _fit_time(theta: list[float], n: float, m: float, jobs: float, *, cold: bool = False) -> float:

@@ -26,7 +26,7 @@ sweep: install  ## run the default sweep (sklearn, bundled telco churn, 50 trial
 	$(BIN)/lrsweep
 
 test: install-spark  ## run the whole test suite (unit, end-to-end, Spark)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: install  ## the fast unit tests only
 	$(BIN)/python -m pytest -q -m "not slow and not spark"

@@ -145,7 +145,7 @@ def model_params(shown: dict[str, Any]) -> dict[str, Any]:
         return math.inf if str(v) == "inf" else float(v)
 
     return {
-        "C": num(shown["C"]),
+        "C": num(shown.get("C", "inf")),  # no C logged without a penalty
         "l1_ratio": float(shown.get("l1_ratio", 0.0)),
         "solver": shown.get("solver"),
         "class_weight": shown.get("class_weight", "none"),

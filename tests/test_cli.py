@@ -55,7 +55,7 @@ def test_default_sweep_prints_summary_and_where_results_are(swept):
     assert (cwd / "mlflow.db").exists()
     # the test ROC AUC printed and logged is the best configuration's, refitted independently on train+validation
     (parent,) = mlflow_runs(cwd)[0]
-    best = ref.model_params({k[5:]: v for k, v in parent.data.params.items() if k.startswith("best.")})
+    best = ref.model_params({k[5:]: v for k, v in parent.data.tags.items() if k.startswith("best.")})
     cfg = Config()  # the defaults the CLI composed
     table = load_table(cfg.dataset)
     split = split_table(table.y, cfg.split, cfg.cv, cfg.seed)
@@ -78,23 +78,37 @@ def test_one_parent_and_a_child_per_trial_with_params_and_metrics(swept):
         assert c.info.status == "FINISHED"
         assert c.data.tags["lrsweep.state"] == "COMPLETE"
         assert set(c.data.metrics) >= EXPECTED_CHILD_METRICS
-        assert {"C", "l1_ratio", "penalty", "class_weight", "max_iter", "tol", "threshold_strategy"} <= set(
-            c.data.params
-        )
+        # the configuration, a chartable C, and what defines the sweep, under the parent's names
+        shown = {"l1_ratio", "penalty", "class_weight", "max_iter", "tol", "seed", "search.name", "threshold.strategy"}
+        assert shown | {"cv.folds"} <= set(c.data.params)
+        if c.data.params["penalty"] == "none":  # C=inf: nothing to chart
+            assert "C" not in c.data.params and "log10_C" not in c.data.params
+        else:
+            assert float(c.data.params["log10_C"]) == pytest.approx(math.log10(float(c.data.params["C"])), abs=1e-6)
         assert c.info.run_name.startswith("trial-")
         # the confusion matrix adds up to the validation part
         m = c.data.metrics
         assert m["val_tp"] + m["val_fp"] + m["val_tn"] + m["val_fn"] == pytest.approx(7043 * 0.2, abs=1)
     p = parent.data
-    assert p.params["search.n_trials"] == "6" and p.params["seed"] == "42"
+    assert p.params["seed"] == "42" and json.loads(p.tags["lrsweep.invocation.001"])["n_trials"] == 6
     assert p.params["data.sha256"] == "863e369c3a03cea2bd20d696e572eb5fb064e04657744504deb7b6249b92f66e"
     assert p.tags["lrsweep.data_sha256"] == p.params["data.sha256"]
     assert "scikit-learn.version" in p.tags and "python.version" in p.tags
+    # only settings that mean something for scikit-learn: no Spark cluster, no CLI plumbing, nothing unset
+    assert not [k for k in p.params if k.split(".")[0] in ("cluster", "prices", "progress", "debug", "tracking")]
+    assert "None" not in p.params.values()
     for k in ("test_roc_auc", "test_f1", "test_log_loss", "test_specificity", "threshold", "best_val_roc_auc"):
         assert k in p.metrics and not math.isnan(p.metrics[k])
-    # the best trial's validation objective is the best among the children
+    # the best trial's validation objective is the best among the children, under the children's name too
     best = max(c.data.metrics["val_roc_auc"] for c in children)
-    assert p.metrics["best_val_roc_auc"] == pytest.approx(best)
+    assert p.metrics["best_val_roc_auc"] == pytest.approx(best) == p.metrics["val_roc_auc"]
+    # ... and that child is marked best, and linked from the parent's note
+    (marked,) = [c for c in children if c.data.tags.get("lrsweep.best") == "true"]
+    assert marked.data.metrics["val_roc_auc"] == pytest.approx(best)
+    assert f"runs/{marked.info.run_id})" in p.tags["mlflow.note.content"]
+    # the name says dataset, backend, search, threshold strategy, seed and the study's short id
+    study = p.tags["lrsweep.study"]
+    assert parent.info.run_name == f"telco_churn sklearn default f1 seed=42 #{study[-8:]}"
 
 
 def test_artifacts_and_model_load_and_predict_with_the_threshold(swept, tmp_path):
@@ -123,12 +137,17 @@ def test_artifacts_and_model_load_and_predict_with_the_threshold(swept, tmp_path
     assert np.allclose(coef["odds_ratio"], np.exp(coef["coefficient"]))
 
     mlflow.set_tracking_uri(f"sqlite:///{cwd / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    model_uri = parents[0].data.tags["lrsweep.model_uri"]
+    (logged,) = mlflow.search_logged_models(experiment_ids=[parents[0].info.experiment_id], output_format="list")
+    assert (
+        logged.name == parents[0].data.tags["lrsweep.study"] and model_uri == logged.model_uri
+    )  # named after the study
+    model = mlflow.pyfunc.load_model(model_uri)
     data = pd.read_csv(Path(__file__).parents[1] / "src/lrsweep/datasets/telco_churn.csv.gz").head(200)
     pred = np.asarray(model.predict(data.drop(columns=["churn"])))
     assert set(np.unique(pred)) <= {0, 1} and pred.shape == (200,)
     # predict() applies the validation threshold, not 0.5
-    sk = mlflow.sklearn.load_model(f"runs:/{run_id}/model")
+    sk = mlflow.sklearn.load_model(model_uri)
     threshold = parents[0].data.metrics["threshold"]
     proba = sk.predict_proba(data.drop(columns=["churn"]))[:, 1]
     assert np.array_equal(pred, (proba >= threshold).astype(int))
@@ -142,9 +161,33 @@ def test_second_invocation_tops_up_without_duplicates(tmp_path):
     proc = run_cli(["search.n_trials=7", *quiet], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     parents, children = mlflow_runs(tmp_path)
-    assert len(parents) == 2 and {p.info.status for p in parents} == {"FINISHED"}
+    (parent,) = parents  # one study, one parent run: the top-up continues it
+    assert parent.info.status == "FINISHED"
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     numbers = sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children)
     assert numbers == list(range(7))  # 4 old + 3 new, none twice
+    calls = [json.loads(parent.data.tags[f"lrsweep.invocation.00{i}"]) for i in (1, 2)]
+    assert [(c["n_trials"], c["new_trials"], c["status"]) for c in calls] == [(4, 4, "FINISHED"), (7, 3, "FINISHED")]
+    assert parent.data.metrics["finished_trials"] == 7
+    # the best-so-far series covers every trial of the study, once
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    series = client.get_metric_history(parent.info.run_id, "best_val_roc_auc")
+    assert sorted(m.step for m in series) == list(range(7))
+    values = [m.value for m in sorted(series, key=lambda m: m.step)]
+    assert values == sorted(values) and values[-1] == pytest.approx(
+        max(c.data.metrics["val_roc_auc"] for c in children)
+    )
+    # a third call with nothing to do says so in one line and writes nothing
+    before_db = (tmp_path / "mlflow.db").stat().st_mtime_ns, (tmp_path / "mlflow.db").stat().st_size
+    idle = run_cli(["search.n_trials=5", *quiet], tmp_path)
+    assert idle.returncode == 0, idle.stderr[-3000:]
+    (line,) = [ln for ln in idle.stdout.splitlines() if ln.strip()]
+    assert line.startswith("nothing to do: study ") and "search.n_trials" in line and "study.resume=false" in line
+    assert "interrupted" not in idle.stderr
+    assert ((tmp_path / "mlflow.db").stat().st_mtime_ns, (tmp_path / "mlflow.db").stat().st_size) == before_db
+    assert len(mlflow_runs(tmp_path)[1]) == 7
     (trials,) = study_trials(tmp_path).values()
     assert len(trials) == 7 and all(t.state.name == "COMPLETE" for t in trials)
     assert [t.params for t in trials[:4]] == [t.params for t in before]  # the first four kept as they were
@@ -312,18 +355,15 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(tmp_path, start
         assert len(keys) == GRID_SIZE
 
     parents, children = mlflow_runs(tmp_path)
-    assert len(parents) == 2
-    dead, alive = sorted(parents, key=lambda p: p.info.start_time)
-    assert (dead.info.status, alive.info.status) == ("KILLED", "FINISHED")
+    (parent,) = parents  # the killed call's parent run, continued by the call that resumed the study
+    assert parent.info.status == "FINISHED" and "lrsweep.failure" not in parent.data.tags
+    killed, resumed = (json.loads(parent.data.tags[f"lrsweep.invocation.00{i}"]) for i in (1, 2))
+    assert (killed["status"], resumed["status"]) == ("KILLED", "FINISHED")
+    assert resumed["new_trials"] == target - len(before)
     logged = sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children)
     assert logged == sorted(t.number for t in counted)  # exactly one child per counted trial; none for the cut one
     assert all(c.info.status == "FINISHED" for c in children)
-    for c in children:  # a trial finished before the kill is under the dead parent, or backfilled under the new one
-        number, parent = int(c.data.tags["lrsweep.trial_number"]), c.data.tags["mlflow.parentRunId"]
-        if number in before and "lrsweep.backfilled" not in c.data.tags:
-            assert parent == dead.info.run_id
-        else:
-            assert parent == alive.info.run_id
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
 
 
 def test_print_composed_config():
@@ -438,6 +478,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, start_blocked):
     assert sorted(done) == [0, 1, 2]
     parents, children = mlflow_runs(tmp_path)
     assert [p.info.status for p in parents] == ["KILLED"]
+    assert parents[0].data.tags["lrsweep.failure"] == "interrupted"
     assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == [0, 1, 2]  # drained, not the cut
 
     res = run_cli(["search.n_trials=8", *fast], tmp_path)
@@ -447,5 +488,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, start_blocked):
     assert len(counted) == 8 and len(trials) == 9
     assert {t.number: t.params for t in counted if t.number in done} == done
     parents, children = mlflow_runs(tmp_path)
-    assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
+    assert [p.info.status for p in parents] == ["FINISHED"]  # the same parent, continued
+    calls = [json.loads(parents[0].data.tags[f"lrsweep.invocation.00{i}"])["status"] for i in (1, 2)]
+    assert calls == ["KILLED", "FINISHED"]
     assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == sorted(t.number for t in counted)

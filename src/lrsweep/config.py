@@ -281,9 +281,13 @@ class TrackingConfig:
     mode: str = "background"
     log_model: bool = True
     artifacts: bool = True
+    # a model registry name: the best model becomes a version of it, with the alias "best"
+    register: str | None = None
 
     def check(self) -> None:
         choice(self.mode, ("background", "inline"), "tracking.mode")
+        if self.register is not None and not self.log_model:
+            raise LrsweepError("tracking.register needs the model logged", "drop tracking.log_model=false")
 
 
 @dataclass

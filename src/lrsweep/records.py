@@ -75,6 +75,7 @@ class SweepResult:
     phases: dict[str, float] = field(default_factory=dict)
     stop_reason: str | None = None  # why the sweep stopped starting trials before search.n_trials (a budget)
     spend_usd: float | None = None  # what the cluster cost (priced clusters)
+    nothing_to_do: str = ""  # set when the call had nothing to run or log: the line saying so and what to do
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -131,7 +131,9 @@ def _fmt(v: Any) -> str:
 
 
 def format_summary(r: SweepResult) -> str:
-    """The table printed at the end of a sweep."""
+    """The table printed at the end of a sweep (one line when the call had nothing to do)."""
+    if r.nothing_to_do:
+        return r.nothing_to_do
     lines = [""]
     lines.append(f"lrsweep: {r.study_name}  ({r.backend}, {r.dataset})")
     lines.append(

@@ -23,6 +23,7 @@ import fcntl
 import json
 import logging
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from lrsweep import __version__
+from lrsweep import __version__, runinfo
 from lrsweep.backends import Backend, Evaluation, capabilities_of, make_backend
 from lrsweep.config import METRIC_DIRECTIONS, Config, search_identity, study_name, validate
 from lrsweep.data import DataSummary, open_data
@@ -49,13 +50,14 @@ from lrsweep.records import Step, SweepResult, TrialRecord
 from lrsweep.redact import redact_mapping, redact_uri
 from lrsweep.space import ModelParams, SolverPool, grid, suggest
 from lrsweep.thresholds import choose_threshold
-from lrsweep.tracking import Final, ParentSpec, Tracker, open_tracker
+from lrsweep.tracking import Final, NullTracker, ParentSpec, Tracker, open_tracker
 
 __all__ = ["Sweep", "Scored", "run_sweep", "evaluate_params", "flatten"]
 
 log = logging.getLogger("lrsweep")
 INTERRUPTED = "lrsweep_interrupted"
 RECORD = "lrsweep_record"
+FINAL = "lrsweep_final"  # study user attribute: the last finished call's result (see Sweep._remember)
 
 
 def run_sweep(
@@ -211,8 +213,6 @@ def _recover(study: Any) -> int:
     for t in stale:
         storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    if stale:
-        log.warning("%d trial(s) interrupted by an earlier stop will be run again", len(stale))
     return len(stale)
 
 
@@ -251,12 +251,12 @@ def _key(model_params: dict[str, Any]) -> str:
     return json.dumps(model_params, sort_keys=True, default=str)
 
 
-def _effective_uri(uri: str | None) -> str:
-    if uri:
-        return uri
-    import mlflow
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default (a test checks it against mlflow's)
 
-    return str(mlflow.get_tracking_uri())
+
+def _effective_uri(uri: str | None) -> str:
+    """The store a sweep logs to (without importing mlflow, which costs seconds)."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 def _ui_command(uri: str | None) -> str:
@@ -267,6 +267,31 @@ def _ui_command(uri: str | None) -> str:
     if uri in ("sqlite:///mlflow.db", f"sqlite:///{Path.cwd() / 'mlflow.db'}"):
         return "mlflow ui   (in this directory)"
     return f"mlflow ui --backend-store-uri {redact_uri(uri)}"
+
+
+def _best_so_far(study: Any, sign: float) -> list[tuple[int, float]]:
+    """(trial number, best objective value among the trials up to it), for every completed trial."""
+    out: list[tuple[int, float]] = []
+    best: float | None = None
+    for t in sorted(_finished(study), key=lambda t: t.number):
+        if t.state.name == "COMPLETE" and t.value is not None and (best is None or sign * t.value > sign * best):
+            best = float(t.value)
+        if best is not None:
+            out.append((t.number, best))
+    return out
+
+
+def _store_exists(uri: str | None) -> bool:
+    """False for a sqlite store whose file is gone (a study logged there must be logged again)."""
+    uri = _effective_uri(uri)
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :]).is_file()
+    return True
+
+
+def _tracked(cfg: Config) -> dict[str, str]:
+    """Where a study is logged: the store (redacted) and the experiment."""
+    return {"uri": redact_uri(_effective_uri(cfg.tracking.uri)), "experiment": cfg.experiment_name}
 
 
 # -- one trial ---------------------------------------------------------------------------------------
@@ -355,11 +380,12 @@ class _TrialRunner:
         start: float,
         end: float,
     ) -> TrialRecord:
-        shown: dict[str, Any] = {"threshold_strategy": self.cfg.threshold.strategy}
+        shown: dict[str, Any] = {}
         if params is not None:
             shown |= {k: v for k, v in params.as_dict().items() if v is not None}
             native = self.backend.native_params(params)
             shown |= {f"{self.backend.name}.{k}": v for k, v in native.items() if k not in shown}
+        shown = runinfo.trial_params(self.cfg, shown)
         label = params.label() if params else ""
         return TrialRecord(
             number=number,
@@ -397,10 +423,14 @@ class Sweep:
         self.backend = backend or make_backend(cfg)
         self.name = study_name(cfg) if cfg.study.resume else f"{study_name(cfg)}-{time.strftime('%Y%m%d-%H%M%S')}"
         self.show_progress = cfg.progress if progress is None else progress
-        self.tracker = tracker or open_tracker(cfg.tracking, cfg.experiment_name)
+        self.idle = self.nothing_to_do()  # before the tracker: a call with nothing to do starts no writer
+        self.tracker = tracker or (NullTracker() if self.idle else open_tracker(cfg.tracking, cfg.experiment_name))
         self.storage_desc = ""
         self.runner: _TrialRunner | None = None
         self.guard = BudgetGuard(cfg)
+        self.recovered = 0
+        self.sign = 1.0 if METRIC_DIRECTIONS[cfg.objective.metric] == "maximize" else -1.0
+        self.call_started = time.strftime("%Y-%m-%d %H:%M:%S")
 
     def _phase(self, name: str) -> None:
         now = time.perf_counter()
@@ -409,6 +439,8 @@ class Sweep:
 
     def run(self) -> SweepResult:
         try:
+            if self.idle is not None:
+                return self.idle
             data = self.prepare()
             with self.open_study() as study:
                 self.open_parent_run(study, data)
@@ -425,6 +457,54 @@ class Sweep:
             raise
         finally:
             self.backend.close()
+
+    # 1. a call with nothing to do
+    def nothing_to_do(self) -> SweepResult | None:
+        """The result of a resumed study that already holds search.n_trials finished trials and is logged
+        where this call would log it: nothing to run, nothing to write (not even the data is read)."""
+        import optuna
+
+        cfg = self.cfg
+        if not cfg.study.resume or cfg.study.storage and "://" in cfg.study.storage:
+            return None  # (a database study is checked when opened: reading it here would cost a connection)
+        path = Path(cfg.study.storage) if cfg.study.storage else Path(cfg.study.dir) / f"{self.name}.journal"
+        if not path.is_file():
+            return None
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            study = optuna.load_study(study_name=self.name, storage=JournalStorage(JournalFileBackend(str(path))))
+        except KeyError:
+            return None
+        final = study.user_attrs.get(FINAL)
+        finished = _finished(study)
+        if not final or len(finished) < cfg.search.n_trials or final.get("finished") != len(finished):
+            return None
+        if cfg.tracking.enabled and (final.get("tracked") != _tracked(cfg) or not _store_exists(cfg.tracking.uri)):
+            return None
+        best = _record_of(study.best_trial)
+        if best is None:
+            return None
+        uri = _effective_uri(cfg.tracking.uri) if cfg.tracking.enabled else None
+        line = (
+            f"nothing to do: study {self.name} already holds {len(finished)} finished trials "
+            f"(search.n_trials={cfg.search.n_trials}) and is logged; raise search.n_trials to add trials, or set "
+            "study.resume=false for a fresh study"
+        )
+        return SweepResult(
+            study_name=self.name, storage=str(path), backend=self.backend.name, dataset=cfg.dataset.label,
+            experiment=cfg.experiment_name, objective=cfg.objective.metric, n_finished=len(finished), n_new=0,
+            states=dict(Counter(t.state.name for t in finished)), best_trial=best.number, best_params=best.params,
+            best_value=float(study.best_value), threshold_strategy=cfg.threshold.strategy,
+            threshold=float(final["threshold"]),
+            val_metrics={k[4:]: v for k, v in best.metrics.items() if k.startswith("val_")},
+            test_metrics=dict(final.get("test_metrics") or {}), data={},
+            tracking_uri=redact_uri(uri) if uri else None, ui_command=_ui_command(uri),
+            parent_run_id=final.get("parent_run_id") if cfg.tracking.enabled else None,
+            wall_seconds=time.perf_counter() - self.started, nothing_to_do=line,
+        )  # fmt: skip
 
     # 2. the data, once per sweep
     def prepare(self) -> DataSummary:
@@ -470,7 +550,7 @@ class Sweep:
                     f"study {self.name!r} holds trials of another search (it differs in {', '.join(changed[:4])})",
                     "give this search its own study.name, or run with study.resume=false for a fresh study",
                 )
-            _recover(study)
+            self.recovered = _recover(study)
             if cfg.search.sampler == "grid":
                 self._enqueue_grid(study)
             yield study
@@ -508,8 +588,7 @@ class Sweep:
             "lrsweep.dataset": cfg.dataset.label,
             "lrsweep.data_sha256": data.fingerprint.get("sha256", ""),
             "lrsweep.study_storage": self.storage_desc,
-            "lrsweep.seed": str(cfg.seed),
-            "mlflow.note.content": f"lrsweep sweep of study {self.name}",
+            "mlflow.note.content": f"lrsweep sweep of study {self.name} (running)",
         }
         commit = _git_commit()
         if commit:
@@ -531,18 +610,27 @@ class Sweep:
             "data.json": json.dumps(described | {"dropped": data.dropped}, indent=2),
             "environment.json": json.dumps(env, indent=2),
         }
-        params = flatten(config_dict) | {f"data.{k}": v for k, v in data.fingerprint.items()}
+        params = runinfo.logged_config(config_dict, backend=self.backend.name, cluster=cfg.cluster.name)
+        params |= {f"data.{k}": v for k, v in data.fingerprint.items() if not isinstance(v, dict | list)}
         params |= {"study.name": self.name, "study.storage": self.storage_desc}
         backfill = [r for r in (_record_of(t) for t in _finished(study)) if r is not None]
         self.tracker.open(
             ParentSpec(
                 study=self.name,
-                run_name=f"{self.backend.name} {cfg.search.name} {cfg.dataset.label} seed={cfg.seed}",
+                run_name=runinfo.run_name(cfg, self.name),
                 params=params,
                 tags=tags,
                 texts=texts,
                 backfill=backfill,
                 writer_lock=str(self.lock_path.with_suffix(".writer.lock")),
+                invocation={
+                    "started": self.call_started,
+                    "n_trials": cfg.search.n_trials,
+                    "n_jobs": cfg.search.n_jobs,
+                    "finished_before": len(backfill),
+                }
+                | {f"budget.{k}": v for k, v in dataclasses.asdict(cfg.budget).items() if v is not None},
+                datasets=runinfo.dataset_inputs(cfg, data),
             )
         )
         self._phase("open_study_and_parent_run")
@@ -558,6 +646,8 @@ class Sweep:
         self.runner = runner = _TrialRunner(cfg, self.backend, self.pool, study, self.tracker)
         seconds: list[float] = []
         left = [max(target - done, 0)]
+        if self.recovered and left[0]:
+            log.warning("%d trial(s) interrupted by an earlier stop will be run again", min(self.recovered, left[0]))
         errors: list[BaseException] = []
         bar = tqdm(
             total=target,
@@ -690,8 +780,13 @@ class Sweep:
 
         cfg = self.cfg
         metrics = {f"test_{k}": v for k, v in result.test_metrics.items() if not math.isnan(v)}
-        metrics |= {f"best_val_{k}": v for k, v in result.val_metrics.items() if not math.isnan(v)}
-        metrics |= {"threshold": result.threshold, "best_trial": float(best.number)}
+        # the best trial's validation metrics under the children's names: one column sorts parents and children
+        metrics |= {f"val_{k}": v for k, v in result.val_metrics.items() if not math.isnan(v)}
+        metrics |= {
+            "threshold": result.threshold,
+            "best_trial": float(best.number),
+            "finished_trials": result.n_finished,
+        }
         bayes = result.bayes_metrics or {}
         metrics |= {f"bayes_test_{k}": v for k, v in bayes.items() if not math.isnan(v)}
         if "log_loss" in bayes:
@@ -703,9 +798,17 @@ class Sweep:
         result.spend_usd = self.guard.spend()
         if result.spend_usd is not None:  # the last point of the spend curve (one per trial before it)
             self.tracker.parent_metrics({SPEND_METRIC: result.spend_usd}, step=len(result.trial_seconds) + 1)
-        tags = {"lrsweep.best_run_name": best.run_name, "lrsweep.threshold": f"{result.threshold:.6g}"}
+        # the best configuration as tags (a resumed study's best changes; MLflow params are write-once)
+        tags = {f"best.{k}": str(v) for k, v in best.params.items() if k not in (*runinfo.SWEEP_PARAMS, "log10_C")}
+        tags |= {"lrsweep.best_run_name": best.run_name, "lrsweep.threshold": f"{result.threshold:.6g}"}
         if result.stop_reason:
             tags[STOP_TAG] = result.stop_reason
+        label = best.run_name.split(" ", 1)[1] if " " in best.run_name else best.run_name
+        note = runinfo.parent_note(
+            study=self.name, n_finished=result.n_finished, objective=cfg.objective.metric,
+            best_value=result.best_value, best_label=label, threshold=result.threshold,
+            strategy=cfg.threshold.strategy, test=result.test_metrics,
+        )  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             art = None
             if cfg.tracking.enabled and cfg.tracking.artifacts:
@@ -722,19 +825,41 @@ class Sweep:
                 )
             self._phase("artifacts")
             final = Final(
-                params={f"best.{k}": v for k, v in best.params.items()},
                 metrics=metrics,
                 tags=tags,
                 artifacts=art,
                 refit=refit if cfg.tracking.log_model else None,
                 capabilities=self.backend.capabilities,
                 threshold=result.threshold,
+                best_trial=best.number,
+                objective=cfg.objective.metric,
+                series=_best_so_far(study, self.sign),
+                note=note,
+                model_name=runinfo.model_name(self.name),
+                register=cfg.tracking.register,
+                invocation={"new_trials": result.n_new, "finished_trials": result.n_finished},
             )
             result.model_uri = self.tracker.finish(final)
             result.parent_run_id = self.tracker.parent_id
+        self._remember(study, result)
         self._phase("final_logging")
         self.phases |= getattr(self.tracker, "timings", {})  # e.g. how long the writer took to drain
         result.wall_seconds = time.perf_counter() - self.started
         result.phases = self.phases
-        log.info("phases (s): %s", self.phases)
+        log.debug("phases (s): %s", self.phases)
         return result
+
+    def _remember(self, study: Any, result: SweepResult) -> None:
+        """What a later call with nothing to do reports without reading the data (and, when tracked, where
+        the study is logged: a call that finds it there writes nothing)."""
+        study.set_user_attr(
+            FINAL,
+            {
+                "best_trial": result.best_trial,
+                "finished": result.n_finished,
+                "threshold": result.threshold,
+                "test_metrics": result.test_metrics,
+                "tracked": _tracked(self.cfg) if result.parent_run_id else None,
+                "parent_run_id": result.parent_run_id,
+            },
+        )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -60,12 +61,21 @@ log = logging.getLogger("lrsweep")
 # MLflow's usage telemetry posts to a remote endpoint from a background thread and flushes it at exit: on
 # an offline machine that holds every sweep's exit for seconds. Off unless the user opts in.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# With an HTTP store MLflow prints two emoji "View run/experiment" lines for every run it ends (and fetches the
+# run again to do so): the summary prints the links once.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 STUDY_TAG = "lrsweep.study"
 KIND_TAG = "lrsweep.kind"
 TRIAL_TAG = "lrsweep.trial_number"
 PLAN_FOR_TAG = "lrsweep.plan_for_study"  # on a plan run: the study its sweep will be
 PLAN_RUN_TAG = "lrsweep.plan_run_id"  # on a sweep's parent run: the plan it follows
+INVOCATION_TAG = "lrsweep.invocation."  # + 3 digits, on a parent run: one JSON record per lrsweep call
+FAILURE_TAG = "lrsweep.failure"
+BEST_TAG = "lrsweep.best"  # "true" on the child run of the study's best trial
+SERIES_TAG = "lrsweep.series_until"  # the last trial number whose best-so-far point is on the parent
+MODEL_URI_TAG = "lrsweep.model_uri"
+MODEL_TRIAL_TAG = "lrsweep.model_trial"  # the trial whose refit the logged model is
 # Optuna state -> MLflow run status of its child run
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 _MAX_PARAMS = 100  # MLflow's per-call limit for log_batch params
@@ -115,6 +125,40 @@ def _search_all(client: Any, experiment_id: str, filter_string: str) -> list[Any
             return runs
 
 
+def _dataset_inputs(datasets: list[dict[str, str]]) -> list[Any]:
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    return [
+        DatasetInput(
+            Dataset(
+                name=d["name"], digest=d["digest"], source_type=d["source_type"], source=d["source"],
+                schema=d.get("schema"), profile=d.get("profile"),
+            ),
+            tags=[InputTag("mlflow.data.context", d["context"])],
+        )
+        for d in datasets
+    ]  # fmt: skip
+
+
+def mark_stopped(client: Any, run: Any, status: str, reason: str) -> None:
+    """End a parent run as ``status`` (FAILED | KILLED) with the reason, on the run and on its last call."""
+    from mlflow.entities import RunTag
+
+    tags = run.data.tags
+    calls = sorted(k for k in tags if k.startswith(INVOCATION_TAG))
+    batch = [RunTag(FAILURE_TAG, reason[:5000])]
+    if calls:
+        try:
+            record = json.loads(tags[calls[-1]])
+        except ValueError:
+            record = {}
+        if record.get("status", "RUNNING") == "RUNNING":
+            record |= {"status": status, "reason": reason[:500]}
+            batch.append(RunTag(calls[-1], json.dumps(record, sort_keys=True)))
+    client.log_batch(run.info.run_id, tags=batch)
+    client.set_terminated(run.info.run_id, status)
+
+
 class TrialWriter:
     """Executes tracking commands in order; runs in the writer process (or inline)."""
 
@@ -125,9 +169,14 @@ class TrialWriter:
         self.parent_id = ""
         self.study = ""
         self.logged = 0
+        self.invocation_key = ""
+        self.invocation: dict[str, Any] = {}
+        self.trial_inputs: list[Any] = []
 
     # -- commands ------------------------------------------------------------------------------------
-    def open(self, spec: ParentSpec) -> str:
+    def open(self, spec: ParentSpec) -> tuple[str, str]:
+        """Continue the study's parent run (one per study, whatever the number of calls), or start it; return
+        its id and this call's invocation tag."""
         from mlflow.entities import Param, RunTag
 
         self._hold_writer_lock(spec.writer_lock)
@@ -146,19 +195,52 @@ class TrialWriter:
             )
             if plans:
                 tags[PLAN_RUN_TAG] = plans[0].info.run_id
-        run = client.create_run(self.experiment_id, run_name=spec.run_name, tags=tags)
-        self.parent_id = run.info.run_id
-        params = [Param(k, str(v)[:6000]) for k, v in spec.params.items()]
-        for i in range(0, len(params), _MAX_PARAMS):
-            client.log_batch(self.parent_id, params=params[i : i + _MAX_PARAMS])
+        parent = self._parent()
+        invocation = dict(spec.invocation)
+        if parent is None:
+            run = client.create_run(self.experiment_id, run_name=spec.run_name)
+            self.parent_id, logged, number = run.info.run_id, {}, 1
+        else:
+            self.parent_id, logged = parent.info.run_id, parent.data.params
+            number = 1 + sum(k.startswith(INVOCATION_TAG) for k in parent.data.tags)
+            client.update_run(self.parent_id, status="RUNNING", name=spec.run_name)
+        # params are write-once in MLflow: a later call logs the keys it adds and records the values it changed
+        values = {k: str(v)[:6000] for k, v in spec.params.items()}
+        changed = {k: v for k, v in values.items() if k in logged and logged[k] != v}
+        if changed:
+            invocation["changed"] = changed
+        invocation["status"] = "RUNNING"
+        self.invocation_key = f"{INVOCATION_TAG}{number:03d}"
+        self.invocation = invocation
+        tags[self.invocation_key] = json.dumps(invocation, sort_keys=True)
+        params = [Param(k, v) for k, v in values.items() if k not in logged]
+        for i in range(0, max(len(params), 1), _MAX_PARAMS):
+            client.log_batch(
+                self.parent_id,
+                params=params[i : i + _MAX_PARAMS],
+                tags=[RunTag(k, v) for k, v in tags.items()] if i == 0 else [],
+            )
         for name, text in spec.texts.items():
             client.log_text(self.parent_id, text, name)
+        if spec.datasets:
+            client.log_inputs(self.parent_id, datasets=_dataset_inputs(spec.datasets))
+            self.trial_inputs = _dataset_inputs([d for d in spec.datasets if d["context"] != "test"])
         backfill = [r for r in spec.backfill if r.number not in done]
         for record in backfill:
             self.trial(record, tags=[RunTag("lrsweep.backfilled", "true")])
         if backfill:
             log.info("backfilled %d finished trial(s) missing from MLflow", len(backfill))
-        return self.parent_id
+        return self.parent_id, self.invocation_key
+
+    def _parent(self) -> Any:
+        """The study's parent run (the latest, in a store written by versions that opened one per call)."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{STUDY_TAG}` = '{self.study}' and tags.`{KIND_TAG}` = 'sweep'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0] if runs else None
 
     def _hold_writer_lock(self, path: str | None, timeout: float = 120.0) -> None:
         """One writer per study at a time: a killed sweep's writer may still be draining its pipe, and
@@ -185,8 +267,8 @@ class TrialWriter:
         for r in stale:
             if r.data.tags.get(KIND_TAG) == "trial":
                 client.delete_run(r.info.run_id)  # half-written: rewritten from the journal below
-            else:
-                client.set_terminated(r.info.run_id, "KILLED")
+            else:  # a parent whose sweep died: its last call is recorded as killed
+                mark_stopped(client, r, "KILLED", "killed: the sweep process stopped before it finished")
         logged = _search_all(
             client, self.experiment_id, f"tags.`{STUDY_TAG}` = '{self.study}' and tags.`{KIND_TAG}` = 'trial'"
         )
@@ -218,6 +300,8 @@ class TrialWriter:
             params=[Param(k, str(v)) for k, v in record.params.items()],
             tags=list(tags),
         )
+        if self.trial_inputs:
+            client.log_inputs(rid, datasets=self.trial_inputs)
         client.set_terminated(rid, RUN_STATUS[record.state], end_time=record.end_ms)
         self.logged += 1
 
@@ -229,7 +313,8 @@ class TrialWriter:
 
     def close(self, status: str | None) -> None:
         if status and self.parent_id:
-            self.client.set_terminated(self.parent_id, status)
+            reason = "killed: the sweep process stopped before it finished" if status == "KILLED" else status.lower()
+            mark_stopped(self.client, self.client.get_run(self.parent_id), status, reason)
 
 
 def _writer_main(commands: Connection, results: Connection, uri: str | None) -> None:
@@ -258,14 +343,14 @@ def _serve(writer: TrialWriter, commands: Connection, results: Connection) -> No
             return
         try:
             if op == "open":
-                results.send(("opened", writer.open(arg)))
+                results.send(("opened", *writer.open(arg)))
             elif op == "trial":
                 writer.trial(arg)
             elif op == "parent_metrics":
                 writer.parent_metrics(*arg)
             elif op == "close":
                 writer.close(arg)
-                results.send(("closed", writer.parent_id, writer.logged))
+                results.send(("closed", writer.parent_id, writer.logged, writer.invocation_key))
                 return
         except Exception as exc:  # reported to the sweep, which stops with one line
             with contextlib.suppress(Exception):
@@ -286,19 +371,28 @@ class ParentSpec:
     backfill: list[TrialRecord]  # the study's finished trials, logged if MLflow lacks them
     writer_lock: str | None = None  # a file locked while a writer works on this study
     experiment: str = ""  # the MLflow experiment: filled in by the tracker, which owns it
+    invocation: dict[str, Any] = dataclasses.field(default_factory=dict)  # this call: when, what it asked
+    # MLflow dataset inputs (runinfo.dataset_inputs): all parts on the parent, train and validation on trials
+    datasets: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
 
 @dataclass
 class Final:
     """What the parent run receives when the sweep has its result."""
 
-    params: dict[str, Any]
     metrics: dict[str, float]
     tags: dict[str, str]
-    artifacts: Path | None  # a folder logged as the run's artifacts
+    artifacts: Path | None  # a folder logged as the run's artifacts (tables/*.json are MLflow tables)
     refit: Refit | None  # the model to log (None: tracking.log_model=false)
     capabilities: Capabilities
     threshold: float
+    best_trial: int
+    objective: str  # the objective's metric name ("roc_auc")
+    series: list[tuple[int, float]]  # (trial number, best objective so far), every finished trial of the study
+    note: str  # the parent's description (Markdown); "{best_run}" becomes a link to the best trial's run
+    model_name: str = "model"
+    register: str | None = None  # a registered model name: the model becomes a version, alias "best"
+    invocation: dict[str, Any] = dataclasses.field(default_factory=dict)  # this call's outcome
 
 
 class Tracker(Protocol):
@@ -337,6 +431,7 @@ class MlflowTracker:
         self.experiment = experiment
         self.parent_id: str | None = None
         self.opened = False
+        self.invocation_key = ""
         self._inline: TrialWriter | None = None
         self._proc: Any = None
         self.timings: dict[str, float] = {}
@@ -363,7 +458,7 @@ class MlflowTracker:
             if msg[0] == "error":
                 raise self._error(msg[1])
             if msg[0] == "opened":
-                self.parent_id = msg[1]
+                self.parent_id, self.invocation_key = msg[1], msg[2]
 
     def _wait(self, kind: str, timeout: float = 300.0) -> tuple[Any, ...]:
         deadline = time.monotonic() + timeout
@@ -373,7 +468,7 @@ class MlflowTracker:
                 if msg[0] == "error":
                     raise self._error(msg[1])
                 if msg[0] == "opened":
-                    self.parent_id = msg[1]
+                    self.parent_id, self.invocation_key = msg[1], msg[2]
                 if msg[0] == kind:
                     return msg
             elif not self._proc.is_alive():
@@ -387,7 +482,7 @@ class MlflowTracker:
         spec = dataclasses.replace(spec, experiment=self.experiment)
         if self._inline is not None:
             try:
-                self.parent_id = self._inline.open(spec)
+                self.parent_id, self.invocation_key = self._inline.open(spec)
             except Exception as exc:
                 raise self._error(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
         else:
@@ -422,7 +517,8 @@ class MlflowTracker:
         try:
             with contextlib.suppress(OSError):  # a writer that already stopped is reported by _wait
                 self._cmd.send(("close", status))
-            self.parent_id = self._wait("closed")[1] or None
+            closed = self._wait("closed")
+            self.parent_id, self.invocation_key = closed[1] or None, closed[3] or self.invocation_key
             return self.parent_id
         finally:
             self._stop()
@@ -441,7 +537,7 @@ class MlflowTracker:
             self._stop()
 
     def finish(self, final: Final) -> str | None:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, RunTag
 
         t0 = time.perf_counter()
         parent_id = self._drain()
@@ -449,22 +545,86 @@ class MlflowTracker:
         if parent_id is None:
             return None
         client = _client(self.uri)
+        run = client.get_run(parent_id)
+        before = run.data.tags
         ts = int(time.time() * 1000)
-        plist = [Param(k, str(v)) for k, v in final.params.items()]
-        for i in range(0, len(plist), _MAX_PARAMS):
-            client.log_batch(parent_id, params=plist[i : i + _MAX_PARAMS])
-        client.log_batch(
-            parent_id,
-            metrics=[Metric(k, float(v), ts, 0) for k, v in final.metrics.items()],
-            tags=[RunTag(k, v) for k, v in final.tags.items()],
-        )
+        metrics = [Metric(k, float(v), ts, 0) for k, v in final.metrics.items()]
+        until = int(before.get(SERIES_TAG, "-1"))  # the best-so-far points an earlier call logged
+        series = [(n, v) for n, v in final.series if n > until]
+        metrics += [Metric(f"best_val_{final.objective}", float(v), ts, n) for n, v in series]
+        tags = dict(final.tags)
+        if series:
+            tags[SERIES_TAG] = str(series[-1][0])
+        best_run = self._mark_best(client, run, final.best_trial)
+        experiment_id = run.info.experiment_id
+        link = f"[trial {final.best_trial}](#/experiments/{experiment_id}/runs/{best_run})" if best_run else ""
+        calls = self._calls(before) | {self.invocation_key: {**self._call(before), **final.invocation}}
+        note = final.note.replace("{best_run}", link or f"trial {final.best_trial}")
+        tags["mlflow.note.content"] = note.replace("{calls}", str(len(calls)))
+        calls[self.invocation_key]["status"] = "FINISHED"
+        if self.invocation_key:
+            tags[self.invocation_key] = json.dumps(calls[self.invocation_key], sort_keys=True)
+        tables = []
+        if final.artifacts is not None:
+            tables = _write_calls_table(final.artifacts, calls)
+            tables += [p.relative_to(final.artifacts).as_posix() for p in sorted(final.artifacts.glob("tables/*.json"))]
+            tags["mlflow.loggedArtifacts"] = json.dumps([{"path": p, "type": "table"} for p in sorted(set(tables))])
+        for i in range(0, max(len(metrics), 1), 1000):  # MLflow's per-call limit for metrics
+            client.log_batch(
+                parent_id, metrics=metrics[i : i + 1000], tags=[RunTag(k, v) for k, v in tags.items()] if i == 0 else []
+            )
+        if FAILURE_TAG in before:  # an earlier call died; this one finished the study's sweep
+            client.delete_tag(parent_id, FAILURE_TAG)
         if final.artifacts is not None:
             client.log_artifacts(parent_id, str(final.artifacts))
-        model_uri = None
-        if final.refit is not None:
-            model_uri = log_model(self.uri, parent_id, final.refit, final.capabilities, final.threshold)
+        model_uri = before.get(MODEL_URI_TAG) if before.get(MODEL_TRIAL_TAG) == str(final.best_trial) else None
+        if final.refit is not None and model_uri is None:  # a new best (or none logged yet): log its model
+            model_uri = log_model(
+                self.uri, parent_id, final.refit, final.capabilities, final.threshold, name=final.model_name
+            )
+            client.log_batch(
+                parent_id, tags=[RunTag(MODEL_URI_TAG, model_uri), RunTag(MODEL_TRIAL_TAG, str(final.best_trial))]
+            )
+            if final.register:
+                register_model(self.uri, model_uri, final.register, final.model_name, final.best_trial)
         client.set_terminated(parent_id, "FINISHED")
         return model_uri
+
+    def _mark_best(self, client: Any, parent: Any, number: int) -> str | None:
+        """Tag the best trial's child run (and untag an earlier best); return its run id."""
+        pid = parent.info.run_id
+        children = _search_all(
+            client,
+            parent.info.experiment_id,
+            f"tags.`mlflow.parentRunId` = '{pid}' and tags.`{BEST_TAG}` = 'true'",
+        )
+        for c in children:
+            if c.data.tags.get(TRIAL_TAG) != str(number):
+                client.delete_tag(c.info.run_id, BEST_TAG)
+        best = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{pid}' and tags.`{TRIAL_TAG}` = '{number}'",
+            max_results=1,
+        )
+        if not best:
+            return None
+        if best[0].data.tags.get(BEST_TAG) != "true":
+            client.set_tag(best[0].info.run_id, BEST_TAG, "true")
+        return str(best[0].info.run_id)
+
+    @staticmethod
+    def _calls(tags: dict[str, str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for k in sorted(tags):
+            if k.startswith(INVOCATION_TAG):
+                try:
+                    out[k] = json.loads(tags[k])
+                except ValueError:
+                    out[k] = {}
+        return out
+
+    def _call(self, tags: dict[str, str]) -> dict[str, Any]:
+        return self._calls(tags).get(self.invocation_key, {})
 
     def fail(self, status: str, reason: str) -> None:
         if not self.opened:
@@ -472,15 +632,28 @@ class MlflowTracker:
             return
         parent_id = self.parent_id
         with contextlib.suppress(Exception):  # the original error matters more than the writer's
-            parent_id = self._drain(status) or parent_id
+            parent_id = self._drain() or parent_id
         if not parent_id:
             return
         try:
             client = _client(self.uri)
-            client.set_tag(parent_id, "lrsweep.failure", reason[:5000])
-            client.set_terminated(parent_id, status)
+            mark_stopped(client, client.get_run(parent_id), status, reason)
         except Exception as exc:
             log.warning("could not mark MLflow run %s as %s: %s", parent_id, status, exc)
+
+
+def _write_calls_table(folder: Path, calls: dict[str, dict[str, Any]]) -> list[str]:
+    """tables/invocations.json: one row per lrsweep call of the study (an MLflow table, split orient)."""
+    columns = ["call", "started", "status", "n_trials", "new_trials", "finished_trials", "changed", "reason"]
+    rows = []
+    for key, rec in calls.items():
+        row = {"call": int(key.rsplit(".", 1)[-1]), **rec}
+        if isinstance(row.get("changed"), dict):
+            row["changed"] = ", ".join(f"{k}={v}" for k, v in row["changed"].items())
+        rows.append([row.get(c) for c in columns])
+    (folder / "tables").mkdir(parents=True, exist_ok=True)
+    (folder / "tables" / "invocations.json").write_text(json.dumps({"columns": columns, "data": rows}, default=str))
+    return ["tables/invocations.json"]
 
 
 class NullTracker:
@@ -532,8 +705,11 @@ def _lrsweep_code_by_value() -> Iterator[None]:
         cloudpickle.unregister_pickle_by_value(lrsweep.hashing)
 
 
-def log_model(uri: str | None, run_id: str, refit: Refit, caps: Capabilities, threshold: float) -> str:
-    """Log ``refit.model`` on run ``run_id`` with the flavour the backend declares; return the model URI."""
+def log_model(
+    uri: str | None, run_id: str, refit: Refit, caps: Capabilities, threshold: float, *, name: str = "model"
+) -> str:
+    """Log ``refit.model`` on run ``run_id`` as ``name`` with the flavour the backend declares; return the
+    model URI."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -555,14 +731,27 @@ def log_model(uri: str | None, run_id: str, refit: Refit, caps: Capabilities, th
             warnings.filterwarnings("ignore", message=".*pickle or cloudpickle format.*")
             logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
             with _lrsweep_code_by_value():
-                info = mlflow.sklearn.log_model(refit.model, name="model", serialization_format="cloudpickle", **common)
+                info = mlflow.sklearn.log_model(refit.model, name=name, serialization_format="cloudpickle", **common)
         elif caps.flavour == "spark":
             import mlflow.spark
 
-            info = mlflow.spark.log_model(refit.model, "model", **common)  # artifact path still positional
+            info = mlflow.spark.log_model(refit.model, name, **common)  # artifact path still positional
         else:
             raise ValueError(f"no MLflow flavour {caps.flavour!r}")
     return str(info.model_uri)
+
+
+def register_model(uri: str | None, model_uri: str, name: str, study: str, trial: int) -> str:
+    """Register ``model_uri`` as a new version of ``name`` and point the alias ``best`` at it; return the
+    version."""
+    import mlflow
+
+    logging.getLogger("mlflow.tracking._model_registry").setLevel(logging.WARNING)  # "Created version ..." lines
+    with _active_uri(uri):
+        version = mlflow.register_model(model_uri, name, tags={STUDY_TAG: study, "lrsweep.trial": str(trial)})
+    client = _client(uri)
+    client.set_registered_model_alias(name, "best", version.version)
+    return str(version.version)
 
 
 # -- plans, and what they learn from --------------------------------------------------------------------

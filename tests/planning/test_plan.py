@@ -192,7 +192,7 @@ def test_the_plan_is_its_own_mlflow_run_and_the_sweep_links_to_it(cfg: Config):
     writer = TrialWriter(cfg.tracking.uri)
     spec = ParentSpec(study=p.study, run_name="sweep", params={}, tags={}, texts={}, backfill=[],
                       experiment=cfg.experiment_name)  # fmt: skip
-    parent = client.get_run(writer.open(spec))
+    parent = client.get_run(writer.open(spec)[0])
     assert parent.data.tags["lrsweep.plan_run_id"] == run_id
 
 

@@ -63,7 +63,7 @@ def test_default_sweep_prints_summary_and_where_results_are(swept):
     expected = roc_auc_score(table.y[split.test], ref.scores(model, table.X, split.test))
     assert parent.data.metrics["test_roc_auc"] == pytest.approx(expected, abs=1e-9)
     printed = float(next(line for line in out.splitlines() if line.strip().startswith("roc_auc")).split()[-1])
-    assert printed == pytest.approx(expected, abs=5e-5)  # printed to 4 significant digits
+    assert printed == pytest.approx(expected, abs=5e-5)  # printed to 4 decimals
 
 
 def test_one_parent_and_a_child_per_trial_with_params_and_metrics(swept):

@@ -21,7 +21,9 @@ import functools
 import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +240,53 @@ def to_config(dcfg: Any) -> Any:
     return cfg
 
 
+HELP = """\
+lrsweep: experiment-tracked hyperparameter sweeps of logistic regression (Optuna search, MLflow tracking).
+
+Usage:
+  lrsweep [OVERRIDES]                 run (or resume) a sweep; the defaults sweep the bundled telco churn data
+  lrsweep plan [OVERRIDES]            predict a Spark sweep's time and cost on a cluster (no sweep runs)
+  lrsweep launch [--dry-run] [...]    plan, check budget.max_usd, and submit the sweep to EMR (cluster=emr)
+  lrsweep -m KEY=A,B [...]            a multirun: one sweep per combination (-m before the overrides)
+
+Examples:
+  lrsweep search.n_trials=100 threshold=recall_at threshold.min_recall=0.9
+  lrsweep dataset=csv dataset.path=data/churn.csv dataset.target=churned dataset.positive=yes
+  lrsweep backend=spark search=elasticnet
+  lrsweep -m dataset=telco_churn,ctr backend=sklearn,spark
+  lrsweep plan backend=spark dataset=ctr cluster=emr cluster.core_nodes=4 budget.max_usd=20
+
+Config groups (GROUP=OPTION):
+{groups}
+
+Any value can be set as KEY=VALUE. Every key with its value: lrsweep --cfg job [OVERRIDES]
+The same command resumes its study (lrsweep_studies/); runs are in MLflow (`mlflow ui` in this directory).
+Errors are one line; debug=true shows the traceback. Hydra's own flags: lrsweep --hydra-help
+"""
+
+
+def _help(cwd: Path) -> str:
+    """``lrsweep --help``: what lrsweep does, examples, and the options of every config group (shipped, the
+    project's ./conf, its ./experiments presets)."""
+    from importlib.resources import files
+
+    options: dict[str, set[str]] = {}
+    shipped = files("lrsweep.conf")
+    for group in shipped.iterdir():
+        if group.is_dir() and group.name not in ("hydra", "__pycache__"):
+            options[group.name] = {f.name[:-5] for f in group.iterdir() if f.name.endswith(".yaml")}
+    conf = cwd / USER_CONF_DIR
+    for f in conf.glob("*/*.yaml") if conf.is_dir() else []:
+        options.setdefault(f.parent.name, set()).add(f"{f.stem} (./{USER_CONF_DIR})")
+    presets = sorted(f.stem for f in (cwd / EXPERIMENTS_DIR).glob("*.yaml"))
+    lines = [f"  {g:<12} {', '.join(sorted(o))}" for g, o in sorted(options.items())]
+    lines.append(
+        f"  {EXPERIMENT_GROUP:<12} "
+        + (", ".join(presets) + f" (./{EXPERIMENTS_DIR})" if presets else f"none yet: ./{EXPERIMENTS_DIR}/NAME.yaml")
+    )
+    return HELP.format(groups="\n".join(lines))
+
+
 def _debug() -> bool:
     return os.environ.get("LRSWEEP_DEBUG", "") not in ("", "0") or any(
         a in ("debug=true", "debug=True") for a in sys.argv
@@ -358,6 +407,9 @@ def main() -> None:
 
     # Hydra's own report of a composition error is several lines; let it raise so we print one.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
+        print(_help(Path.cwd()), end="")
+        return
     logging.captureWarnings(True)
     if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:
         _RUN["command"] = sys.argv.pop(1)
@@ -373,6 +425,11 @@ def main() -> None:
             raise
         _die(exc.line())
     app = hydra.main(config_path="conf", config_name="config", version_base="1.3")(_task)
+    # A multirun's folder (Hydra writes the composed config there, credentials and all) is temporary.
+    scratch = None
+    if "LRSWEEP_HYDRA_DIR" not in os.environ and any(a in ("-m", "--multirun") for a in sys.argv[1:]):
+        scratch = tempfile.mkdtemp(prefix="lrsweep-multirun-")
+        os.environ["LRSWEEP_HYDRA_DIR"] = scratch
     try:
         app()
         if len(_RUN["plans"]) > 1:  # a multirun of plans: the choice, side by side
@@ -387,6 +444,9 @@ def main() -> None:
         if _debug():
             raise
         _die(exc.line())
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,8 @@ class SweepResult:
     phases: dict[str, float] = field(default_factory=dict)
     stop_reason: str | None = None  # why the sweep stopped starting trials before search.n_trials (a budget)
     spend_usd: float | None = None  # what the cluster cost (priced clusters)
+    experiment_id: str | None = None
+    ui_url: str | None = None  # the MLflow UI's address (after ui_command, for a local store)
     nothing_to_do: str = ""  # set when the call had nothing to run or log: the line saying so and what to do
 
     def as_dict(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -45,3 +46,27 @@ def redact_mapping(data: Any, _key: str = "") -> Any:
     if isinstance(data, str):
         return redact_uri(data)
     return data
+
+
+_OVERRIDE = re.compile(r"(?P<key>[\w.\-+~/]+)=(?P<value>\S+)")
+
+
+def redact_text(text: str) -> str:
+    """``redact_uri`` plus ``KEY=VALUE`` pairs (command-line overrides) whose key looks like a credential."""
+
+    def mask(m: re.Match[str]) -> str:
+        return f"{m.group('key')}={REDACTED}" if looks_secret(m.group("key")) else m.group(0)
+
+    # Hydra prints overrides with ':' escaped ('postgresql\\://u\\:pw@host'): unescaped, URI passwords show
+    return _OVERRIDE.sub(mask, redact_uri(text.replace("\\:", ":")))
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts every record's text (Hydra logs a multirun's overrides, for one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True

@@ -123,6 +123,7 @@ def write_artifacts(
 
 
 def _fmt(v: Any) -> str:
+    """A parameter: 4 significant digits (C spans decades)."""
     if isinstance(v, float):
         if math.isinf(v):
             return "inf"
@@ -130,10 +131,16 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _metric(v: float) -> str:
+    """A metric: 4 decimals, always (columns line up and compare)."""
+    return "nan" if math.isnan(v) else f"{v:.4f}"
+
+
 def format_summary(r: SweepResult) -> str:
     """The table printed at the end of a sweep (one line when the call had nothing to do)."""
     if r.nothing_to_do:
-        return r.nothing_to_do
+        links = _links(r)
+        return r.nothing_to_do + (f"\n  {links[0]}" if links else "")
     lines = [""]
     lines.append(f"lrsweep: {r.study_name}  ({r.backend}, {r.dataset})")
     lines.append(
@@ -155,16 +162,16 @@ def format_summary(r: SweepResult) -> str:
     lines.append(head + (f"{'Bayes-opt.':>12}{'gap':>10}" if bayes else ""))
     for k in keys:
         test = r.test_metrics.get(k, float("nan"))
-        row = f"  {k:<12}{_fmt(r.val_metrics.get(k, float('nan'))):>12}{_fmt(test):>12}"
+        row = f"  {k:<12}{_metric(r.val_metrics.get(k, float('nan'))):>12}{_metric(test):>12}"
         if k in bayes:  # the generating model on the same test rows: no model can beat it (up to noise)
-            row += f"{_fmt(bayes[k]):>12}{test - bayes[k]:>+10.4f}"
+            row += f"{_metric(bayes[k]):>12}{test - bayes[k]:>+10.4f}"
         lines.append(row)
     generated = r.data.get("generated")
     if bayes and generated:
         lines.append(
             f"  Bayes-opt.: the table's true model on the test rows (whole table: log loss "
-            f"{_fmt(generated.get('bayes_log_loss', float('nan')))}, ROC AUC "
-            f"{_fmt(generated.get('bayes_roc_auc', float('nan')))})"
+            f"{_metric(generated.get('bayes_log_loss', float('nan')))}, ROC AUC "
+            f"{_metric(generated.get('bayes_roc_auc', float('nan')))})"
         )
     t = r.test_metrics
     if "tp" in t:
@@ -173,6 +180,18 @@ def format_summary(r: SweepResult) -> str:
     if r.parent_run_id:
         lines.append(f"  MLflow: experiment {r.experiment!r}, run {r.parent_run_id} at {r.tracking_uri}")
         lines.append(f"  open them with: {r.ui_command}")
+        lines += [f"    {link}" for link in _links(r)]
     else:
         lines.append("  MLflow: tracking off")
     return "\n".join(lines)
+
+
+def _links(r: SweepResult) -> list[str]:
+    """Deep links into the MLflow UI: the experiment in its model-training view, and the sweep's parent run."""
+    if not (r.ui_url and r.experiment_id and r.parent_run_id):
+        return []
+    experiment = f"{r.ui_url}/#/experiments/{r.experiment_id}"
+    return [
+        f"experiment: {experiment}?workflowType=machine_learning",
+        f"this sweep: {experiment}/runs/{r.parent_run_id}",
+    ]

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ __all__ = ["Sweep", "Scored", "run_sweep", "evaluate_params", "flatten"]
 log = logging.getLogger("lrsweep")
 INTERRUPTED = "lrsweep_interrupted"
 RECORD = "lrsweep_record"
+PROGRESS_SECONDS = 10.0  # a progress line this often when stderr is not a terminal
 FINAL = "lrsweep_final"  # study user attribute: the last finished call's result (see Sweep._remember)
 
 
@@ -259,6 +261,18 @@ def _effective_uri(uri: str | None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+MLFLOW_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
+def _ui_url(uri: str | None) -> str | None:
+    """The MLflow UI's address for a store: the server itself, or where `mlflow ui` serves a local store."""
+    if not uri:
+        return None
+    if uri.startswith(("http://", "https://")):
+        return redact_uri(uri).rstrip("/")
+    return MLFLOW_UI
+
+
 def _ui_command(uri: str | None) -> str:
     if not uri:
         return ""
@@ -294,10 +308,55 @@ def _tracked(cfg: Config) -> dict[str, str]:
     return {"uri": redact_uri(_effective_uri(cfg.tracking.uri)), "experiment": cfg.experiment_name}
 
 
+class _Warnings:
+    """Library warnings during a sweep: counted per trial (tags on the trial's run), never printed; those
+    outside a trial (setup, refit) go to the debug log. Per thread, so parallel trials keep their own."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+        self.outside: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")  # every occurrence counts, not the first per place
+            warnings.showwarning = self._show
+            yield
+
+    def _show(
+        self, message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        text = f"{category.__name__}: {str(message).strip().splitlines()[0] if str(message).strip() else ''}"
+        bucket = getattr(self.local, "bucket", None)
+        if bucket is not None:
+            bucket[text] += 1
+        else:
+            self.outside[text] += 1
+            log.debug("warning: %s (%s:%d)", text, filename, lineno)
+
+    @contextlib.contextmanager
+    def trial(self) -> Iterator[Counter[str]]:
+        self.local.bucket = bucket = Counter()
+        try:
+            yield bucket
+        finally:
+            self.local.bucket = None
+
+
+def _warning_tags(bucket: Counter[str]) -> dict[str, str]:
+    if not bucket:
+        return {}
+    (first, _), *_ = bucket.most_common(1)
+    return {"lrsweep.warnings": str(sum(bucket.values())), "lrsweep.warning": first[:500]}
+
+
 # -- one trial ---------------------------------------------------------------------------------------
 class _TrialRunner:
-    def __init__(self, cfg: Config, backend: Backend, pool: SolverPool, study: Any, tracker: Tracker) -> None:
+    def __init__(
+        self, cfg: Config, backend: Backend, pool: SolverPool, study: Any, tracker: Tracker, caught: _Warnings
+    ) -> None:
         self.cfg, self.backend, self.pool, self.study, self.tracker = cfg, backend, pool, study, tracker
+        self.warnings = caught
         self.lock = threading.Lock()
         self.sign = 1.0 if METRIC_DIRECTIONS[cfg.objective.metric] == "maximize" else -1.0
         # the validation curve of the best trial run by this process (for the metric-vs-threshold plot)
@@ -323,6 +382,8 @@ class _TrialRunner:
         tags: dict[str, str] = {}
         value = None
         curve: Curve | None = None
+        caught = self.warnings.trial()
+        bucket = caught.__enter__()
         try:
             params = suggest(trial, cfg.search, cfg.threshold, self.pool)
             same = self.seen.get(_key(params.as_dict()))
@@ -353,6 +414,9 @@ class _TrialRunner:
         except Exception as exc:  # a trial that raises is recorded as failed and the sweep goes on
             state = "FAIL"
             tags["lrsweep.failure"] = f"{type(exc).__name__}: {exc}"[:5000]
+        finally:
+            caught.__exit__(None, None, None)
+        tags |= _warning_tags(bucket)
         record = self._record(trial.number, params, state, metrics, steps, tags, start, time.time())
         if state == "COMPLETE" and params is not None and "lrsweep.repeat_of" not in tags:
             with self.lock:
@@ -429,6 +493,7 @@ class Sweep:
         self.runner: _TrialRunner | None = None
         self.guard = BudgetGuard(cfg)
         self.recovered = 0
+        self.warnings = _Warnings()
         self.sign = 1.0 if METRIC_DIRECTIONS[cfg.objective.metric] == "maximize" else -1.0
         self.call_started = time.strftime("%Y-%m-%d %H:%M:%S")
 
@@ -441,14 +506,8 @@ class Sweep:
         try:
             if self.idle is not None:
                 return self.idle
-            data = self.prepare()
-            with self.open_study() as study:
-                self.open_parent_run(study, data)
-                n_new, seconds = self.run_trials(study)
-                best = self.best_trial(study)
-                refit = self.refit_and_test(best)
-                result = self.summarise(study, data, best, refit, n_new, seconds)
-                return self.finish(study, best, refit, result)
+            with self.warnings.installed():
+                return self._run()
         except KeyboardInterrupt:
             self.tracker.fail("KILLED", "interrupted")
             raise
@@ -457,6 +516,16 @@ class Sweep:
             raise
         finally:
             self.backend.close()
+
+    def _run(self) -> SweepResult:
+        data = self.prepare()
+        with self.open_study() as study:
+            self.open_parent_run(study, data)
+            n_new, seconds = self.run_trials(study)
+            best = self.best_trial(study)
+            refit = self.refit_and_test(best)
+            result = self.summarise(study, data, best, refit, n_new, seconds)
+            return self.finish(study, best, refit, result)
 
     # 1. a call with nothing to do
     def nothing_to_do(self) -> SweepResult | None:
@@ -490,8 +559,8 @@ class Sweep:
         uri = _effective_uri(cfg.tracking.uri) if cfg.tracking.enabled else None
         line = (
             f"nothing to do: study {self.name} already holds {len(finished)} finished trials "
-            f"(search.n_trials={cfg.search.n_trials}) and is logged; raise search.n_trials to add trials, or set "
-            "study.resume=false for a fresh study"
+            f"(search.n_trials={cfg.search.n_trials}){' and is logged' if cfg.tracking.enabled else ''}; raise "
+            "search.n_trials to add trials, or set study.resume=false for a fresh study"
         )
         return SweepResult(
             study_name=self.name, storage=str(path), backend=self.backend.name, dataset=cfg.dataset.label,
@@ -501,8 +570,9 @@ class Sweep:
             threshold=float(final["threshold"]),
             val_metrics={k[4:]: v for k, v in best.metrics.items() if k.startswith("val_")},
             test_metrics=dict(final.get("test_metrics") or {}), data={},
-            tracking_uri=redact_uri(uri) if uri else None, ui_command=_ui_command(uri),
+            tracking_uri=redact_uri(uri) if uri else None, ui_command=_ui_command(uri), ui_url=_ui_url(uri),
             parent_run_id=final.get("parent_run_id") if cfg.tracking.enabled else None,
+            experiment_id=final.get("experiment_id") if cfg.tracking.enabled else None,
             wall_seconds=time.perf_counter() - self.started, nothing_to_do=line,
         )  # fmt: skip
 
@@ -643,7 +713,7 @@ class Sweep:
         cfg = self.cfg
         done = len(_finished(study))
         target = cfg.search.n_trials
-        self.runner = runner = _TrialRunner(cfg, self.backend, self.pool, study, self.tracker)
+        self.runner = runner = _TrialRunner(cfg, self.backend, self.pool, study, self.tracker, self.warnings)
         seconds: list[float] = []
         left = [max(target - done, 0)]
         if self.recovered and left[0]:
@@ -661,6 +731,9 @@ class Sweep:
         )
 
         guard = self.guard
+        # not a terminal (a log file, CI, a pipe): no bar, but a line every PROGRESS_SECONDS
+        lines = self.show_progress and not sys.stderr.isatty()
+        last_line = [time.monotonic()]
 
         def claim() -> bool:
             with runner.lock:
@@ -684,8 +757,17 @@ class Sweep:
                     if spent is not None:
                         self.tracker.parent_metrics({SPEND_METRIC: spent}, step=len(seconds))
                     bar.update(1)
+                    best = ""
                     with contextlib.suppress(ValueError):
-                        bar.set_postfix_str(f"best {cfg.objective.metric}={study.best_value:.4f}", refresh=False)
+                        best = f"best {cfg.objective.metric}={study.best_value:.4f}"
+                        bar.set_postfix_str(best, refresh=False)
+                    now = time.monotonic()
+                    if lines and (now - last_line[0] >= PROGRESS_SECONDS or left[0] == 0):
+                        last_line[0] = now
+                        log.info(
+                            "trials %d/%d, %s, %.1f s per trial",
+                            done + len(seconds), target, best or "none completed", sum(seconds) / len(seconds),
+                        )  # fmt: skip
                     if record.state == "FAIL":
                         log.warning("trial %d failed: %s", record.number, record.tags.get("lrsweep.failure"))
 
@@ -761,6 +843,7 @@ class Sweep:
             bayes_metrics=_bayes_metrics(refit.reference),
             tracking_uri=redact_uri(uri) if uri else None,
             ui_command=_ui_command(uri),
+            ui_url=_ui_url(uri),
             trial_seconds=seconds,
             stop_reason=self.guard.stopped,
         )
@@ -841,6 +924,7 @@ class Sweep:
             )
             result.model_uri = self.tracker.finish(final)
             result.parent_run_id = self.tracker.parent_id
+            result.experiment_id = getattr(self.tracker, "experiment_id", None)
         self._remember(study, result)
         self._phase("final_logging")
         self.phases |= getattr(self.tracker, "timings", {})  # e.g. how long the writer took to drain
@@ -861,5 +945,6 @@ class Sweep:
                 "test_metrics": result.test_metrics,
                 "tracked": _tracked(self.cfg) if result.parent_run_id else None,
                 "parent_run_id": result.parent_run_id,
+                "experiment_id": result.experiment_id,
             },
         )

@@ -125,6 +125,21 @@ def _search_all(client: Any, experiment_id: str, filter_string: str) -> list[Any
             return runs
 
 
+# the experiment's kind: the MLflow UI opens such an experiment in its model-training view (runs, charts),
+# not in its GenAI view (traces)
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
+def _experiment(client: Any, name: str) -> str:
+    """The id of experiment ``name``, created if new, marked as model training unless it has a kind."""
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        return str(client.create_experiment(name, tags=dict([EXPERIMENT_KIND])))
+    if EXPERIMENT_KIND[0] not in exp.tags:
+        client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
+    return str(exp.experiment_id)
+
+
 def _dataset_inputs(datasets: list[dict[str, str]]) -> list[Any]:
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
@@ -182,8 +197,7 @@ class TrialWriter:
         self._hold_writer_lock(spec.writer_lock)
         self.client = client = _client(self.uri)
         self.study = spec.study
-        exp = client.get_experiment_by_name(spec.experiment)
-        self.experiment_id = exp.experiment_id if exp else client.create_experiment(spec.experiment)
+        self.experiment_id = _experiment(client, spec.experiment)
         done = self._reconcile()
         tags = {**spec.tags, STUDY_TAG: self.study, KIND_TAG: "sweep"}
         if PLAN_RUN_TAG not in tags:  # a sweep run after `lrsweep plan` of the same study links to that plan
@@ -432,6 +446,7 @@ class MlflowTracker:
         self.parent_id: str | None = None
         self.opened = False
         self.invocation_key = ""
+        self.experiment_id: str | None = None
         self._inline: TrialWriter | None = None
         self._proc: Any = None
         self.timings: dict[str, float] = {}
@@ -546,6 +561,7 @@ class MlflowTracker:
             return None
         client = _client(self.uri)
         run = client.get_run(parent_id)
+        self.experiment_id = str(run.info.experiment_id)
         before = run.data.tags
         ts = int(time.time() * 1000)
         metrics = [Metric(k, float(v), ts, 0) for k, v in final.metrics.items()]
@@ -773,8 +789,7 @@ def log_plan(uri: str | None, plan: PlanRecord) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
     client = _client(uri)
-    exp = client.get_experiment_by_name(plan.experiment)
-    experiment_id = exp.experiment_id if exp else client.create_experiment(plan.experiment)
+    experiment_id = _experiment(client, plan.experiment)
     tags = {**plan.tags, KIND_TAG: "plan", PLAN_FOR_TAG: plan.study}
     run = client.create_run(experiment_id, run_name=plan.run_name, tags=tags)
     rid, ts = run.info.run_id, int(time.time() * 1000)

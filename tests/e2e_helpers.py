@@ -57,4 +57,7 @@ def cheap_calibration(cache: Path) -> list[str]:
         "plan.calibration.fractions=1",
         "plan.calibration.configs=3",
         "plan.calibration.small_configs=1",
+        "plan.calibration.probes=0",  # the size term from the fits (probes and warm-up: tests/planning/test_calibrate)
+        "plan.calibration.warmup=false",
+        "plan.calibration.parallel=true",  # both children at once: the machinery, not good figures
     ]

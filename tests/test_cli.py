@@ -119,18 +119,26 @@ def test_artifacts_and_model_load_and_predict_with_the_threshold(swept, tmp_path
     parents, _ = mlflow_runs(cwd)
     run_id = parents[0].info.run_id
     client = MlflowClient(tracking_uri=f"sqlite:///{cwd / 'mlflow.db'}")
-    names = {a.path for a in client.list_artifacts(run_id)}
+    names = {a.path for folder in ("", "plots", "tables") for a in client.list_artifacts(run_id, folder or None)}
     for expected in (
         "config.yaml",
         "data.json",
-        "roc_curve.png",
-        "pr_curve.png",
-        "confusion_matrix.png",
-        "metric_vs_threshold.png",
-        "optimization_history.png",
+        "plots/roc_curve.png",
+        "plots/pr_curve.png",
+        "plots/confusion_matrix.png",
+        "plots/metric_vs_threshold.png",
+        "plots/optimization_history.png",
         "coefficients.csv",
+        "tables/coefficients.json",
+        "tables/invocations.json",
     ):
         assert expected in names, f"{expected} missing from {sorted(names)}"
+    # the tables are MLflow tables (the UI lists them as such)
+    logged = json.loads(parents[0].data.tags["mlflow.loggedArtifacts"])
+    assert {"path": "tables/coefficients.json", "type": "table"} in logged
+    mlflow.set_tracking_uri(f"sqlite:///{cwd / 'mlflow.db'}")  # load_table searches the global store
+    table = client.load_table(parents[0].info.experiment_id, "tables/coefficients.json", run_ids=[run_id])
+    assert {"feature", "level", "coefficient", "odds_ratio"} <= set(table.columns) and len(table) > 10
     coef = pd.read_csv(client.download_artifacts(run_id, "coefficients.csv", str(tmp_path)))
     assert {"feature", "level", "coefficient", "odds_ratio"} <= set(coef.columns)
     assert "contract" in set(coef["feature"]) and "(intercept)" in set(coef["feature"])
@@ -145,12 +153,19 @@ def test_artifacts_and_model_load_and_predict_with_the_threshold(swept, tmp_path
     model = mlflow.pyfunc.load_model(model_uri)
     data = pd.read_csv(Path(__file__).parents[1] / "src/lrsweep/datasets/telco_churn.csv.gz").head(200)
     pred = np.asarray(model.predict(data.drop(columns=["churn"])))
-    assert set(np.unique(pred)) <= {0, 1} and pred.shape == (200,)
-    # predict() applies the validation threshold, not 0.5
+    assert set(np.unique(pred)) == {"No", "Yes"} and pred.shape == (200,)  # the data's own labels
+    # predict() applies the validation threshold, not 0.5; predict_proba's column 1 is churn=Yes
     sk = mlflow.sklearn.load_model(model_uri)
+    assert list(sk.classes_) == ["No", "Yes"]
     threshold = parents[0].data.metrics["threshold"]
     proba = sk.predict_proba(data.drop(columns=["churn"]))[:, 1]
-    assert np.array_equal(pred, (proba >= threshold).astype(int))
+    assert np.array_equal(pred, np.where(proba >= threshold, "Yes", "No"))
+    # integer columns as a CSV reader gives them, or read as floats: both accepted, same answers
+    features = data.drop(columns=["churn"])
+    ints = [c for c in features.columns if pd.api.types.is_integer_dtype(features[c])]
+    assert ints  # (tenure, senior_citizen, ...): the case this checks
+    as_floats = features.astype(dict.fromkeys(ints, "float64"))
+    assert np.array_equal(np.asarray(model.predict(as_floats)), pred)
 
 
 def test_second_invocation_tops_up_without_duplicates(tmp_path):
@@ -183,7 +198,8 @@ def test_second_invocation_tops_up_without_duplicates(tmp_path):
     before_db = (tmp_path / "mlflow.db").stat().st_mtime_ns, (tmp_path / "mlflow.db").stat().st_size
     idle = run_cli(["search.n_trials=5", *quiet], tmp_path)
     assert idle.returncode == 0, idle.stderr[-3000:]
-    (line,) = [ln for ln in idle.stdout.splitlines() if ln.strip()]
+    line, *links = [ln for ln in idle.stdout.splitlines() if ln.strip()]
+    assert [ln.split()[0] for ln in links] == ["experiment:"]  # where to look, nothing more
     assert line.startswith("nothing to do: study ") and "search.n_trials" in line and "study.resume=false" in line
     assert "interrupted" not in idle.stderr
     assert ((tmp_path / "mlflow.db").stat().st_mtime_ns, (tmp_path / "mlflow.db").stat().st_size) == before_db
@@ -366,6 +382,38 @@ def test_killed_sweep_resumes_without_losing_or_repeating_trials(tmp_path, start
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
 
 
+def test_a_sweep_into_a_pipe_says_how_it_goes_on_stderr_and_leaves_no_hydra_folder(tmp_path):
+    proc = run_cli(["search.n_trials=3", "tracking=off"], tmp_path)  # progress on (the default), stderr a pipe
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    # the last trial always gets its line; every stderr line is lrsweep's own
+    assert lines and lines[-1].startswith("lrsweep: INFO: trials 3/3, best roc_auc=")
+    assert all(ln.startswith("lrsweep: ") for ln in lines), lines
+    assert proc.stdout.lstrip().startswith("lrsweep: lrsweep-telco_churn-sklearn-")  # the summary, alone
+    assert "INFO" not in proc.stdout and "phases" not in proc.stdout + proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lrsweep_studies"]  # no .lrsweep/hydra/<date>/<time>/
+
+
+def test_a_failed_call_leaves_nothing(tmp_path):
+    proc = run_cli(["search.C.low=0"], tmp_path)
+    assert proc.returncode == 2 and list(tmp_path.iterdir()) == []
+
+
+def test_help_describes_lrsweep_with_examples_and_the_config_groups(tmp_path):
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "churn_recall.yaml").write_text("# @package _global_\nseed: 3\n")
+    proc = subprocess.run([*CLI, "--help"], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0
+    out = proc.stdout
+    assert out.startswith("lrsweep: ") and "powered by Hydra" not in out
+    assert "lrsweep plan" in out and "lrsweep launch" in out and "Examples:" in out
+    groups = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("  ") and len(ln.split()) > 1}
+    assert "sklearn, spark" in groups["backend"] and "youden" in groups["threshold"]
+    assert "churn_recall" in groups["experiment"]
+    assert not any(g.startswith(("schema", "hydra")) for g in groups)
+    assert len(out.splitlines()) < 40  # a page, not the whole config
+
+
 def test_print_composed_config():
     proc = subprocess.run([*CLI, "--cfg", "job", "search=elasticnet", "seed=7"], capture_output=True, text=True)
     assert proc.returncode == 0
@@ -378,6 +426,8 @@ def test_multirun_runs_one_sweep_per_combination(tmp_path):
     studies = study_trials(tmp_path)
     assert len(studies) == 4
     assert sorted(n.split("-")[-2] for n in studies) == ["l1", "l1", "l2", "l2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lrsweep_studies"]  # Hydra's multirun folder is gone
+    assert proc.stdout.count("lrsweep: lrsweep-telco_churn-") == 4 and "Launching 4 jobs" in proc.stderr
 
 
 def test_any_csv_and_parquet_with_overrides(tmp_path):

@@ -165,3 +165,25 @@ def test_a_config_carrying_credentials_logs_none_of_them():
     assert got["cluster"]["spark_conf"]["spark.executor.memory"] == "2g"
     assert got["tracking"]["uri"] == "postgresql://mlflow:***@db:5432/mlflow"
     assert got["search"] == dataclasses.asdict(cfg.search)
+
+
+def test_text_redaction_covers_hydra_s_escaped_overrides():
+    from lrsweep.redact import redact_text
+
+    line = f"#0 : search=l2 tracking.uri=postgresql\\://u\\:{SECRET}@h/db +cluster.spark_conf.s3_secret_key={SECRET}"
+    got = redact_text(line)
+    assert SECRET not in got
+    assert "tracking.uri=postgresql://u:***@h/db" in got and "search=l2" in got
+    assert "+cluster.spark_conf.s3_secret_key=***" in got
+
+
+def test_the_logging_filter_redacts_every_record(caplog: pytest.LogCaptureFixture):
+    import logging
+
+    from lrsweep.redact import RedactingFilter
+
+    logger = logging.getLogger("lrsweep.test_redact")
+    logger.addFilter(RedactingFilter())
+    with caplog.at_level(logging.INFO, logger="lrsweep.test_redact"):
+        logger.info("overrides: %s", f"tracking.uri=https://u:{SECRET}@mlflow.example.com")
+    assert SECRET not in caplog.text and "https://u:***@mlflow.example.com" in caplog.text

@@ -312,8 +312,53 @@ def test_hashed_coefficients_are_listed_by_bucket(cfg: Config):
     refit = backend.refit(ModelParams(1.0, 0.0, "l2", "lbfgs", "none", 500, 1e-6), 0.5)
     coef = refit.coefficients
     hashed = coef[coef["feature"] == "(hashed)"]
-    lr = refit.model.estimator_.named_steps["model"]
+    lr = refit.model.model.estimator_.named_steps["model"]  # inside the label wrapper
     assert list(coef["feature"][:3]) == ["(intercept)", "a", "b"] and 1 <= len(hashed) <= 3  # x, y, z: 3 tokens
     buckets = hashed["level"].str.removeprefix("bucket ").astype(int).to_numpy()
     np.testing.assert_allclose(hashed["coefficient"], lr.coef_[0][2 + buckets])
     assert len(hashed) <= HASHED_COEFFICIENT_ROWS and (np.diff(np.abs(hashed["coefficient"])) <= 0).all()
+
+
+class WarningBackend(SklearnBackend):
+    """Warns twice in every liblinear fit, as a library would (e.g. an ill-conditioned matrix)."""
+
+    def evaluate(self, params, fold=None):  # type: ignore[override]
+        import warnings
+
+        if params.solver == "liblinear":
+            for _ in range(2):
+                warnings.warn("Ill-conditioned matrix (rcond=1e-17)", RuntimeWarning, stacklevel=1)
+        return super().evaluate(params, fold)
+
+
+def test_library_warnings_are_counted_on_the_trial_not_printed(
+    cfg: Config, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+):
+    cfg.search.n_trials = 10
+    cfg.tracking.enabled, cfg.tracking.mode = True, "inline"
+    cfg.tracking.artifacts = cfg.tracking.log_model = False
+    run_sweep(cfg, backend=WarningBackend(cfg.backend, seed=cfg.seed))
+    out, err = capfd.readouterr()
+    assert "Ill-conditioned" not in out + err
+
+    from tests.e2e_helpers import mlflow_runs
+
+    _, children = mlflow_runs(tmp_path, experiment="lrsweep-small")
+    for c in children:
+        warned = c.data.params.get("solver") == "liblinear" and "lrsweep.repeat_of" not in c.data.tags
+        assert c.data.tags.get("lrsweep.warnings") == ("2" if warned else None), c.info.run_name
+        if warned:
+            assert c.data.tags["lrsweep.warning"] == "RuntimeWarning: Ill-conditioned matrix (rcond=1e-17)"
+    assert any(c.data.tags.get("lrsweep.warnings") for c in children)  # the case this checks happened
+
+
+def test_the_default_tracking_uri_is_mlflow_s_own(monkeypatch: pytest.MonkeyPatch):
+    import mlflow
+
+    from lrsweep.sweep import DEFAULT_TRACKING_URI, _effective_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert _effective_uri(None) == DEFAULT_TRACKING_URI  # the same store as MLflow's default: cwd's mlflow.db
+    assert mlflow.get_tracking_uri() in (DEFAULT_TRACKING_URI, f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+    assert _effective_uri(None) == "http://127.0.0.1:1"

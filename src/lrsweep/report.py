@@ -66,7 +66,10 @@ def write_artifacts(
     out.mkdir(parents=True, exist_ok=True)
     written: list[str] = []
 
+    (out / "plots").mkdir(exist_ok=True)
+
     def attempt(name: str, draw: Any) -> None:
+        name = f"plots/{name}"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -102,6 +105,12 @@ def write_artifacts(
         from optuna.visualization.matplotlib import plot_optimization_history
 
         ax = plot_optimization_history(study)
+        low, high, hidden = history_range(
+            [t.value for t in study.trials if t.state.name == "COMPLETE"], study.direction
+        )
+        if hidden:  # degenerate trials (a constant model's 0.5 ROC AUC) would flatten every other point
+            ax.set_ylim(low, high)
+            ax.set_title(f"{ax.get_title()} ({hidden} poor trial(s) below the axis)", fontsize=10)
         _save(ax.figure, path)
 
     def importances(path: Path) -> None:
@@ -116,10 +125,26 @@ def write_artifacts(
         attempt("param_importances.png", importances)
     if coefficients is not None:
         coefficients.to_csv(out / "coefficients.csv", index=False)
-        written.append("coefficients.csv")
+        (out / "tables").mkdir(exist_ok=True)  # the same, as an MLflow table (split orient, as mlflow.log_table)
+        coefficients.to_json(out / "tables" / "coefficients.json", orient="split", index=False)
+        written += ["coefficients.csv", "tables/coefficients.json"]
     (out / "summary.json").write_text(json.dumps(result.as_dict(), indent=2, default=str))
     written.append("summary.json")
     return written
+
+
+def history_range(values: list[float], direction: Any) -> tuple[float, float, int]:
+    """The objective axis of the optimisation history: the trials' spread without the outliers on the poor side
+    (beyond 10 median absolute deviations of the median), and how many trials that leaves off the axis."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
+    if v.size < 4:
+        return (float(v.min()), float(v.max()), 0) if v.size else (0.0, 1.0, 0)
+    med = float(np.median(v))
+    reach = 10 * max(float(np.median(np.abs(v - med))), 1e-12)  # 10 median absolute deviations: ~7 sd
+    maximize = getattr(direction, "name", str(direction)).upper().endswith("MAXIMIZE")
+    kept = v[v >= med - reach] if maximize else v[v <= med + reach]
+    pad = 0.05 * max(float(kept.max() - kept.min()), 1e-6)
+    return float(kept.min() - pad), float(kept.max() + pad), int(v.size - kept.size)
 
 
 def _fmt(v: Any) -> str:

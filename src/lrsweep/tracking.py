@@ -713,12 +713,32 @@ def _lrsweep_code_by_value() -> Iterator[None]:
     import cloudpickle
 
     import lrsweep.hashing
+    import lrsweep.labelled
 
-    cloudpickle.register_pickle_by_value(lrsweep.hashing)
+    modules = (lrsweep.hashing, lrsweep.labelled)
+    for module in modules:
+        cloudpickle.register_pickle_by_value(module)
     try:
         yield
     finally:
-        cloudpickle.unregister_pickle_by_value(lrsweep.hashing)
+        for module in modules:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _numbers_any_width(signature: Any) -> Any:
+    """The signature with its numeric input columns typed Any: MLflow refuses int64 for a column declared
+    double ("cannot safely convert") and floats for one declared long, yet a CSV reader gives either for the
+    same column (integers, or floats once a value is missing); the model itself takes both."""
+    from mlflow.types.schema import AnyType, ColSpec, DataType, Schema
+
+    numbers = (DataType.double, DataType.float, DataType.long, DataType.integer)
+    if signature.inputs is None:
+        return signature
+    cols = [
+        ColSpec(AnyType(), c.name, required=c.required) if c.type in numbers else c for c in signature.inputs.inputs
+    ]
+    signature.inputs = Schema(cols)
+    return signature
 
 
 def log_model(
@@ -730,9 +750,8 @@ def log_model(
     from mlflow.models import infer_signature
 
     with warnings.catch_warnings():
-        # The table's own dtypes: MLflow's schema check refuses int64 input for a column declared double.
         warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
-        signature = infer_signature(refit.input_example, refit.example_predictions)
+        signature = _numbers_any_width(infer_signature(refit.input_example, refit.example_predictions))
     common = {
         "signature": signature,
         "input_example": refit.input_example,

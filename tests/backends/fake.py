@@ -37,6 +37,7 @@ from lrsweep.backends.base import BackendConfig, Capabilities, Evaluation, FitIn
 from lrsweep.clusters import ClusterConfig
 from lrsweep.data import DataHandle, DataSummary, Split, Table
 from lrsweep.datasets import Reference
+from lrsweep.labelled import Labelled
 from lrsweep.metrics import curve_from_scores, log_loss
 from lrsweep.space import ModelParams
 
@@ -250,9 +251,12 @@ class FakeBackend:
         p = model.predict_proba(t.X.iloc[s.test])[:, 1]
         test = Evaluation(curve_from_scores(yt, p), log_loss(yt, p), len(yt), info, (yt, p))
         example = t.X.iloc[s.train[:5]].copy()
+        example[t.numeric] = example[t.numeric].astype(float)  # as the scikit-learn backend's signature has them
+        labelled = Labelled(model, (t.negative or "0", t.positive))  # predict answers in the data's labels
         return Refit(
-            model, test, coefficient_frame(enc.rows(), beta), example, model.predict(example), self._reference(yt)
-        )
+            labelled, test, coefficient_frame(enc.rows(), beta), example, labelled.predict(example),
+            self._reference(yt),
+        )  # fmt: skip
 
     def _reference(self, yt: np.ndarray) -> Evaluation | None:
         """A generated table's true model on the test rows."""

@@ -92,8 +92,9 @@ def params_for(
 def predict_raw(caps: Capabilities, model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(0/1 predictions, positive-class probabilities) of a refitted model on raw rows, through the interface of
     the flavour it declares: a scikit-learn-like estimator, or a Spark ML model on the active session."""
-    if caps.flavour == "sklearn":
-        return np.asarray(model.predict(frame)), np.asarray(model.predict_proba(frame))[:, 1]
+    if caps.flavour == "sklearn":  # predict answers in the data's labels: classes_[1] is the positive one
+        positive = np.asarray(model.predict(frame)) == model.classes_[1]
+        return positive.astype(int), np.asarray(model.predict_proba(frame))[:, 1]
     assert caps.flavour == "spark"
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import SparkSession
@@ -381,8 +382,11 @@ def test_refit_model_predicts_raw_rows_at_the_threshold(prepared: Any, refitted:
     # the test evaluation is this model's scores of exactly these rows
     np.testing.assert_allclose(np.sort(p), np.sort(_scores(refitted.test)[1]), rtol=0, atol=1e-9)
     # the logged example: raw training rows and the model's own 0/1 predictions for them
-    pd.testing.assert_frame_equal(refitted.input_example, summary.input_example)
+    pd.testing.assert_frame_equal(refitted.input_example, summary.input_example, check_dtype=False)
     example = np.asarray(refitted.example_predictions)
+    if caps.flavour == "sklearn":  # in the data's labels
+        assert set(np.unique(example)) <= set(refitted.model.classes_)
+        example = (example == refitted.model.classes_[1]).astype(int)
     assert example.shape == (5,) and set(np.unique(example)) <= {0, 1}
     np.testing.assert_array_equal(example, predict_raw(caps, refitted.model, refitted.input_example)[0])
 

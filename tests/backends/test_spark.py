@@ -345,7 +345,7 @@ def test_refit_log_model_and_load_it_back(telco: Any, tmp_path: Path, sqlite_tra
     scored = refit.model.transform(backend.spark.createDataFrame(example))
     p_spark = scored.select(vector_to_array("probability")[1].alias("p")).toPandas()["p"].to_numpy()
     np.testing.assert_array_equal(predicted, (p_spark >= threshold).astype(float))  # the validation threshold
-    p_sk = sk_refit.model.estimator_.predict_proba(example)[:, 1]
+    p_sk = sk_refit.model.predict_proba(example)[:, 1]
     np.testing.assert_allclose(p_spark, p_sk, atol=1e-5)
 
 

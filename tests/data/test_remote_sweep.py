@@ -74,6 +74,6 @@ def test_sweeps_on_csv_and_parquet_in_s3_run_end_to_end_and_leak_no_credential(s
     assert all(p.info.status == "FINISHED" for p in parents)
 
     written = _every_byte(tmp_path) + "".join(outputs).encode()
-    assert (tmp_path / ".lrsweep").is_dir() and (tmp_path / "lrsweep_studies").is_dir()  # Hydra's folder, studies
+    assert (tmp_path / "lrsweep_studies").is_dir() and (tmp_path / "mlflow.db").is_file()  # what was written
     for planted in (SECRET, ACCESS_KEY):
         assert planted.encode() not in written, f"{planted} leaked into what the run wrote"

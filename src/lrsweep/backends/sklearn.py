@@ -29,6 +29,7 @@ from lrsweep.clusters import ClusterConfig
 from lrsweep.data import DataHandle, DataSummary, Split, Table
 from lrsweep.datasets import Reference
 from lrsweep.hashing import SparkFeatureHasher
+from lrsweep.labelled import Labelled
 from lrsweep.metrics import curve_from_scores, log_loss
 from lrsweep.space import ModelParams
 
@@ -206,7 +207,10 @@ class SklearnBackend:
         fitted = model.estimator_
         table = coefficient_table(fitted.named_steps["preprocess"], fitted.named_steps["model"])
         example = t.X.iloc[s.train[:5]].copy()
-        return Refit(model, test, table, example, np.asarray(model.predict(example)), self._reference(yt))
+        # numbers as doubles in the signature: a CSV reader's integers, or integers read as floats, both load
+        example[t.numeric] = example[t.numeric].astype(float)
+        labelled = Labelled(model, (t.negative or "0", t.positive))  # predict answers "Yes" / "No"
+        return Refit(labelled, test, table, example, labelled.predict(example), self._reference(yt))
 
     def _reference(self, yt: np.ndarray) -> Evaluation | None:
         """A generated table's true model on the test rows: the best any model could score there."""

@@ -39,6 +39,7 @@ class Table:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     hashed: list[str] = field(default_factory=list)  # categorical too, hashed (dataset.hashed) instead of one-hot
     hash_features: int = 2**20
+    negative: str = ""  # the target's other label
 
     @property
     def features(self) -> list[str]:
@@ -127,5 +128,5 @@ def read_table(source: Source, cfg: DatasetConfig) -> Table:
         fingerprint["generated"] = source.generated.summary()
     return Table(
         X, y, str(cfg.target), positive, plan.numeric, plan.categorical, plan.dropped, fingerprint, plan.hashed,
-        cfg.hash_features,
+        cfg.hash_features, next((label for label in labels if label != positive), ""),
     )  # fmt: skip

@@ -547,6 +547,9 @@ class Sweep:
             study = optuna.load_study(study_name=self.name, storage=JournalStorage(JournalFileBackend(str(path))))
         except KeyError:
             return None
+        identity = json.loads(json.dumps(search_identity(cfg), default=str))
+        if study.user_attrs.get("lrsweep_identity") != identity:
+            return None  # another search under this name: open_study says so
         final = study.user_attrs.get(FINAL)
         finished = _finished(study)
         if not final or len(finished) < cfg.search.n_trials or final.get("finished") != len(finished):

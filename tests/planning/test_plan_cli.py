@@ -64,7 +64,7 @@ def test_a_multirun_over_cluster_sizes_prints_a_table_from_one_calibration(tmp_p
 
 
 def test_a_sweep_links_to_its_plan_and_the_next_plan_learns_from_it(tmp_path: Path, calibration_cache: Path):
-    local = ["backend=spark", "cluster.master='local[2]'", "search.n_trials=3", "search.penalties=[l2]"]
+    local = ["backend=spark", "cluster.master='local[2]'", "search.n_trials=3"]  # the session's calibration
     first = run_cli(["plan", *local, *cheap_calibration(calibration_cache)], tmp_path)
     assert first.returncode == 0, first.stderr
     assert "cost          not priced: time only on cluster=local" in first.stdout

@@ -535,6 +535,12 @@ def test_local_mode_session_setup_runs_for_real(tmp_path: Path) -> None:
     wide = [(a, p) for a, p in out["listening"] if a not in LOOPBACK]
     assert not wide, f"listening beyond loopback: {wide}"
     assert out["stopped"]  # the backend stops a session it created
+    # a quiet start: nothing on the terminal but the probe's line; the JVM's output in its log, Spark's level ERROR
+    assert run.stderr == "" and [ln for ln in run.stdout.splitlines() if ln.strip()] == [f"PROBE {json.dumps(out)}"]
+    assert out["conf"]["spark.log.level"] == "ERROR"
+    (jvm_log,) = (tmp_path / ".lrsweep" / "spark").glob("driver-*.log")
+    said = jvm_log.read_text()
+    assert "WARNING: Using incubator modules" in said and 'Setting Spark log level to "ERROR".' in said, said
 
 
 # -- reading a large Parquet input with Spark directly ------------------------------------------------

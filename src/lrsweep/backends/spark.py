@@ -19,6 +19,11 @@ Parity with the scikit-learn backend (tests/backends/test_spark.py checks each p
   get a curve of ``backend.bins`` probability bins aggregated in Spark, whose ROC AUC differs from the
   exact one by at most :func:`auc_binning_bound` (half the mass of positive/negative pairs sharing a bin).
 
+A session this backend starts keeps the terminal for lrsweep: its driver JVM writes everything it prints to a
+log file of its own under :data:`JVM_LOGS` (see :func:`_quiet_gateway`), at Spark's log level ERROR unless
+``cluster.spark_conf`` sets ``spark.log.level``. Failures still reach the user as Python exceptions, a failed
+start with the JVM's last words.
+
 pyspark is imported inside functions only: ``import lrsweep.backends.spark`` works without it, and
 :class:`SparkBackend` says what to install when pyspark or Java is missing.
 """
@@ -29,7 +34,9 @@ import logging
 import math
 import os
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +76,8 @@ log = logging.getLogger("lrsweep")
 # Columns the backend adds (beside the reader's LABEL, PART, FOLD)
 WEIGHT, FEATURES, HASHED = (PREFIX + s for s in ("weight", "features", "hashed"))
 INSTALL = "pip install 'lrsweep[spark]' and a Java 17 runtime (e.g. apt-get install openjdk-17-jre-headless)"
+# where the driver JVMs lrsweep starts write their output: beside lrsweep_studies/ and mlflow.db (git-ignored)
+JVM_LOGS = Path(".lrsweep") / "spark"
 
 
 @dataclass
@@ -115,6 +124,45 @@ def require_spark() -> None:
     home = os.environ.get("JAVA_HOME")
     if not (home and (Path(home) / "bin" / "java").exists()) and shutil.which("java") is None:
         raise LrsweepError("backend=spark needs Java, found neither $JAVA_HOME/bin/java nor java on PATH", INSTALL)
+
+
+_jvm_log: Path | None = None  # the log of the JVM this process started (pyspark keeps one gateway per process)
+
+
+def _quiet_gateway(conf: Any) -> Any:
+    """A py4j gateway to a new driver JVM for ``conf``, its stdout and stderr appended to a new ``_jvm_log``.
+
+    Only the JVM's own streams catch everything it prints: "WARNING: Using incubator modules" comes from the java
+    launcher before any setting applies (Spark's launcher always adds --add-modules=jdk.incubator.vector, for its
+    vectorised BLAS, and Java has no switch to silence the warning), native BLAS loaders print from C, and log4j's
+    console appender, Spark's start-up notices and Python workers (through the JVM) write there too. None when this
+    process already has a JVM, an earlier session's or spark-submit's: its output goes where it went.
+    """
+    global _jvm_log
+    from pyspark import SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ:
+        return None
+    folder = JVM_LOGS
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only working directory (studies and tracking elsewhere): the temporary folder
+        folder = Path(tempfile.mkdtemp(prefix="lrsweep-spark-"))
+    _jvm_log = folder / f"driver-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    with open(_jvm_log, "ab") as out:  # the JVM holds its own descriptor
+        return launch_gateway(conf, popen_kwargs={"stdout": out, "stderr": subprocess.STDOUT})
+
+
+def _last_words(path: Path | None, n: int = 3) -> str:
+    """The last ``n`` lines the JVM wrote to ``path`` as one line ("" if none), leaving out stack frames and the
+    launcher's incubator notice (printed at every start, it explains nothing)."""
+    try:
+        lines = path.read_text(errors="replace").splitlines() if path else []
+    except OSError:
+        return ""
+    said = [ln.strip() for ln in lines if ln.strip() and not ln[:1].isspace() and "Using incubator modules" not in ln]
+    return " / ".join(said[-n:])[-400:]
 
 
 # -- the shared vocabulary in Spark's words -----------------------------------------------------------
@@ -357,6 +405,7 @@ class SparkBackend:
         self.app_name = app_name
         self.spark: Any = None
         self._owns_session = False
+        self.jvm_log: Path | None = None  # where the session's JVM writes its output, when lrsweep started it
         self._parts: SparkParts | None = None
         self._base: Any = None  # the parts' frame, cached
         self.reference: Reference | None = None
@@ -366,7 +415,7 @@ class SparkBackend:
 
     # -- prepare, once per sweep ----------------------------------------------------------------------
     def _session(self) -> tuple[Any, bool]:
-        from pyspark import SparkContext
+        from pyspark import SparkConf, SparkContext
         from pyspark.sql import SparkSession
 
         master = str(self.cluster.master)
@@ -377,7 +426,13 @@ class SparkBackend:
             if active.sparkContext.master != master:
                 log.info("reusing the active SparkSession (master %s, not %s)", active.sparkContext.master, master)
             return active, False
-        conf = {"spark.ui.showConsoleProgress": "false", "spark.sql.execution.arrow.pyspark.enabled": "true"}
+        conf = {
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+            # Spark warns at every L-BFGS pass on small data ("task of very large size"): the JVM's log keeps errors
+            # only. Applied as the context starts, so a level in spark_conf wins.
+            "spark.log.level": "ERROR",
+        }
         if master.startswith("local"):
             # Python workers (mapInPandas) run this interpreter, with lrsweep and pandas, not whatever python3 is
             # first on PATH. On a cluster the executors' Python is the cluster's (PYSPARK_PYTHON there).
@@ -390,18 +445,21 @@ class SparkBackend:
                 # binds to $SPARK_LOCAL_IP (all interfaces without it), read by the JVM this session launches.
                 conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
                 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-        builder = SparkSession.builder.master(master).appName(self.app_name)
-        for key, value in (conf | {k: str(v) for k, v in self.cluster.spark_conf.items()}).items():
-            builder = builder.config(key, value)
+        settings = conf | {k: str(v) for k, v in self.cluster.spark_conf.items()}  # the user's settings win
+        spark_conf = SparkConf().setMaster(master).setAppName(self.app_name).setAll(list(settings.items()))
         try:
-            spark = builder.getOrCreate()
+            gateway = _quiet_gateway(spark_conf)  # None: pyspark's own launch, or the JVM already running
+            SparkContext(conf=spark_conf, gateway=gateway)
+            spark = SparkSession.builder.getOrCreate()
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            said = _last_words(_jvm_log)
+            where = f"; Spark's log: {_jvm_log}" if said else ""
             raise LrsweepError(
-                f"cannot start Spark (cluster.master={master}): {first}",
-                f"check cluster.master and the Java runtime; {INSTALL}",
+                f"cannot start Spark (cluster.master={master}): {first}" + (f" (the JVM: {said})" if said else ""),
+                f"check cluster.master and the Java runtime; {INSTALL}{where}",
             ) from exc
-        spark.sparkContext.setLogLevel("ERROR")  # per-fit netlib/BLAS warnings, only on our own session
+        self.jvm_log = _jvm_log
         logging.getLogger("py4j").setLevel(logging.WARNING)  # "Closing down clientserver connection" at stop
         return spark, True
 
@@ -433,7 +491,8 @@ class SparkBackend:
             self._folds.append(self._prepare_fold(self._base.where(fit_rows), self._base.where(held_rows)))
         t2 = time.perf_counter()
         self.timings = {"session": t1 - t0, "data_and_preprocessing": t2 - t1}
-        log.info("spark setup: session %.1f s, data + preprocessing + cache %.1f s", t1 - t0, t2 - t1)
+        where = f" (Spark's log: {self.jvm_log})" if self.jvm_log else ""
+        log.info("spark setup: session %.1f s, data + preprocessing + cache %.1f s%s", t1 - t0, t2 - t1, where)
         return DataSummary(
             fingerprint=parts.fingerprint,
             rows=parts.rows,

@@ -74,6 +74,7 @@ def test_one_parent_and_a_child_per_trial_with_params_and_metrics(swept):
     assert parent.info.status == "FINISHED"
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == list(range(6))
+    assert parent.info.start_time <= min(c.info.start_time for c in children)  # the sweep's start, not the writer's
     for c in children:
         assert c.info.status == "FINISHED"
         assert c.data.tags["lrsweep.state"] == "COMPLETE"
@@ -108,7 +109,7 @@ def test_one_parent_and_a_child_per_trial_with_params_and_metrics(swept):
     assert f"runs/{marked.info.run_id})" in p.tags["mlflow.note.content"]
     # the name says dataset, backend, search, threshold strategy, seed and the study's short id
     study = p.tags["lrsweep.study"]
-    assert parent.info.run_name == f"telco_churn sklearn default f1 seed=42 #{study[-8:]}"
+    assert parent.info.run_name == f"default f1 seed=42 #{study[-8:]} sklearn telco_churn"
 
 
 def test_artifacts_and_model_load_and_predict_with_the_threshold(swept, tmp_path):
@@ -208,6 +209,8 @@ def test_second_invocation_tops_up_without_duplicates(tmp_path):
     assert len(trials) == 7 and all(t.state.name == "COMPLETE" for t in trials)
     assert [t.params for t in trials[:4]] == [t.params for t in before]  # the first four kept as they were
     assert [t.value for t in trials[:4]] == [t.value for t in before]
+    # the top-up draws on: not the first call's start-up draws again (a sampler seeded as before would)
+    assert [t.params for t in trials[4:7]] != [t.params for t in trials[:3]]
     assert "(3 this run;" in proc.stdout
 
 

@@ -67,10 +67,11 @@ def _differences(cfg: Config) -> list[str]:
 
 
 def run_name(cfg: Config, study: str) -> str:
-    """``telco_churn sklearn default f1 cv=5 seed=42 #3f9a2c1d``: dataset, backend, search, threshold strategy,
-    what differs from the defaults, seed and the study's short id."""
-    parts = [cfg.dataset.label, cfg.backend.name, cfg.search.name, _threshold(cfg), *_differences(cfg)]
-    return " ".join([*parts, f"seed={cfg.seed}", f"#{short_id(study)}"])
+    """``default f1 cv=5 seed=42 #3f9a2c1d sklearn telco_churn``: search, threshold strategy, what differs from
+    the defaults, seed, the study's short id, backend and dataset. What tells sweeps apart comes first: the UI's
+    Run Name column shows some 20 characters (and the Dataset column names the data)."""
+    parts = [cfg.search.name, _threshold(cfg), *_differences(cfg), f"seed={cfg.seed}", f"#{short_id(study)}"]
+    return " ".join([*parts, cfg.backend.name, cfg.dataset.label])
 
 
 def model_name(study: str) -> str:

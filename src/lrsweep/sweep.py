@@ -197,13 +197,17 @@ def _exclusive(lock_path: Path, name: str) -> Iterator[None]:
         yield
 
 
-def _sampler(cfg: Config) -> Any:
+def _sampler(cfg: Config, held: int = 0) -> Any:
+    """The study's sampler, seeded by ``seed`` and the number of trials the study already ``held``: a resumed
+    study draws on (the same seed again would propose the first call's configurations once more), and the same
+    sequence of calls still proposes the same trials."""
     import optuna
 
     s = cfg.search
+    seed = cfg.seed + held
     if s.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=cfg.seed, n_startup_trials=s.n_startup_trials)
-    return optuna.samplers.RandomSampler(seed=cfg.seed)  # random; grid enqueues its points first
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.n_startup_trials)
+    return optuna.samplers.RandomSampler(seed=seed)  # random; grid enqueues its points first
 
 
 def _recover(study: Any) -> int:
@@ -495,7 +499,8 @@ class Sweep:
         self.recovered = 0
         self.warnings = _Warnings()
         self.sign = 1.0 if METRIC_DIRECTIONS[cfg.objective.metric] == "maximize" else -1.0
-        self.call_started = time.strftime("%Y-%m-%d %H:%M:%S")
+        self.call_time = time.time()
+        self.call_started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.call_time))
 
     def _phase(self, name: str) -> None:
         now = time.perf_counter()
@@ -624,6 +629,9 @@ class Sweep:
                     "give this search its own study.name, or run with study.resume=false for a fresh study",
                 )
             self.recovered = _recover(study)
+            held = len(study.get_trials(deepcopy=False))
+            if held:
+                study.sampler = _sampler(cfg, held)
             if cfg.search.sampler == "grid":
                 self._enqueue_grid(study)
             yield study
@@ -696,6 +704,7 @@ class Sweep:
                 texts=texts,
                 backfill=backfill,
                 writer_lock=str(self.lock_path.with_suffix(".writer.lock")),
+                start_ms=int(self.call_time * 1000),
                 invocation={
                     "started": self.call_started,
                     "n_trials": cfg.search.n_trials,

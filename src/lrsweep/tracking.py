@@ -212,7 +212,7 @@ class TrialWriter:
         parent = self._parent()
         invocation = dict(spec.invocation)
         if parent is None:
-            run = client.create_run(self.experiment_id, run_name=spec.run_name)
+            run = client.create_run(self.experiment_id, run_name=spec.run_name, start_time=spec.start_ms or None)
             self.parent_id, logged, number = run.info.run_id, {}, 1
         else:
             self.parent_id, logged = parent.info.run_id, parent.data.params
@@ -386,6 +386,7 @@ class ParentSpec:
     writer_lock: str | None = None  # a file locked while a writer works on this study
     experiment: str = ""  # the MLflow experiment: filled in by the tracker, which owns it
     invocation: dict[str, Any] = dataclasses.field(default_factory=dict)  # this call: when, what it asked
+    start_ms: int = 0  # when the sweep started (the writer may open the run later); 0: now
     # MLflow dataset inputs (runinfo.dataset_inputs): all parts on the parent, train and validation on trials
     datasets: list[dict[str, str]] = dataclasses.field(default_factory=list)
 

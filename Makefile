@@ -2,8 +2,10 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install install-spark sweep test test-fast lint bench ui clean
+.PHONY: help install install-spark chromium sweep test test-fast lint bench ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,10 +24,21 @@ install: $(BIN)/lrsweep  ## create .venv and install lrsweep (+ dev tools); no S
 
 install-spark: $(VENV)/.spark-installed  ## add the Spark extra (pyspark 4.3, ~490 MB; needs Java 17)
 
+# Debian's browser, driven by Playwright in tests/test_mlflow_ui.py (Playwright's own browser downloads are not used)
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the MLflow UI test"; \
+		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "no apt-get: install chromium at $(CHROMIUM) yourself, or tests/test_mlflow_ui.py is skipped"; \
+	fi
+
+chromium: $(CHROMIUM)  ## install Debian's chromium (the MLflow UI test's browser) if it is missing
+
 sweep: install  ## run the default sweep (sklearn, bundled telco churn, 50 trials) in this directory
 	$(BIN)/lrsweep
 
-test: install-spark  ## run the whole test suite (unit, end-to-end, Spark)
+test: install-spark chromium  ## run the whole test suite (unit, end-to-end, Spark, the MLflow UI in Chromium)
 	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: install  ## the fast unit tests only

@@ -177,7 +177,8 @@ def test_one_parent_row_per_study_with_every_trial_under_it(table, swept):
     for run_id, name in names.items():
         study = swept.study_of[run_id]
         assert name == swept.parents[run_id].info.run_name
-        assert name.startswith("telco_churn sklearn default f1 ") and name.endswith(f" #{study[-8:]}"), name
+        assert name.startswith("default f1 ") and f" #{study[-8:]} " in name, name
+        assert name.endswith(" sklearn telco_churn"), name
         assert len(under[run_id]) == swept.trials[study], f"{name}: {len(under[run_id])} rows under it"
         assert set(under[run_id]) == swept.children[run_id]  # its own trials, each once
         assert all(_name(page, c).startswith("trial-") for c in under[run_id])

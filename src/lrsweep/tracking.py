@@ -88,6 +88,8 @@ def _client(uri: str | None) -> Any:
     from mlflow import MlflowClient
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # table-creation chatter on a new sqlite store
+    # urllib3's "Retrying (...) after connection broken" lines: an unreachable server is reported in one line
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     # An explicit client, never mlflow.set_tracking_uri: that also exports MLFLOW_TRACKING_URI, so a later
     # sweep of the same process (multirun) or any child process would silently log to this store.
     return MlflowClient(tracking_uri=uri)
@@ -866,7 +868,7 @@ def past_trials(uri: str | None, *, cluster_type: str, data_sha256: str, limit: 
             p = run.data.params
             try:
                 params = {
-                    "C": float(p["C"]),
+                    "C": float(p.get("C", "inf")),  # no C is logged without a penalty
                     "l1_ratio": float(p["l1_ratio"]),
                     "penalty": p["penalty"],
                     "solver": p.get("solver"),

@@ -23,9 +23,11 @@ LAUNCH = ["launch", "backend=spark", "cluster=emr", "cluster.core_nodes=2", f"cl
 
 
 def _one_line(stderr: str) -> str:
+    """The one error line a refused call ends with (before it: lrsweep's own log lines, e.g. the calibration's)."""
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    return lines[0]
+    assert [ln for ln in lines if ln.startswith("lrsweep: error: ")] == lines[-1:], stderr
+    assert all(ln.startswith("lrsweep: ") for ln in lines), stderr  # no library noise, no traceback
+    return lines[-1]
 
 
 def test_an_over_budget_launch_is_refused_and_creates_nothing(aws, tmp_path: Path, calibration_cache: Path):

@@ -24,6 +24,7 @@ __all__ = [
     "parent_note",
     "model_name",
     "dataset_inputs",
+    "flatten",
 ]
 
 # Config sections that are plumbing (how lrsweep runs), not settings of the sweep's result
@@ -79,12 +80,13 @@ def model_name(study: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in study)
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level of dotted keys."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
+            out.update(flatten(v, key + "."))
         else:
             out[key] = v
     return out
@@ -106,7 +108,7 @@ def logged_config(config: dict[str, Any], *, backend: str, cluster: str) -> dict
     # record on the parent run (lrsweep.invocation.NNN) holds it, MLflow params being write-once
     kept["search"] = {k: v for k, v in (kept.get("search") or {}).items() if k not in PER_CALL}
     kept.pop("budget", None)
-    return {k: v for k, v in _flatten(kept).items() if v is not None}
+    return {k: v for k, v in flatten(kept).items() if v is not None}
 
 
 def trial_params(cfg: Config, shown: dict[str, Any]) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from lrsweep.planning.budget import SPEND_METRIC, STOP_TAG, BudgetGuard
 from lrsweep.planning.cost import cluster_type, executor_cores
 from lrsweep.records import Step, SweepResult, TrialRecord
 from lrsweep.redact import redact_mapping, redact_uri
+from lrsweep.runinfo import flatten
 from lrsweep.space import ModelParams, SolverPool, grid, suggest
 from lrsweep.thresholds import choose_threshold
 from lrsweep.tracking import Final, NullTracker, ParentSpec, Tracker, open_tracker
@@ -75,17 +76,6 @@ def run_sweep(
     ``preset``: the ``experiments/`` preset the config was composed from, recorded on the parent run.
     """
     return Sweep(cfg, backend=backend, tracker=tracker, progress=progress, preset=preset).run()
-
-
-def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 # -- evaluation of one configuration ------------------------------------------------------------------

@@ -328,13 +328,13 @@ class _Warnings:
             self.outside[text] += 1
             log.debug("warning: %s (%s:%d)", text, filename, lineno)
 
-    @contextlib.contextmanager
-    def trial(self) -> Iterator[Counter[str]]:
+    def start_trial(self) -> Counter[str]:
+        """This thread's warnings count into the returned bucket until ``end_trial``."""
         self.local.bucket = bucket = Counter()
-        try:
-            yield bucket
-        finally:
-            self.local.bucket = None
+        return bucket
+
+    def end_trial(self) -> None:
+        self.local.bucket = None
 
 
 def _warning_tags(bucket: Counter[str]) -> dict[str, str]:
@@ -376,8 +376,7 @@ class _TrialRunner:
         tags: dict[str, str] = {}
         value = None
         curve: Curve | None = None
-        caught = self.warnings.trial()
-        bucket = caught.__enter__()
+        bucket = self.warnings.start_trial()
         try:
             params = suggest(trial, cfg.search, cfg.threshold, self.pool)
             same = self.seen.get(_key(params.as_dict()))
@@ -409,7 +408,7 @@ class _TrialRunner:
             state = "FAIL"
             tags["lrsweep.failure"] = f"{type(exc).__name__}: {exc}"[:5000]
         finally:
-            caught.__exit__(None, None, None)
+            self.warnings.end_trial()
         tags |= _warning_tags(bucket)
         record = self._record(trial.number, params, state, metrics, steps, tags, start, time.time())
         if state == "COMPLETE" and params is not None and "lrsweep.repeat_of" not in tags:

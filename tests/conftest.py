@@ -16,8 +16,14 @@ pytest_plugins = ["pytester", "tests.skip_policy"]
 
 @pytest.fixture(scope="session")
 def calibration_cache(tmp_path_factory: pytest.TempPathFactory):
-    """One calibration cache for the session's `lrsweep plan` / `launch` runs (tests.e2e_helpers.cheap_calibration)."""
-    return tmp_path_factory.mktemp("calibration-cache")
+    """One calibration cache for the session's `lrsweep plan` / `launch` runs (tests.e2e_helpers.cheap_calibration),
+    seeded with a calibration measured on this machine kind (tests.e2e_helpers.seed_calibration): those tests check
+    planning and launching, and measuring costs 1.5-3 min of Spark. tests/planning/test_calibrate.py measures."""
+    from tests.e2e_helpers import seed_calibration
+
+    cache = tmp_path_factory.mktemp("calibration-cache")
+    seed_calibration(cache)
+    return cache
 
 
 @pytest.fixture(autouse=True)

@@ -116,3 +116,46 @@ def test_a_ctr_sweep_logs_the_bayes_optimal_figures_beside_its_own(tmp_path, mon
     assert m["bayes_test_log_loss"] == pytest.approx(result.bayes_metrics["log_loss"])
     assert m["test_log_loss_excess"] == pytest.approx(m["test_log_loss"] - m["bayes_test_log_loss"])
     assert np.isfinite(m["test_log_loss"])
+
+
+PROBE = """
+import json, sys
+from lrsweep.config import Config
+from lrsweep.sweep import run_sweep
+c = Config()
+c.search.n_trials = 3
+c.search.solvers, c.search.penalties = ["lbfgs"], ["l2"]
+c.progress = False
+c.tracking.mode = sys.argv[1]
+r = run_sweep(c)
+print(json.dumps({"mlflow_imported": "mlflow" in sys.modules, "model_uri": r.model_uri, "parent": r.parent_run_id}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["background", "inline"])
+def test_the_writer_logs_the_result_so_the_sweep_never_imports_mlflow(tmp_path, monkeypatch, mode):
+    """In the background mode the writer process logs the children, the model (while the sweep draws the plots)
+    and the result: the sweep's own process never pays MLflow's import. Inline, the same code runs in it."""
+    import json
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, mode], cwd=tmp_path, capture_output=True, text=True, timeout=600, check=True
+    )
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["mlflow_imported"] is (mode == "inline")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # for the models:/ URI below
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(out["parent"])
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["lrsweep.model_uri"] == out["model_uri"] and out["model_uri"].startswith("models:/")
+    assert {"plots", "tables", "config.yaml"} <= {a.path for a in client.list_artifacts(out["parent"])}
+    assert "val_roc_auc" in parent.data.metrics and "test_roc_auc" in parent.data.metrics
+    import mlflow.pyfunc
+
+    model = mlflow.pyfunc.load_model(out["model_uri"])
+    assert model.metadata.metadata["threshold"] == pytest.approx(parent.data.metrics["threshold"])

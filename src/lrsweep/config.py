@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from lrsweep.backends.base import BackendConfig
 from lrsweep.clusters import ClusterConfig, LocalCluster
@@ -57,7 +57,7 @@ __all__ = [
 
 PENALTIES = ("none", "l2", "l1", "elasticnet")
 # The metrics an objective may name, and whether larger is better.
-METRIC_DIRECTIONS: dict[str, str] = {
+METRIC_DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
     "roc_auc": "maximize",
     "pr_auc": "maximize",
     "log_loss": "minimize",

@@ -52,7 +52,7 @@ from lrsweep.redact import redact_mapping, redact_uri
 from lrsweep.runinfo import flatten
 from lrsweep.space import ModelParams, SolverPool, grid, suggest
 from lrsweep.thresholds import choose_threshold
-from lrsweep.tracking import Final, NullTracker, ParentSpec, Tracker, open_tracker
+from lrsweep.tracking import Final, ModelToLog, NullTracker, ParentSpec, Tracker, open_tracker
 
 __all__ = ["Sweep", "Scored", "run_sweep", "evaluate_params", "flatten"]
 
@@ -330,7 +330,8 @@ class _Warnings:
 
     def start_trial(self) -> Counter[str]:
         """This thread's warnings count into the returned bucket until ``end_trial``."""
-        self.local.bucket = bucket = Counter()
+        bucket: Counter[str] = Counter()
+        self.local.bucket = bucket
         return bucket
 
     def end_trial(self) -> None:
@@ -702,6 +703,7 @@ class Sweep:
                 }
                 | {f"budget.{k}": v for k, v in dataclasses.asdict(cfg.budget).items() if v is not None},
                 datasets=runinfo.dataset_inputs(cfg, data),
+                model_flavour=self.backend.capabilities.flavour if cfg.tracking.log_model else None,
             )
         )
         self._phase("open_study_and_parent_run")
@@ -714,6 +716,10 @@ class Sweep:
         cfg = self.cfg
         done = len(_finished(study))
         target = cfg.search.n_trials
+        if cfg.tracking.enabled and cfg.tracking.artifacts:  # the plots' imports overlap the fits
+            from lrsweep.report import import_plotting
+
+            import_plotting()
         self.runner = runner = _TrialRunner(cfg, self.backend, self.pool, study, self.tracker, self.warnings)
         seconds: list[float] = []
         left = [max(target - done, 0)]
@@ -893,6 +899,14 @@ class Sweep:
             best_value=result.best_value, best_label=label, threshold=result.threshold,
             strategy=cfg.threshold.strategy, test=result.test_metrics,
         )  # fmt: skip
+        if cfg.tracking.log_model:  # logged by the writer while the plots are drawn here
+            self.tracker.model(
+                ModelToLog(
+                    model=refit.model, input_example=refit.input_example,
+                    example_predictions=refit.example_predictions, capabilities=self.backend.capabilities,
+                    threshold=result.threshold, best_trial=best.number, name=runinfo.model_name(self.name),
+                )
+            )  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             art = None
             if cfg.tracking.enabled and cfg.tracking.artifacts:
@@ -912,14 +926,11 @@ class Sweep:
                 metrics=metrics,
                 tags=tags,
                 artifacts=art,
-                refit=refit if cfg.tracking.log_model else None,
-                capabilities=self.backend.capabilities,
                 threshold=result.threshold,
                 best_trial=best.number,
                 objective=cfg.objective.metric,
                 series=_best_so_far(study, self.sign),
                 note=note,
-                model_name=runinfo.model_name(self.name),
                 register=cfg.tracking.register,
                 invocation={"new_trials": result.n_new, "finished_trials": result.n_finished},
             )

@@ -12,8 +12,10 @@ has been told the trial finished, and every record is also kept in the trial's u
 - on the next run, any finished trial missing from MLflow (its record was still in the pipe) is
   backfilled, a child run left half-written is deleted and rewritten, and the dead parent run is
   marked KILLED.
-The final model, metrics and artifacts are logged from the sweep's process after the writer has
-drained (one writer at a time on a sqlite store).
+The final metrics, artifacts and model are logged by the writer too: it logs the model (sent over the
+pipe as soon as it is refitted) while the sweep draws the plots, so a tracked sklearn sweep never imports
+MLflow in its own process. A Spark model is a handle on the sweep's JVM: the sweep's process logs it, after
+the writer has drained (one writer at a time on a sqlite store).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ __all__ = [
     "TrialWriter",
     "ParentSpec",
     "Final",
+    "ModelToLog",
     "open_tracker",
     "PlanRecord",
     "PastTrial",
@@ -189,6 +192,18 @@ class TrialWriter:
         self.invocation_key = ""
         self.invocation: dict[str, Any] = {}
         self.trial_inputs: list[Any] = []
+        self.model_uri: str | None = None
+        self.new_model = False  # logged by this call (so registered), not found from an earlier one
+
+    @classmethod
+    def attached(cls, uri: str | None, parent_id: str, invocation_key: str, study: str) -> TrialWriter:
+        """A writer for a parent run another writer opened (the final logging of a Spark sweep, whose model
+        lives in the sweep's process)."""
+        w = cls(uri)
+        w.client = _client(uri)
+        w.parent_id, w.invocation_key, w.study = parent_id, invocation_key, study
+        w.experiment_id = str(w.client.get_run(parent_id).info.experiment_id)
+        return w
 
     # -- commands ------------------------------------------------------------------------------------
     def open(self, spec: ParentSpec) -> tuple[str, str]:
@@ -327,6 +342,87 @@ class TrialWriter:
         ts = int(time.time() * 1000)
         self.client.log_batch(self.parent_id, metrics=[Metric(k, float(v), ts, step) for k, v in metrics.items()])
 
+    def warm(self, flavour: str | None) -> None:
+        """Import what logging the model needs while the writer waits for trials (it is idle most of a sweep)."""
+        if flavour == "sklearn":
+            import mlflow.sklearn  # noqa: F401
+            from mlflow.models import infer_signature  # noqa: F401
+
+    def model(self, m: ModelToLog) -> None:
+        """Log the best model on the parent run, unless this trial's model is there already (a resumed study
+        whose best did not change); the URI goes on the parent with the final tags."""
+        tags = self.client.get_run(self.parent_id).data.tags
+        if tags.get(MODEL_TRIAL_TAG) == str(m.best_trial) and tags.get(MODEL_URI_TAG):
+            self.model_uri = tags[MODEL_URI_TAG]
+            return
+        self.model_uri = log_model(self.uri, self.parent_id, m, m.capabilities, m.threshold, name=m.name)
+        self.new_model = True
+
+    def finish(self, final: Final) -> str | None:
+        """Log the result on the parent run (metrics, tags, note, artifacts, model tags) and mark it FINISHED;
+        return the model URI."""
+        from mlflow.entities import Metric, RunTag
+
+        client, parent_id = self.client, self.parent_id
+        run = client.get_run(parent_id)
+        before = run.data.tags
+        ts = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), ts, 0) for k, v in final.metrics.items()]
+        until = int(before.get(SERIES_TAG, "-1"))  # the best-so-far points an earlier call logged
+        series = [(n, v) for n, v in final.series if n > until]
+        metrics += [Metric(f"best_val_{final.objective}", float(v), ts, n) for n, v in series]
+        tags = dict(final.tags)
+        if series:
+            tags[SERIES_TAG] = str(series[-1][0])
+        best_run = self._mark_best(run, final.best_trial)
+        link = f"[trial {final.best_trial}](#/experiments/{self.experiment_id}/runs/{best_run})" if best_run else ""
+        calls = _calls(before)
+        calls[self.invocation_key] = {**calls.get(self.invocation_key, self.invocation), **final.invocation}
+        note = final.note.replace("{best_run}", link or f"trial {final.best_trial}")
+        tags["mlflow.note.content"] = note.replace("{calls}", str(len(calls)))
+        calls[self.invocation_key]["status"] = "FINISHED"
+        tags[self.invocation_key] = json.dumps(calls[self.invocation_key], sort_keys=True)
+        if self.model_uri:
+            tags |= {MODEL_URI_TAG: self.model_uri, MODEL_TRIAL_TAG: str(final.best_trial)}
+        if final.artifacts is not None:
+            tables = _write_calls_table(final.artifacts, calls)
+            tables += [p.relative_to(final.artifacts).as_posix() for p in sorted(final.artifacts.glob("tables/*.json"))]
+            tags["mlflow.loggedArtifacts"] = json.dumps([{"path": p, "type": "table"} for p in sorted(set(tables))])
+        for i in range(0, max(len(metrics), 1), 1000):  # MLflow's per-call limit for metrics
+            client.log_batch(
+                parent_id, metrics=metrics[i : i + 1000], tags=[RunTag(k, v) for k, v in tags.items()] if i == 0 else []
+            )
+        if FAILURE_TAG in before:  # an earlier call died; this one finished the study's sweep
+            client.delete_tag(parent_id, FAILURE_TAG)
+        if final.artifacts is not None:
+            client.log_artifacts(parent_id, str(final.artifacts))
+        if self.new_model and self.model_uri and final.register:
+            register_model(self.uri, self.model_uri, final.register, self.study, final.best_trial)
+        client.set_terminated(parent_id, "FINISHED")
+        return self.model_uri
+
+    def _mark_best(self, parent: Any, number: int) -> str | None:
+        """Tag the best trial's child run (and untag an earlier best); return its run id."""
+        client, pid = self.client, parent.info.run_id
+        children = _search_all(
+            client,
+            parent.info.experiment_id,
+            f"tags.`mlflow.parentRunId` = '{pid}' and tags.`{BEST_TAG}` = 'true'",
+        )
+        for c in children:
+            if c.data.tags.get(TRIAL_TAG) != str(number):
+                client.delete_tag(c.info.run_id, BEST_TAG)
+        best = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.`mlflow.parentRunId` = '{pid}' and tags.`{TRIAL_TAG}` = '{number}'",
+            max_results=1,
+        )
+        if not best:
+            return None
+        if best[0].data.tags.get(BEST_TAG) != "true":
+            client.set_tag(best[0].info.run_id, BEST_TAG, "true")
+        return str(best[0].info.run_id)
+
     def close(self, status: str | None) -> None:
         if status and self.parent_id:
             reason = "killed: the sweep process stopped before it finished" if status == "KILLED" else status.lower()
@@ -360,10 +456,17 @@ def _serve(writer: TrialWriter, commands: Connection, results: Connection) -> No
         try:
             if op == "open":
                 results.send(("opened", *writer.open(arg)))
+                writer.warm(arg.model_flavour)
             elif op == "trial":
                 writer.trial(arg)
             elif op == "parent_metrics":
                 writer.parent_metrics(*arg)
+            elif op == "model":
+                writer.model(arg)
+            elif op == "finish":
+                model_uri = writer.finish(arg)
+                results.send(("finished", writer.parent_id, model_uri, writer.invocation_key, writer.experiment_id))
+                return
             elif op == "close":
                 writer.close(arg)
                 results.send(("closed", writer.parent_id, writer.logged, writer.invocation_key))
@@ -371,7 +474,7 @@ def _serve(writer: TrialWriter, commands: Connection, results: Connection) -> No
         except Exception as exc:  # reported to the sweep, which stops with one line
             with contextlib.suppress(Exception):
                 results.send(("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
-            if op in ("open", "close"):
+            if op in ("open", "close", "model", "finish"):  # the parent cannot be finished: the sweep marks it
                 return
 
 
@@ -391,6 +494,20 @@ class ParentSpec:
     start_ms: int = 0  # when the sweep started (the writer may open the run later); 0: now
     # MLflow dataset inputs (runinfo.dataset_inputs): all parts on the parent, train and validation on trials
     datasets: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    model_flavour: str | None = None  # the flavour the writer will log the best model in (imported ahead)
+
+
+@dataclass
+class ModelToLog:
+    """The best configuration's refitted model, as the parent run logs it."""
+
+    model: Any  # predicts on raw rows with the validation threshold
+    input_example: Any  # a few raw rows (a DataFrame), and the model's predictions for them: the signature
+    example_predictions: Any
+    capabilities: Capabilities
+    threshold: float
+    best_trial: int
+    name: str = "model"
 
 
 @dataclass
@@ -400,14 +517,11 @@ class Final:
     metrics: dict[str, float]
     tags: dict[str, str]
     artifacts: Path | None  # a folder logged as the run's artifacts (tables/*.json are MLflow tables)
-    refit: Refit | None  # the model to log (None: tracking.log_model=false)
-    capabilities: Capabilities
     threshold: float
     best_trial: int
     objective: str  # the objective's metric name ("roc_auc")
     series: list[tuple[int, float]]  # (trial number, best objective so far), every finished trial of the study
     note: str  # the parent's description (Markdown); "{best_run}" becomes a link to the best trial's run
-    model_name: str = "model"
     register: str | None = None  # a registered model name: the model becomes a version, alias "best"
     invocation: dict[str, Any] = dataclasses.field(default_factory=dict)  # this call's outcome
 
@@ -430,6 +544,10 @@ class Tracker(Protocol):
         """Log metrics on the parent run as the sweep goes (e.g. the spend so far), at ``step``."""
         ...
 
+    def model(self, m: ModelToLog) -> None:
+        """The best model, to log on the parent run (it may start now, while the sweep draws its plots)."""
+        ...
+
     def finish(self, final: Final) -> str | None:
         """Log the result on the parent run and mark it FINISHED; return the logged model's URI."""
         ...
@@ -441,7 +559,8 @@ class Tracker(Protocol):
 
 
 class MlflowTracker:
-    """Tracking in MLflow: commands go to a writer process (or run inline); the final logging runs here."""
+    """Tracking in MLflow: commands go to a writer process (or run inline), the final logging and the model too
+    (so a tracked sklearn sweep never imports MLflow in its own process); a Spark model is logged here."""
 
     def __init__(self, cfg: TrackingConfig, experiment: str) -> None:
         self.uri = cfg.uri
@@ -452,6 +571,8 @@ class MlflowTracker:
         self.experiment_id: str | None = None
         self._inline: TrialWriter | None = None
         self._proc: Any = None
+        self._model: ModelToLog | None = None  # a model this process logs itself (Spark; inline mode)
+        self._study = ""
         self.timings: dict[str, float] = {}
         if cfg.mode == "inline":
             self._inline = TrialWriter(self.uri)
@@ -497,6 +618,7 @@ class MlflowTracker:
         """In the background mode this does not wait: the writer imports MLflow and opens the store while the
         first trials run; an error surfaces at the next trial."""
         self.opened = True
+        self._study = spec.study
         spec = dataclasses.replace(spec, experiment=self.experiment)
         if self._inline is not None:
             try:
@@ -554,96 +676,40 @@ class MlflowTracker:
             self._cmd.close()  # the writer sees EOF; with no parent it writes nothing
             self._stop()
 
+    def model(self, m: ModelToLog) -> None:
+        """Start logging the best model: in the writer process, while the sweep draws the plots; a Spark model
+        (a handle on the sweep's JVM) is logged by the sweep's process itself, in ``finish``."""
+        if self._inline is None and m.capabilities.flavour == "sklearn":
+            with contextlib.suppress(OSError):  # a stopped writer reports its error at finish
+                self._cmd.send(("model", m))
+        else:
+            self._model = m
+
     def finish(self, final: Final) -> str | None:
-        from mlflow.entities import Metric, RunTag
-
         t0 = time.perf_counter()
-        parent_id = self._drain()
-        self.timings["drain_writer"] = round(time.perf_counter() - t0, 3)
-        if parent_id is None:
-            return None
-        client = _client(self.uri)
-        run = client.get_run(parent_id)
-        self.experiment_id = str(run.info.experiment_id)
-        before = run.data.tags
-        ts = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), ts, 0) for k, v in final.metrics.items()]
-        until = int(before.get(SERIES_TAG, "-1"))  # the best-so-far points an earlier call logged
-        series = [(n, v) for n, v in final.series if n > until]
-        metrics += [Metric(f"best_val_{final.objective}", float(v), ts, n) for n, v in series]
-        tags = dict(final.tags)
-        if series:
-            tags[SERIES_TAG] = str(series[-1][0])
-        best_run = self._mark_best(client, run, final.best_trial)
-        experiment_id = run.info.experiment_id
-        link = f"[trial {final.best_trial}](#/experiments/{experiment_id}/runs/{best_run})" if best_run else ""
-        calls = self._calls(before) | {self.invocation_key: {**self._call(before), **final.invocation}}
-        note = final.note.replace("{best_run}", link or f"trial {final.best_trial}")
-        tags["mlflow.note.content"] = note.replace("{calls}", str(len(calls)))
-        calls[self.invocation_key]["status"] = "FINISHED"
-        if self.invocation_key:
-            tags[self.invocation_key] = json.dumps(calls[self.invocation_key], sort_keys=True)
-        tables = []
-        if final.artifacts is not None:
-            tables = _write_calls_table(final.artifacts, calls)
-            tables += [p.relative_to(final.artifacts).as_posix() for p in sorted(final.artifacts.glob("tables/*.json"))]
-            tags["mlflow.loggedArtifacts"] = json.dumps([{"path": p, "type": "table"} for p in sorted(set(tables))])
-        for i in range(0, max(len(metrics), 1), 1000):  # MLflow's per-call limit for metrics
-            client.log_batch(
-                parent_id, metrics=metrics[i : i + 1000], tags=[RunTag(k, v) for k, v in tags.items()] if i == 0 else []
-            )
-        if FAILURE_TAG in before:  # an earlier call died; this one finished the study's sweep
-            client.delete_tag(parent_id, FAILURE_TAG)
-        if final.artifacts is not None:
-            client.log_artifacts(parent_id, str(final.artifacts))
-        model_uri = before.get(MODEL_URI_TAG) if before.get(MODEL_TRIAL_TAG) == str(final.best_trial) else None
-        if final.refit is not None and model_uri is None:  # a new best (or none logged yet): log its model
-            model_uri = log_model(
-                self.uri, parent_id, final.refit, final.capabilities, final.threshold, name=final.model_name
-            )
-            client.log_batch(
-                parent_id, tags=[RunTag(MODEL_URI_TAG, model_uri), RunTag(MODEL_TRIAL_TAG, str(final.best_trial))]
-            )
-            if final.register:
-                register_model(self.uri, model_uri, final.register, final.model_name, final.best_trial)
-        client.set_terminated(parent_id, "FINISHED")
-        return model_uri
-
-    def _mark_best(self, client: Any, parent: Any, number: int) -> str | None:
-        """Tag the best trial's child run (and untag an earlier best); return its run id."""
-        pid = parent.info.run_id
-        children = _search_all(
-            client,
-            parent.info.experiment_id,
-            f"tags.`mlflow.parentRunId` = '{pid}' and tags.`{BEST_TAG}` = 'true'",
-        )
-        for c in children:
-            if c.data.tags.get(TRIAL_TAG) != str(number):
-                client.delete_tag(c.info.run_id, BEST_TAG)
-        best = client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=f"tags.`mlflow.parentRunId` = '{pid}' and tags.`{TRIAL_TAG}` = '{number}'",
-            max_results=1,
-        )
-        if not best:
-            return None
-        if best[0].data.tags.get(BEST_TAG) != "true":
-            client.set_tag(best[0].info.run_id, BEST_TAG, "true")
-        return str(best[0].info.run_id)
-
-    @staticmethod
-    def _calls(tags: dict[str, str]) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
-        for k in sorted(tags):
-            if k.startswith(INVOCATION_TAG):
-                try:
-                    out[k] = json.loads(tags[k])
-                except ValueError:
-                    out[k] = {}
-        return out
-
-    def _call(self, tags: dict[str, str]) -> dict[str, Any]:
-        return self._calls(tags).get(self.invocation_key, {})
+        try:
+            if self._inline is not None:
+                writer: TrialWriter | None = self._inline
+            elif self._model is None:  # the writer logs everything; this process never imports MLflow
+                with contextlib.suppress(OSError):
+                    self._cmd.send(("finish", final))
+                done = self._wait("finished")
+                self.parent_id, self.invocation_key, self.experiment_id = done[1], done[3], done[4]
+                self._stop()
+                return done[2]
+            else:  # the writer drains; this process logs the model it holds, then the rest
+                writer = None
+                if self._drain():
+                    writer = TrialWriter.attached(self.uri, str(self.parent_id), self.invocation_key, self._study)
+            if writer is None or not writer.parent_id:
+                return None
+            if self._model is not None:
+                writer.model(self._model)
+            model_uri = writer.finish(final)
+            self.experiment_id = writer.experiment_id
+            return model_uri
+        finally:
+            self.timings["final_logging_writer"] = round(time.perf_counter() - t0, 3)
 
     def fail(self, status: str, reason: str) -> None:
         if not self.opened:
@@ -659,6 +725,18 @@ class MlflowTracker:
             mark_stopped(client, client.get_run(parent_id), status, reason)
         except Exception as exc:
             log.warning("could not mark MLflow run %s as %s: %s", parent_id, status, exc)
+
+
+def _calls(tags: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """A parent run's call records (its lrsweep.invocation.NNN tags), oldest first."""
+    out: dict[str, dict[str, Any]] = {}
+    for k in sorted(tags):
+        if k.startswith(INVOCATION_TAG):
+            try:
+                out[k] = json.loads(tags[k])
+            except ValueError:
+                out[k] = {}
+    return out
 
 
 def _write_calls_table(folder: Path, calls: dict[str, dict[str, Any]]) -> list[str]:
@@ -688,6 +766,9 @@ class NullTracker:
         pass
 
     def parent_metrics(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def model(self, m: ModelToLog) -> None:
         pass
 
     def finish(self, final: Final) -> str | None:
@@ -745,8 +826,9 @@ def _numbers_any_width(signature: Any) -> Any:
 
 
 def log_model(
-    uri: str | None, run_id: str, refit: Refit, caps: Capabilities, threshold: float, *, name: str = "model"
-) -> str:
+    uri: str | None, run_id: str, refit: Refit | ModelToLog, caps: Capabilities, threshold: float, *,
+    name: str = "model",
+) -> str:  # fmt: skip
     """Log ``refit.model`` on run ``run_id`` as ``name`` with the flavour the backend declares; return the
     model URI."""
     import mlflow

@@ -255,7 +255,7 @@ class FakeBackend:
         labelled = Labelled(model, (t.negative or "0", t.positive))  # predict answers in the data's labels
         return Refit(
             labelled, test, coefficient_frame(enc.rows(), beta), example, labelled.predict(example),
-            self._reference(yt),
+            self._reference(yt), labelled.labels,
         )  # fmt: skip
 
     def _reference(self, yt: np.ndarray) -> Evaluation | None:

@@ -101,9 +101,10 @@ def predict_raw(caps: Capabilities, model: Any, frame: pd.DataFrame) -> tuple[np
 
     spark = SparkSession.getActiveSession()
     rows = frame.astype(object).where(frame.notna(), None)  # missing as null, as lrsweep.data.spark writes it
-    scored = model.transform(spark.createDataFrame(rows)).select("prediction", vector_to_array("probability")[1])
-    out = scored.toPandas().to_numpy(dtype=float)
-    return out[:, 0], out[:, 1]
+    p = vector_to_array("probability")[1].alias("p")
+    scored = model.transform(spark.createDataFrame(rows)).select("prediction", p).toPandas()
+    positive = model.stages[-1].getLabels()[1]  # the last stage maps 0/1 to the data's labels (IndexToString)
+    return (scored["prediction"] == positive).to_numpy().astype(int), scored["p"].to_numpy(dtype=float)
 
 
 def synthetic(n: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -384,9 +385,8 @@ def test_refit_model_predicts_raw_rows_at_the_threshold(prepared: Any, refitted:
     # the logged example: raw training rows and the model's own 0/1 predictions for them
     pd.testing.assert_frame_equal(refitted.input_example, summary.input_example, check_dtype=False)
     example = np.asarray(refitted.example_predictions)
-    if caps.flavour == "sklearn":  # in the data's labels
-        assert set(np.unique(example)) <= set(refitted.model.classes_)
-        example = (example == refitted.model.classes_[1]).astype(int)
+    assert set(np.unique(example)) <= set(refitted.labels)  # in the data's labels, (negative, positive)
+    example = (example == refitted.labels[1]).astype(int)
     assert example.shape == (5,) and set(np.unique(example)) <= {0, 1}
     np.testing.assert_array_equal(example, predict_raw(caps, refitted.model, refitted.input_example)[0])
 

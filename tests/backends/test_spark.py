@@ -341,10 +341,11 @@ def test_refit_log_model_and_load_it_back(telco: Any, tmp_path: Path, sqlite_tra
     from pyspark.ml.functions import vector_to_array
 
     example = reference.table.X.iloc[reference.split.test[:8]].copy()
-    predicted = np.asarray(loaded.predict(example), dtype=float)
+    predicted = np.asarray(loaded.predict(example))
+    assert refit.labels == ("No", "Yes") and set(predicted) <= {"No", "Yes"}  # the data's labels, not 0/1
     scored = refit.model.transform(backend.spark.createDataFrame(example))
     p_spark = scored.select(vector_to_array("probability")[1].alias("p")).toPandas()["p"].to_numpy()
-    np.testing.assert_array_equal(predicted, (p_spark >= threshold).astype(float))  # the validation threshold
+    np.testing.assert_array_equal(predicted == "Yes", p_spark >= threshold)  # at the validation threshold
     p_sk = sk_refit.model.predict_proba(example)[:, 1]
     np.testing.assert_allclose(p_spark, p_sk, atol=1e-5)
 

@@ -11,7 +11,7 @@ import pytest
 from lrsweep.backends.spark import SparkConfig
 from lrsweep.config import Config, FloatRange, SearchConfig
 from lrsweep.planning.calibrate import Calibration, Estimate, parts_of
-from lrsweep.planning.predict import MIN_SAMPLES, draw_configs, known_trials, predict_sweep
+from lrsweep.planning.predict import MAX_SAMPLES, MIN_SAMPLES, draw_configs, known_trials, predict_sweep
 from lrsweep.space import ModelParams
 from tests.planning import ROWS, law_fit_seconds, law_iterations, synthetic_calibration
 
@@ -31,6 +31,16 @@ def test_every_range_contains_its_mid(cal: Calibration) -> None:
         assert 0 < e.low < e.mid < e.high
     assert est.total.mid == pytest.approx(est.setup.mid + est.trials.mid + est.refit.mid)
     assert est.samples >= max(12, MIN_SAMPLES)
+
+
+def test_a_huge_sweep_draws_at_most_max_samples_and_counts_the_rest_as_their_mean(cal: Calibration) -> None:
+    some = predict_sweep(cfg_with(n_trials=MAX_SAMPLES, sampler="random"), cal, rows=ROWS, cores=2)
+    twice = predict_sweep(cfg_with(n_trials=2 * MAX_SAMPLES, sampler="random"), cal, rows=ROWS, cores=2)
+    assert (some.samples, some.known) == (twice.samples, twice.known) == (MAX_SAMPLES, MAX_SAMPLES)
+    cold = cal.cold_start_seconds
+    # the first MAX_SAMPLES trials exactly, the next MAX_SAMPLES at their mean: twice the same sum
+    assert twice.trials.mid - cold == pytest.approx(2 * (some.trials.mid - cold))
+    assert twice.trial == some.trial
 
 
 def test_correction_scales_the_trials_and_its_spread_widens_them(cal: Calibration) -> None:

@@ -96,6 +96,7 @@ class Refit:
     example_predictions: np.ndarray
     # for a generated table: its true model scored on the same test rows (the best any model could do there)
     reference: Evaluation | None = None
+    labels: tuple[str, str] = ("0", "1")  # what the model predicts: the target's (negative, positive) labels
 
 
 def coefficient_frame(

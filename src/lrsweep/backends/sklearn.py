@@ -210,7 +210,7 @@ class SklearnBackend:
         # numbers as doubles in the signature: a CSV reader's integers, or integers read as floats, both load
         example[t.numeric] = example[t.numeric].astype(float)
         labelled = Labelled(model, (t.negative or "0", t.positive))  # predict answers "Yes" / "No"
-        return Refit(labelled, test, table, example, labelled.predict(example), self._reference(yt))
+        return Refit(labelled, test, table, example, labelled.predict(example), self._reference(yt), labelled.labels)
 
     def _reference(self, yt: np.ndarray) -> Evaluation | None:
         """A generated table's true model on the test rows: the best any model could score there."""

@@ -75,6 +75,7 @@ log = logging.getLogger("lrsweep")
 
 # Columns the backend adds (beside the reader's LABEL, PART, FOLD)
 WEIGHT, FEATURES, HASHED = (PREFIX + s for s in ("weight", "features", "hashed"))
+PREDICTED_INDEX = PREFIX + "prediction_index"  # the fitted model's 0/1 prediction, before IndexToString
 INSTALL = "pip install 'lrsweep[spark]' and a Java 17 runtime (e.g. apt-get install openjdk-17-jre-headless)"
 # where the driver JVMs lrsweep starts write their output: beside lrsweep_studies/ and mlflow.db (git-ignored)
 JVM_LOGS = Path(".lrsweep") / "spark"
@@ -596,6 +597,7 @@ class SparkBackend:
     # -- after the search ----------------------------------------------------------------------------
     def refit(self, params: ModelParams, threshold: float) -> Refit:
         from pyspark.ml import PipelineModel
+        from pyspark.ml.feature import IndexToString
         from pyspark.sql import functions as F
 
         assert self._parts is not None
@@ -608,7 +610,10 @@ class SparkBackend:
         # sweep's rule is p >= threshold, so Spark gets the next double below it.
         t = min(max(float(threshold), 0.0), 1.0)
         lr_model.setThreshold(float(np.nextafter(t, -np.inf)) if t > 0 else 0.0)
-        model = PipelineModel(stages=[*pre.stages, lr_model])
+        # "prediction" answers in the data's labels ("Yes" / "No"): MLflow's pyfunc returns that column
+        lr_model.setPredictionCol(PREDICTED_INDEX)
+        labels = IndexToString(inputCol=PREDICTED_INDEX, outputCol="prediction", labels=list(d.labels))
+        model = PipelineModel(stages=[*pre.stages, lr_model, labels])
         n_test = d.rows["test"]
         test_raw = base.where(F.col(PART) == TEST)
         curve, loss, scores = self._held_out(model.transform(test_raw), n_test)
@@ -617,7 +622,7 @@ class SparkBackend:
         predicted = model.transform(self.spark.createDataFrame(example)).select("prediction").toPandas()
         return Refit(
             model, Evaluation(curve, loss, n_test, info, scores), table, example,
-            predicted["prediction"].to_numpy(), self._reference(test_raw, n_test),
+            predicted["prediction"].to_numpy(), self._reference(test_raw, n_test), d.labels,
         )  # fmt: skip
 
     def _reference(self, test_raw: Any, n: int) -> Evaluation | None:

@@ -62,6 +62,7 @@ class SparkParts:
     fingerprint: dict[str, Any]
     dropped: dict[str, str]
     input_example: pd.DataFrame
+    labels: tuple[str, str] = ("0", "1")  # the target's (negative, positive) labels: what the model predicts
 
     @property
     def features(self) -> list[str]:
@@ -102,7 +103,7 @@ def from_table(spark: Any, table: Table, split: Split) -> SparkParts:
     frame = spark.createDataFrame(pd.DataFrame(cols), schema=schema)
     return SparkParts(
         frame, table.numeric, table.categorical, table.hashed, table.hash_features, split.rows, True,
-        table.fingerprint, table.dropped, table.X.iloc[split.train[:5]].copy(),
+        table.fingerprint, table.dropped, table.X.iloc[split.train[:5]].copy(), (table.negative or "0", table.positive),
     )  # fmt: skip
 
 
@@ -204,5 +205,5 @@ def read_direct(
     example = base.where(F.col(PART) == TRAIN).select(*[F.col(ident(c)) for c in plan.features]).limit(5)
     return SparkParts(
         base, plan.numeric, plan.categorical, plan.hashed, cfg.hash_features, rows, False, fingerprint,
-        plan.dropped, example.toPandas(),
+        plan.dropped, example.toPandas(), (next((str(v) for v in labels if str(v) != positive), "0"), positive),
     )  # fmt: skip

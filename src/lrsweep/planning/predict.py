@@ -26,10 +26,13 @@ if TYPE_CHECKING:
     from lrsweep.config import Config
     from lrsweep.space import ModelParams
 
-__all__ = ["SweepEstimate", "predict_sweep", "draw_configs", "known_trials", "MIN_SAMPLES"]
+__all__ = ["SweepEstimate", "predict_sweep", "draw_configs", "known_trials", "MIN_SAMPLES", "MAX_SAMPLES"]
 
 # the per-trial average over the search space uses at least this many draws
 MIN_SAMPLES = 64
+# draws at most: a sweep of more trials counts the ones beyond as the draws' mean (drawing costs ~1 ms each, so a
+# plan of 100,000 random trials would take minutes for a figure the first few thousand already fix)
+MAX_SAMPLES = 2_000
 
 
 @dataclass
@@ -107,7 +110,7 @@ def predict_sweep(
     if rows < 1 or cores < 1 or not speed > 0 or not correction > 0 or correction_spread < 0:
         raise ValueError("rows, cores, speed and correction must be positive, correction_spread >= 0")
     n = cfg.search.n_trials
-    samples = max(n, MIN_SAMPLES)
+    samples = max(min(n, MAX_SAMPLES), MIN_SAMPLES)
     configs = draw_configs(cfg, samples)
     parts = [cal.trial_parts(p, rows=rows, cores=cores, speed=speed) for p in configs]
     mids = [m * correction for m, _ in parts]
@@ -121,7 +124,7 @@ def predict_sweep(
     trial = Estimate.spread(mean, math.sqrt(shared**2 + mean_ind**2 + space_sd**2))
 
     # the sweep's trials: the known ones exactly, the rest as the space's mean
-    known = min(known_trials(cfg), n)
+    known = min(known_trials(cfg), n, samples)
     # the sweep's fresh JVM compiles Spark's code paths during its first fits: once per sweep
     total_mid = sum(mids[:known]) + (n - known) * mean + cal.cold_start_seconds * correction / speed
     var_ind = sum((m * s) ** 2 for m, s in zip(mids[:known], ind[:known], strict=True))

@@ -184,6 +184,7 @@ def test_second_invocation_tops_up_without_duplicates(tmp_path):
     assert numbers == list(range(7))  # 4 old + 3 new, none twice
     calls = [json.loads(parent.data.tags[f"lrsweep.invocation.00{i}"]) for i in (1, 2)]
     assert [(c["n_trials"], c["new_trials"], c["status"]) for c in calls] == [(4, 4, "FINISHED"), (7, 3, "FINISHED")]
+    assert all(0 < c["wall_seconds"] < 600 for c in calls)  # each call's own time, for `lrsweep compare`
     assert parent.data.metrics["finished_trials"] == 7
     # the best-so-far series covers every trial of the study, once
     from mlflow import MlflowClient

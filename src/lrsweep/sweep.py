@@ -932,7 +932,11 @@ class Sweep:
                 series=_best_so_far(study, self.sign),
                 note=note,
                 register=cfg.tracking.register,
-                invocation={"new_trials": result.n_new, "finished_trials": result.n_finished},
+                invocation={
+                    "new_trials": result.n_new,
+                    "finished_trials": result.n_finished,
+                    "wall_seconds": round(time.perf_counter() - self.started, 1),  # this call, up to its logging
+                },
             )
             result.model_uri = self.tracker.finish(final)
             result.parent_run_id = self.tracker.parent_id

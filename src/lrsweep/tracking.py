@@ -381,7 +381,8 @@ class TrialWriter:
         note = final.note.replace("{best_run}", link or f"trial {final.best_trial}")
         tags["mlflow.note.content"] = note.replace("{calls}", str(len(calls)))
         calls[self.invocation_key]["status"] = "FINISHED"
-        tags[self.invocation_key] = json.dumps(calls[self.invocation_key], sort_keys=True)
+        if self.invocation_key:
+            tags[self.invocation_key] = json.dumps(calls[self.invocation_key], sort_keys=True)
         if self.model_uri:
             tags |= {MODEL_URI_TAG: self.model_uri, MODEL_TRIAL_TAG: str(final.best_trial)}
         if final.artifacts is not None:
@@ -741,7 +742,9 @@ def _calls(tags: dict[str, str]) -> dict[str, dict[str, Any]]:
 
 def _write_calls_table(folder: Path, calls: dict[str, dict[str, Any]]) -> list[str]:
     """tables/invocations.json: one row per lrsweep call of the study (an MLflow table, split orient)."""
-    columns = ["call", "started", "status", "n_trials", "new_trials", "finished_trials", "changed", "reason"]
+    columns = [
+        "call", "started", "status", "n_trials", "new_trials", "finished_trials", "wall_seconds", "changed", "reason",
+    ]  # fmt: skip
     rows = []
     for key, rec in calls.items():
         row = {"call": int(key.rsplit(".", 1)[-1]), **rec}

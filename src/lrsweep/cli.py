@@ -7,7 +7,8 @@ It composes the config, converts it once to the typed :class:`lrsweep.config.Con
 Commands: ``lrsweep [OVERRIDES]`` runs a sweep; ``lrsweep plan [OVERRIDES]`` predicts a Spark sweep's time and
 cost (a multirun over cluster sizes prints a table to choose from); ``lrsweep launch [--dry-run] [OVERRIDES]``
 plans, checks the budget, and submits the sweep to EMR (``cluster=emr``) or rehearses it on a standalone
-cluster (``cluster=standalone``).
+cluster (``cluster=standalone``); ``lrsweep compare [EXPERIMENT ...]`` lists the sweeps logged in MLflow side by
+side (:mod:`lrsweep.compare`; argparse, dispatched before Hydra).
 
 Configs come from three places: the options shipped in the package (``lrsweep/conf``); the working
 directory's ``conf/<group>/<option>.yaml`` (a project's own options, appended to Hydra's search path; one
@@ -33,7 +34,7 @@ __all__ = ["main", "to_config", "register_configs"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-COMMANDS = ("plan", "launch")  # the first argument; without one, lrsweep runs a sweep
+COMMANDS = ("plan", "launch", "compare")  # the first argument; without one, lrsweep runs a sweep
 _RUN: dict[str, Any] = {"command": "sweep", "dry_run": False, "plans": []}
 log = logging.getLogger("lrsweep")
 
@@ -247,6 +248,7 @@ Usage:
   lrsweep [OVERRIDES]                 run (or resume) a sweep; the defaults sweep the bundled telco churn data
   lrsweep plan [OVERRIDES]            predict a Spark sweep's time and cost on a cluster (no sweep runs)
   lrsweep launch [--dry-run] [...]    plan, check budget.max_usd, and submit the sweep to EMR (cluster=emr)
+  lrsweep compare [EXPERIMENT ...]    the sweeps in MLflow side by side (--sort, --format csv|markdown, --help)
   lrsweep -m KEY=A,B [...]            a multirun: one sweep per combination (-m before the overrides)
 
 Examples:
@@ -399,8 +401,25 @@ def _hydra_line(exc: BaseException) -> str:
     )
 
 
+def _compare(argv: list[str]) -> None:
+    """``lrsweep compare``: argparse, not Hydra (it only reads MLflow; there is no config to compose)."""
+    from lrsweep.compare import main as compare
+
+    try:
+        compare(argv)
+    except LrsweepError as exc:
+        if _debug():
+            raise
+        _die(exc.line())
+    except KeyboardInterrupt:
+        _die("interrupted", EXIT_INTERRUPTED)
+
+
 def main() -> None:
     """Console entry point ``lrsweep``."""
+    if sys.argv[1:2] == ["compare"]:  # before Hydra, which never sees its arguments
+        _compare(sys.argv[2:])
+        return
     import hydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException

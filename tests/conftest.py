@@ -7,19 +7,11 @@ tests/skip_policy.py, proved by tests/test_skip_policy.py (which needs pytest's 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 pytest_plugins = ["pytester", "tests.skip_policy"]
-
-# pytest-xdist's workers (make test runs two) execute under execnet, whose __main__ has neither __spec__ nor __file__:
-# pyspark.sql.connect, which mlflow.spark imports, then takes the process for a doctest run and calls sys.exit(0).
-# A worker's __main__ gets the file attribute every real process has.
-_main = sys.modules["__main__"]
-if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
-    _main.__file__ = "<pytest-xdist worker>"
 
 
 @pytest.fixture(scope="session")

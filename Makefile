@@ -39,7 +39,7 @@ sweep: install  ## run the default sweep (sklearn, bundled telco churn, 50 trial
 	$(BIN)/lrsweep
 
 test: install-spark chromium  ## run the whole test suite (unit, end-to-end, Spark, the MLflow UI in Chromium)
-	$(BIN)/python -m pytest -q --durations=60
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope --durations=60
 
 test-fast: install  ## the fast unit tests only
 	$(BIN)/python -m pytest -q -m "not slow and not spark"

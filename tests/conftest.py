@@ -7,11 +7,19 @@ tests/skip_policy.py, proved by tests/test_skip_policy.py (which needs pytest's 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 pytest_plugins = ["pytester", "tests.skip_policy"]
+
+# pytest-xdist's workers (make test runs two) execute under execnet, whose __main__ has neither __spec__ nor __file__:
+# pyspark.sql.connect, which mlflow.spark imports, then takes the process for a doctest run and calls sys.exit(0)
+# unless the process looks interactive (sys.ps1). __main__ itself is left alone: multiprocessing's spawn (the MLflow
+# writer process) re-runs __main__'s file in the child.
+if os.environ.get("PYTEST_XDIST_WORKER") and not hasattr(sys, "ps1"):
+    sys.ps1 = ""
 
 
 @pytest.fixture(scope="session")

@@ -301,8 +301,10 @@ def test_compare_is_dispatched_before_hydra_and_imports_mlflow_only_to_read(tmp_
     assert "no MLflow store at" in proc.stderr
 
 
-def test_help_lists_compare(tmp_path):
-    assert "lrsweep compare [EXPERIMENT ...]" in cli._help(tmp_path)
+def test_help_lists_the_commands_that_read_mlflow(tmp_path):
+    text = cli._help(tmp_path)
+    assert "lrsweep compare [EXPERIMENT ...]" in text
+    assert "lrsweep reproduce RUN_ID" in text and "lrsweep export RUN_ID --out DIR" in text
 
 
 # -- end to end -----------------------------------------------------------------------------------------------

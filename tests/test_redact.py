@@ -9,7 +9,7 @@ import json
 import pytest
 
 from lrsweep.config import Config
-from lrsweep.redact import REDACTED, looks_secret, redact_mapping, redact_uri
+from lrsweep.redact import REDACTED, looks_secret, redact_mapping, redact_uri, redact_yaml
 
 SECRET = "Hunter2xyz"  # appears nowhere in any expected output
 
@@ -187,3 +187,18 @@ def test_the_logging_filter_redacts_every_record(caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.INFO, logger="lrsweep.test_redact"):
         logger.info("overrides: %s", f"tracking.uri=https://u:{SECRET}@mlflow.example.com")
     assert SECRET not in caplog.text and "https://u:***@mlflow.example.com" in caplog.text
+
+
+def test_a_yaml_file_is_logged_with_credential_values_masked_and_its_comments_kept():
+    text = (
+        "# @package _global_\n# a question\ntracking:\n"
+        f"  uri: postgresql://u:{SECRET}@db/x   # the store\n"
+        "cluster:\n  spark_conf:\n"
+        f"    spark.hadoop.fs.s3a.secret.key: {SECRET}  # masked\n"
+        f"    spark.sql.shuffle.partitions: 4\n  token: '{SECRET}'\n  - password: {SECRET}\nseed: 42\n"
+    )
+    got = redact_yaml(text)
+    assert SECRET not in got
+    assert "uri: postgresql://u:***@db/x   # the store" in got and "secret.key: ***  # masked" in got
+    assert "token: ***" in got and "- password: ***" in got
+    assert "# a question" in got and "spark.sql.shuffle.partitions: 4" in got and "seed: 42" in got

@@ -7,8 +7,10 @@ It composes the config, converts it once to the typed :class:`lrsweep.config.Con
 Commands: ``lrsweep [OVERRIDES]`` runs a sweep; ``lrsweep plan [OVERRIDES]`` predicts a Spark sweep's time and
 cost (a multirun over cluster sizes prints a table to choose from); ``lrsweep launch [--dry-run] [OVERRIDES]``
 plans, checks the budget, and submits the sweep to EMR (``cluster=emr``) or rehearses it on a standalone
-cluster (``cluster=standalone``); ``lrsweep compare [EXPERIMENT ...]`` lists the sweeps logged in MLflow side by
-side (:mod:`lrsweep.compare`; argparse, dispatched before Hydra).
+cluster (``cluster=standalone``). Three commands only read MLflow (argparse, dispatched before Hydra):
+``lrsweep compare [EXPERIMENT ...]`` lists the sweeps side by side (:mod:`lrsweep.compare`), ``lrsweep reproduce
+RUN_ID`` re-runs a logged result and checks it (:mod:`lrsweep.reproduce`), ``lrsweep export RUN_ID --out DIR``
+writes a hand-in bundle (:mod:`lrsweep.export`).
 
 Configs come from three places: the options shipped in the package (``lrsweep/conf``); the working
 directory's ``conf/<group>/<option>.yaml`` (a project's own options, appended to Hydra's search path; one
@@ -34,7 +36,7 @@ __all__ = ["main", "to_config", "register_configs"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-COMMANDS = ("plan", "launch", "compare")  # the first argument; without one, lrsweep runs a sweep
+COMMANDS = ("plan", "launch", "compare", "reproduce", "export")  # the first argument; without one, lrsweep sweeps
 _RUN: dict[str, Any] = {"command": "sweep", "dry_run": False, "plans": []}
 log = logging.getLogger("lrsweep")
 
@@ -249,6 +251,8 @@ Usage:
   lrsweep plan [OVERRIDES]            predict a Spark sweep's time and cost on a cluster (no sweep runs)
   lrsweep launch [--dry-run] [...]    plan, check budget.max_usd, and submit the sweep to EMR (cluster=emr)
   lrsweep compare [EXPERIMENT ...]    the sweeps in MLflow side by side (--sort, --format csv|markdown, --help)
+  lrsweep reproduce RUN_ID            re-run a logged sweep or trial from its record and check its metrics
+  lrsweep export RUN_ID --out DIR     a self-contained bundle: model, config, command, metrics, report
   lrsweep -m KEY=A,B [...]            a multirun: one sweep per combination (-m before the overrides)
 
 Examples:
@@ -359,15 +363,37 @@ def _task(dcfg: Any) -> float | None:
         if command == "launch":
             _launch(cfg)
             return None
-        result = run_sweep(cfg, preset=preset)
+        result = run_sweep(cfg, preset=preset, preset_text=_preset_text(preset), command=_command_line())
     except LrsweepError as exc:
         if _debug():
             raise
-        _die(exc.line())
+        _die(exc.line(), exc.exit_code)
     except KeyboardInterrupt:
         _die("interrupted; run the same command again to resume where it stopped", EXIT_INTERRUPTED)
     print(format_summary(result))
     return result.best_value
+
+
+def _command_line() -> str:
+    """This job's command, credentials masked: ``lrsweep`` and its overrides (in a multirun, this job's own)."""
+    import shlex
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from lrsweep.redact import redact_text
+
+    words = [shlex.quote(redact_text(o)) for o in HydraConfig.get().overrides.task]
+    return " ".join(["lrsweep", *([_RUN["command"]] if _RUN["command"] != "sweep" else []), *words])
+
+
+def _preset_text(preset: str | None) -> str | None:
+    """The preset's file as it is now (credentials masked), or None."""
+    from lrsweep.redact import redact_yaml
+
+    path = Path.cwd() / EXPERIMENTS_DIR / f"{preset}.yaml"
+    if not preset or not path.is_file():
+        return None
+    return redact_yaml(path.read_text(encoding="utf-8"))
 
 
 def _hydra_line(exc: BaseException) -> str:
@@ -401,24 +427,30 @@ def _hydra_line(exc: BaseException) -> str:
     )
 
 
-def _compare(argv: list[str]) -> None:
-    """``lrsweep compare``: argparse, not Hydra (it only reads MLflow; there is no config to compose)."""
-    from lrsweep.compare import main as compare
+# commands that only read MLflow (and the data): argparse, not Hydra; each module's main(argv) -> exit status
+READING_COMMANDS = {"compare": "lrsweep.compare", "reproduce": "lrsweep.reproduce", "export": "lrsweep.export.bundle"}
+
+
+def _reading_command(name: str, argv: list[str]) -> int:
+    import importlib
 
     try:
-        compare(argv)
+        return int(importlib.import_module(READING_COMMANDS[name]).main(argv) or 0)
     except LrsweepError as exc:
         if _debug():
             raise
-        _die(exc.line())
+        _die(exc.line(), exc.exit_code)
     except KeyboardInterrupt:
         _die("interrupted", EXIT_INTERRUPTED)
+    return 0
 
 
 def main() -> None:
     """Console entry point ``lrsweep``."""
-    if sys.argv[1:2] == ["compare"]:  # before Hydra, which never sees its arguments
-        _compare(sys.argv[2:])
+    if sys.argv[1:2] and sys.argv[1] in READING_COMMANDS:  # before Hydra, which never sees their arguments
+        code = _reading_command(sys.argv[1], sys.argv[2:])
+        if code:
+            sys.exit(code)
         return
     import hydra
     from hydra.errors import HydraException
@@ -442,7 +474,7 @@ def main() -> None:
     except LrsweepError as exc:
         if _debug():
             raise
-        _die(exc.line())
+        _die(exc.line(), exc.exit_code)
     app = hydra.main(config_path="conf", config_name="config", version_base="1.3")(_task)
     # A multirun's folder (Hydra writes the composed config there, credentials and all) is temporary.
     scratch = None
@@ -462,7 +494,7 @@ def main() -> None:
     except LrsweepError as exc:
         if _debug():
             raise
-        _die(exc.line())
+        _die(exc.line(), exc.exit_code)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

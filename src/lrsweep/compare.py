@@ -14,7 +14,6 @@ import argparse
 import csv
 import io
 import math
-import os
 import re
 import sys
 from collections import Counter
@@ -23,12 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from lrsweep.config import METRIC_DIRECTIONS
 from lrsweep.errors import LrsweepError
 from lrsweep.planning.budget import SPEND_METRIC
-from lrsweep.redact import redact_uri
 from lrsweep.tracking import KIND_TAG, STUDY_TAG, _calls
 
 __all__ = ["Store", "columns", "rows", "sort_rows", "as_table", "as_csv", "as_markdown", "read_store", "main"]
@@ -359,26 +356,6 @@ class Store:
     children: list[Any]
 
 
-def _local_path(uri: str) -> Path | None:
-    """The file or folder a local store lives in (sqlite file, file store), or None for a server."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :])
-    if uri.startswith("file:"):
-        return Path(urlparse(uri).path)
-    if "://" not in uri:
-        return Path(uri)
-    return None
-
-
-def _reason(exc: BaseException) -> str:
-    """A connection failure's cause in a few words (MLflow's message holds the whole urllib3 chain)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if "timed out" in text.lower():
-        return f"no answer within {os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '?')} s"
-    errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
-    return errno.group(1).strip() if errno else redact_uri(text)[:200]
-
-
 def _experiments(client: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     token = None
@@ -393,24 +370,12 @@ def _experiments(client: Any) -> dict[str, str]:
 def read_store(uri: str | None = None, experiments: Sequence[str] = ()) -> Store:
     """The sweeps of ``experiments`` (default: every experiment) in the store at ``uri`` (default: the one a sweep
     logs to). Two paginated queries per experiment that holds sweeps: its parent runs, then its trials' runs."""
-    from lrsweep.sweep import DEFAULT_TRACKING_URI, _effective_uri
-    from lrsweep.tracking import _client, _search_all
+    from lrsweep.recorded import open_store, store_error
+    from lrsweep.tracking import _search_all
 
-    uri = _effective_uri(uri)
-    shown = redact_uri(uri)
-    path = _local_path(uri)
-    if path is not None and not path.exists():  # MLflow would create an empty store there
-        raise LrsweepError(
-            f"no MLflow store at {path.resolve()} ({shown})",
-            f"sweeps write {DEFAULT_TRACKING_URI} in the directory they run in: run `lrsweep compare` there, or "
-            "pass --tracking-uri URI (or set MLFLOW_TRACKING_URI)",
-        )
-    # a read-only command: one short attempt per request (the sweep's writer allows 2 retries of 20 s)
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    client, shown = open_store(uri, hint="lrsweep compare")
     sweeps = f"tags.`{KIND_TAG}` = 'sweep'"
     try:
-        client = _client(uri)
         known = _experiments(client)
         ids = {name: eid for eid, name in known.items()}
         unknown = [name for name in experiments if name not in ids]
@@ -433,10 +398,7 @@ def read_store(uri: str | None = None, experiments: Sequence[str] = ()) -> Store
     except LrsweepError:
         raise
     except Exception as exc:
-        raise LrsweepError(
-            f"cannot read the MLflow store {shown} ({_reason(exc)})",
-            "check --tracking-uri (or MLFLOW_TRACKING_URI) and that the server is up",
-        ) from exc
+        raise store_error(exc, shown) from exc
     return Store(uri=shown, experiments=chosen, runs=runs, children=children)
 
 

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "redact_uri", "redact_mapping", "looks_secret"]
+__all__ = ["REDACTED", "redact_uri", "redact_mapping", "redact_yaml", "looks_secret"]
 
 REDACTED = "***"
 # Searched in the whole key: Spark settings (cluster.spark_conf) name credentials in dotted keys such as
@@ -46,6 +46,22 @@ def redact_mapping(data: Any, _key: str = "") -> Any:
     if isinstance(data, str):
         return redact_uri(data)
     return data
+
+
+_YAML_PAIR = re.compile(r"^(?P<head>\s*(?:-\s+)?(?P<key>[\w.\-]+)\s*:\s+)(?P<value>[^#\s][^#]*?)(?P<tail>\s*(?:#.*)?)$")
+
+
+def redact_yaml(text: str) -> str:
+    """A YAML file's text with the values of credential-like keys masked (line by line, comments kept) and
+    URI passwords hidden: a config file as it may be logged."""
+
+    def line(s: str) -> str:
+        m = _YAML_PAIR.match(s)
+        if m and looks_secret(m.group("key")):
+            return f"{m.group('head')}{REDACTED}{m.group('tail')}"
+        return s
+
+    return redact_uri("\n".join(line(s) for s in text.split("\n")))
 
 
 _OVERRIDE = re.compile(r"(?P<key>[\w.\-+~/]+)=(?P<value>\S+)")

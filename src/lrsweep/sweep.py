@@ -70,12 +70,18 @@ def run_sweep(
     tracker: Tracker | None = None,
     progress: bool | None = None,
     preset: str | None = None,
+    preset_text: str | None = None,
+    command: str | None = None,
 ) -> SweepResult:
     """Run (or resume) the sweep described by ``cfg``; see the module docstring.
 
-    ``preset``: the ``experiments/`` preset the config was composed from, recorded on the parent run.
+    ``preset``: the ``experiments/`` preset the config was composed from, and ``preset_text`` its file (logged
+    as ``experiments/<preset>.yaml``); ``command``: this call's command line. All three are recorded on the
+    parent run (``lrsweep export`` hands them in); the texts must come redacted.
     """
-    return Sweep(cfg, backend=backend, tracker=tracker, progress=progress, preset=preset).run()
+    sweep = Sweep(cfg, backend=backend, tracker=tracker, progress=progress, preset=preset)
+    sweep.preset_text, sweep.command = preset_text, command
+    return sweep.run()
 
 
 # -- evaluation of one configuration ------------------------------------------------------------------
@@ -472,6 +478,8 @@ class Sweep:
     ) -> None:  # fmt: skip
         self.cfg = cfg
         self.preset = preset
+        self.preset_text: str | None = None
+        self.command: str | None = None
         self.started = time.perf_counter()
         self.phases: dict[str, float] = {}
         self._mark = self.started
@@ -681,6 +689,8 @@ class Sweep:
             "data.json": json.dumps(described | {"dropped": data.dropped}, indent=2),
             "environment.json": json.dumps(env, indent=2),
         }
+        if self.preset and self.preset_text:
+            texts[f"experiments/{self.preset}.yaml"] = self.preset_text
         params = runinfo.logged_config(config_dict, backend=self.backend.name, cluster=cfg.cluster.name)
         params |= {f"data.{k}": v for k, v in data.fingerprint.items() if not isinstance(v, dict | list)}
         params |= {"study.name": self.name, "study.storage": self.storage_desc}
@@ -701,6 +711,7 @@ class Sweep:
                     "n_jobs": cfg.search.n_jobs,
                     "finished_before": len(backfill),
                 }
+                | ({"command": self.command} if self.command else {})
                 | {f"budget.{k}": v for k, v in dataclasses.asdict(cfg.budget).items() if v is not None},
                 datasets=runinfo.dataset_inputs(cfg, data),
                 model_flavour=self.backend.capabilities.flavour if cfg.tracking.log_model else None,

@@ -199,6 +199,8 @@ def read_direct(
         "columns": len(raw.columns),
         "schema_sha256": hashlib.sha256("\n".join(schema).encode()).hexdigest()[:16],
         "positive_rate": n_pos / n,
+        "labels": [next((str(v) for v in labels if str(v) != positive), "0"), positive],
+        "schema": schema,
     }
     if source.generated is not None:
         fingerprint["generated"] = source.generated.summary()

@@ -87,6 +87,17 @@ def profile_frame(X: pd.DataFrame) -> list[ColumnProfile]:
     return out
 
 
+DIGEST_MAX_CELLS = 5_000_000  # ~0.4 s of hashing; a larger table's fingerprint says only that its values changed
+
+
+def column_digests(df: pd.DataFrame) -> dict[str, str]:
+    """Each column's values hashed (pandas' row hash, 16 hex digits): which column changed, not only that one did."""
+    return {
+        str(c): hashlib.sha256(pd.util.hash_pandas_object(df[c], index=False).to_numpy().tobytes()).hexdigest()[:16]
+        for c in df.columns
+    }
+
+
 def read_table(source: Source, cfg: DatasetConfig) -> Table:
     """Read, validate and describe the table of ``source`` as ``cfg`` says."""
     df = _read(source)
@@ -116,6 +127,7 @@ def read_table(source: Source, cfg: DatasetConfig) -> Table:
         X[col] = as_text(X[col])
 
     schema = [f"{c}:{df[c].dtype}" for c in df.columns]
+    negative = next((label for label in labels if label != positive), "")
     fingerprint: dict[str, Any] = {
         "sha256": uri.sha256(source.location),
         "source": source.shown,
@@ -123,10 +135,14 @@ def read_table(source: Source, cfg: DatasetConfig) -> Table:
         "columns": int(df.shape[1]),
         "schema_sha256": hashlib.sha256("\n".join(schema).encode()).hexdigest()[:16],
         "positive_rate": float(y.mean()),
+        "labels": [negative, positive],  # the target's (negative, positive) labels
+        "schema": schema,  # with the column digests: what `lrsweep reproduce` names when the data changed
     }
+    if df.size <= DIGEST_MAX_CELLS:
+        fingerprint["column_sha256"] = column_digests(df)
     if source.generated is not None:
         fingerprint["generated"] = source.generated.summary()
     return Table(
         X, y, str(cfg.target), positive, plan.numeric, plan.categorical, plan.dropped, fingerprint, plan.hashed,
-        cfg.hash_features, next((label for label in labels if label != positive), ""),
+        cfg.hash_features, negative,
     )  # fmt: skip

@@ -71,6 +71,13 @@ def test_sweep_against_a_real_tracking_server(tmp_path, monkeypatch):
         assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == [0, 1, 2]
         assert not (work / "mlflow.db").exists()  # everything went to the server
         assert list((tmp_path / "artifacts").rglob("MLmodel"))  # the model too, through the server's proxy
+        # issue 11: a result on a remote server reproduces and exports over HTTP (artifacts through the proxy)
+        from lrsweep.export.bundle import main as export
+        from lrsweep.reproduce import main as reproduce
+
+        assert reproduce([result.parent_run_id, "--tracking-uri", uri]) == 0
+        assert export([result.parent_run_id, "--out", str(tmp_path / "bundle"), "--tracking-uri", uri, "--no-pdf"]) == 0
+        assert (tmp_path / "bundle" / "model" / "MLmodel").is_file() and (tmp_path / "bundle" / "report.html").is_file()
 
 
 def test_unreachable_server_is_one_clear_error(tmp_path, monkeypatch):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,7 +264,7 @@ def best_sweep(experiment: str, uri: str | None = None, metric: str | None = Non
 
 
 # -- pure functions of the record ----------------------------------------------------------------------------
-def config_of(recorded: dict[str, Any], overrides: list[str] = ()) -> Any:  # type: ignore[assignment]
+def config_of(recorded: dict[str, Any], overrides: Sequence[str] = ()) -> Any:
     """The typed Config of a recorded ``config.yaml`` with ``overrides`` (``KEY=VALUE``) on top.
 
     Where and how the sweep logged (tracking, study, budget, plan) is not reproduced: those sections keep their

@@ -576,6 +576,24 @@ def test_parquet_read_by_spark_with_hash_split_and_folds(spark: Any, tmp_path: P
         backend.close()
 
 
+def test_infinite_values_in_a_parquet_read_by_spark_are_missing_values(spark: Any, tmp_path: Path) -> None:
+    """inf / -inf in a numeric column are imputed like NaN (as the pandas path does), not a failed fit (issue 12)."""
+    df = synthetic(400, seed=6)
+    df.loc[df.index[:6], "x1"] = np.inf
+    df.loc[df.index[6:9], "x1"] = -np.inf
+    path = tmp_path / "data.parquet"
+    df.to_parquet(path)
+    backend = SparkBackend(SparkConfig(spark_read_min_mb=0.0), cluster=LOCAL2)
+    try:
+        prepared(backend, DatasetConfig(name="inf", path=str(path), target="y", positive=None), CVConfig(folds=1))
+        ev = backend.evaluate(params(1.0, max_iter=200), 0)
+        assert np.isfinite(ev.log_loss) and 0.5 < area_metrics(ev.curve)["roc_auc"] <= 1.0
+        fit = backend._folds[0].fit.select(FEATURES).toPandas()
+        assert np.isfinite(np.array([v.toArray() for v in fit[FEATURES]])).all()
+    finally:
+        backend.close()
+
+
 # -- 6. a real standalone cluster ---------------------------------------------------------------------
 @pytest.mark.slow
 def test_sweep_on_a_standalone_cluster(tmp_path: Path) -> None:

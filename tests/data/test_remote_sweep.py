@@ -73,6 +73,12 @@ def test_sweeps_on_csv_and_parquet_in_s3_run_end_to_end_and_leak_no_credential(s
     assert by_source[f"s3://{BUCKET}/churn/table.parquet"].data.params["data.rows"] == str(len(df))
     assert all(p.info.status == "FINISHED" for p in parents)
 
+    # issue 11: a result on data found by URI reproduces from its record, reading the object again
+    csv_parent = by_source[f"s3://{BUCKET}/churn/table.csv"].info.run_id
+    proc = run_cli(["reproduce", csv_parent], tmp_path, env_extra=env)
+    assert proc.returncode == 0 and "reproduced: 27 metrics agree" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    outputs.append(proc.stdout + proc.stderr)
+
     written = _every_byte(tmp_path) + "".join(outputs).encode()
     assert (tmp_path / "lrsweep_studies").is_dir() and (tmp_path / "mlflow.db").is_file()  # what was written
     for planted in (SECRET, ACCESS_KEY):

@@ -203,6 +203,19 @@ def test_all_missing_and_constant_columns_are_dropped_with_a_warning(tmp_path, c
         assert any(col in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records), col
 
 
+def test_infinite_numbers_are_missing_values_with_one_warning_naming_the_columns(tmp_path, caplog):
+    """inf / -inf in a numeric feature (a CSV's 'inf') is imputed like NaN, not a traceback (issue 12)."""
+    df = make_frame().astype({"age": float})
+    df.loc[[1, 4], "income"] = [np.inf, -np.inf]
+    df.loc[7, "age"] = np.inf
+    with caplog.at_level(logging.WARNING, logger="lrsweep"):
+        t = load_table(ds(write_csv(tmp_path, df)))
+    assert not np.isinf(t.X[["income", "age"]].to_numpy()).any()
+    assert (t.X["income"].isna().sum(), t.X["age"].isna().sum()) == (2, 1)
+    (line,) = [r.getMessage() for r in caplog.records if "infinite" in r.getMessage()]
+    assert line == "treated 3 infinite value(s) as missing in 'age' (1), 'income' (2)"
+
+
 def test_id_like_text_column_is_dropped_with_a_warning(tmp_path, caplog):
     df = make_frame()
     df.insert(0, "customer", [f"C-{i:05d}" for i in range(N)])

@@ -44,8 +44,10 @@ def ident(name: str) -> str:
 
 
 def present(name: str) -> str:
-    """The column as a double, NaN read as missing (scikit-learn's SimpleImputer treats NaN as missing)."""
-    return f"nanvl(CAST({ident(name)} AS DOUBLE), CAST(NULL AS DOUBLE))"
+    """The column as a double, NaN and +-inf read as missing (the pandas path reads them so; scikit-learn's
+    SimpleImputer treats NaN as missing)."""
+    v = f"CAST({ident(name)} AS DOUBLE)"
+    return f"CASE WHEN isnan({v}) OR abs({v}) = CAST('Infinity' AS DOUBLE) THEN CAST(NULL AS DOUBLE) ELSE {v} END"
 
 
 @dataclass

@@ -98,6 +98,24 @@ def column_digests(df: pd.DataFrame) -> dict[str, str]:
     }
 
 
+def infinite_as_missing(X: pd.DataFrame, numeric: list[str]) -> dict[str, int]:
+    """inf and -inf in numeric columns become missing (imputed like NaN, as the Spark path reads them), with one
+    warning naming the columns; returns column -> count."""
+    counts: dict[str, int] = {}
+    for col in numeric:
+        values = X[col]
+        if values.dtype.kind == "f":
+            inf = np.isinf(values.to_numpy())
+            if inf.any():
+                counts[col] = int(inf.sum())
+                X[col] = values.mask(inf)
+    if counts:
+        shown = ", ".join(f"{c!r} ({n})" for c, n in list(counts.items())[:5])
+        more = f" and {len(counts) - 5} more" if len(counts) > 5 else ""
+        log.warning("treated %d infinite value(s) as missing in %s%s", sum(counts.values()), shown, more)
+    return counts
+
+
 def read_table(source: Source, cfg: DatasetConfig) -> Table:
     """Read, validate and describe the table of ``source`` as ``cfg`` says."""
     df = _read(source)
@@ -125,6 +143,7 @@ def read_table(source: Source, cfg: DatasetConfig) -> Table:
     X = X[plan.features].copy()
     for col in plan.categorical + plan.hashed:  # one text dtype, missing kept as NaN: consistent levels
         X[col] = as_text(X[col])
+    infinite_as_missing(X, plan.numeric)
 
     schema = [f"{c}:{df[c].dtype}" for c in df.columns]
     negative = next((label for label in labels if label != positive), "")

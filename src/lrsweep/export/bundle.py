@@ -34,9 +34,9 @@ __all__ = ["export", "main", "question_of", "TEST_ROWS_MAX"]
 
 log = logging.getLogger("lrsweep")
 TEST_ROWS_MAX = 1_000_000  # larger test parts are left out of the bundle (a note in its README says so)
-_IMAGES = ("roc_curve", "pr_curve", "confusion_matrix", "metric_vs_threshold", "optimization_history")
-_IMAGES += ("param_importances",)
-_COUNTS = ("tp", "fp", "tn", "fn")
+_IMAGES = (
+    "roc_curve", "pr_curve", "confusion_matrix", "metric_vs_threshold", "optimization_history", "param_importances",
+)  # fmt: skip
 
 VERIFY = '''"""Recompute this bundle's test metrics from its model and test rows alone: python verify.py"""
 
@@ -125,97 +125,121 @@ def _test_rows(rec: Recorded, cfg: Any, out: Path) -> str | None:
     return None
 
 
-def export(rec: Recorded, out: Path, *, pdf: bool = True, force: bool = False) -> list[str]:
-    """Write the bundle of ``rec`` (a sweep's parent run) to ``out``; returns the lines to print."""
-    import mlflow
-    import pandas as pd
-
-    from lrsweep.export.page import PageInputs, render, write_pdf
-    from lrsweep.recorded import config_of, model_params_of
-    from lrsweep.redact import redact_yaml
-
+def _model_uri(rec: Recorded) -> str:
+    """The sweep's logged model, or one line on why there is no bundle to make."""
     if not rec.is_sweep:
         raise LrsweepError(
             f"run {rec.run.info.run_id} is a trial of sweep {rec.parent.info.run_id}: a bundle holds a sweep's model",
             f"export the sweep: lrsweep export {rec.parent.info.run_id} --out DIR",
         )
-    parent = rec.parent
-    tags = parent.data.tags
-    model_uri = tags.get("lrsweep.model_uri")
-    if not model_uri:
+    uri = rec.parent.data.tags.get("lrsweep.model_uri")
+    if not uri:
         raise LrsweepError(
-            f"sweep {parent.info.run_id} logged no model (it ran with tracking.log_model=false, or did not finish)",
+            f"sweep {rec.parent.info.run_id} logged no model (it ran with tracking.log_model=false, or did not finish)",
             "run the sweep again with tracking.log_model=true (the default), then export that run",
         )
+    return str(uri)
+
+
+def _copy_logged(rec: Recorded, model_uri: str, work: Path) -> tuple[Path, str | None]:
+    """The model and what the sweep logged, into ``work``; returns the download folder and the preset's text."""
+    import mlflow
+
+    from lrsweep.redact import redact_yaml
+
+    logged = _download(rec.client, rec.parent.info.run_id, work / ".logged")
+    if model_uri.startswith("models:/m-"):  # a logged model: its artifacts' place, from the run's own store
+        model_uri = rec.client.get_logged_model(model_uri.removeprefix("models:/")).artifact_location
+    model = mlflow.artifacts.download_artifacts(
+        artifact_uri=model_uri, dst_path=str(work / ".model"), tracking_uri=rec.tracking_uri
+    )
+    shutil.move(model, work / "model")
+    if (work / "model" / "requirements.txt").is_file():
+        shutil.copy(work / "model" / "requirements.txt", work / "requirements.txt")
+    for name in ("config.yaml", "data.json", "coefficients.csv", "summary.json"):
+        if (logged / name).is_file():
+            shutil.copy(logged / name, work / name)
+    if (logged / "plots").is_dir():
+        shutil.copytree(logged / "plots", work / "plots")
+    preset = logged / "experiments" / f"{rec.preset}.yaml"
+    if not rec.preset or not preset.is_file():
+        return logged, None
+    text = redact_yaml(preset.read_text(encoding="utf-8"))
+    (work / "experiments").mkdir()
+    (work / "experiments" / preset.name).write_text(text, encoding="utf-8")
+    return logged, text
+
+
+def _page(rec: Recorded, cfg: Any, work: Path, metrics: dict[str, Any], question: str, command: str) -> Any:
+    """The report's inputs, from the record and the files already in the bundle."""
+    import pandas as pd
+
+    from lrsweep.export.page import PageInputs
+    from lrsweep.recorded import model_params_of
+
+    fp = rec.data.get("fingerprint") or {}
+    negative, positive = metrics["labels"]
+    coefficients = pd.read_csv(work / "coefficients.csv") if (work / "coefficients.csv").is_file() else None
+    images = {n: (work / "plots" / f"{n}.png") for n in _IMAGES}
+    objective = metrics["objective"]
+    return PageInputs(
+        title=rec.preset or rec.study, question=question, dataset=cfg.dataset.label, source=str(fp.get("source", "")),
+        target=str(cfg.dataset.target), positive=positive, negative=negative, rows=dict(rec.data.get("rows") or {}),
+        positive_rate=float(fp.get("positive_rate", math.nan)), features=dict(rec.data.get("features") or {}),
+        backend=cfg.backend.name, objective=objective,
+        best_value=float(metrics["validation"].get(objective, math.nan)), threshold=metrics["threshold"],
+        threshold_strategy=cfg.threshold.strategy,
+        threshold_settings={k: v for k, v in dataclasses.asdict(cfg.threshold).items() if k != "strategy"},
+        val_metrics=metrics["validation"], test_metrics=metrics["test"],
+        best_params=model_params_of(dict(rec.trial.data.params)), trials=dict(metrics["trials"]),
+        coefficients=coefficients, images={n: p.read_bytes() for n, p in images.items() if p.is_file()},
+        run_id=rec.parent.info.run_id,
+        created=time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.parent.info.start_time / 1000)),
+        versions=dict(rec.environment), command=command,
+    )  # fmt: skip
+
+
+def _metrics_record(rec: Recorded, cfg: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json: what the sweep found, and what verify.py needs to check it (target, labels, flavour)."""
+    parent = rec.parent
+    val, test = _metrics(parent)
+    labels = (rec.data.get("fingerprint") or {}).get("labels") or ["0", str(cfg.dataset.positive or "1")]
+    return {
+        "objective": parent.data.params.get("objective.metric", cfg.objective.metric),
+        "best_trial": rec.trial_number, "threshold": float(parent.data.metrics.get("threshold", math.nan)),
+        "threshold_strategy": cfg.threshold.strategy, "target": str(cfg.dataset.target), "labels": list(labels),
+        "flavour": cfg.backend.name, "validation": val, "test": test, "trials": summary.get("states", {}),
+        "run_id": parent.info.run_id,
+    }  # fmt: skip
+
+
+def export(rec: Recorded, out: Path, *, pdf: bool = True, force: bool = False) -> list[str]:
+    """Write the bundle of ``rec`` (a sweep's parent run) to ``out``; returns the lines to print."""
+    from lrsweep.export.page import render, write_pdf
+    from lrsweep.recorded import config_of
+
+    model_uri = _model_uri(rec)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise LrsweepError(f"{out} exists and is not empty", "choose another --out, or add --force to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
     cfg = config_of(rec.config)
-    client = rec.client
+    out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        logged = _download(client, parent.info.run_id, work / ".logged")
-        model = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=model_uri, dst_path=str(work / ".model"), tracking_uri=rec.tracking_uri
-            )
-        )
-        shutil.move(str(model), work / "model")
-        for name in ("config.yaml", "data.json", "coefficients.csv", "summary.json"):
-            if (logged / name).is_file():
-                shutil.copy(logged / name, work / name)
-        if (logged / "plots").is_dir():
-            shutil.copytree(logged / "plots", work / "plots")
-        preset_text = None
-        if rec.preset and (logged / "experiments" / f"{rec.preset}.yaml").is_file():
-            preset_text = redact_yaml((logged / "experiments" / f"{rec.preset}.yaml").read_text(encoding="utf-8"))
-            (work / "experiments").mkdir()
-            (work / "experiments" / f"{rec.preset}.yaml").write_text(preset_text, encoding="utf-8")
-        command = rec.command() or (f"lrsweep experiment={rec.preset}" if rec.preset else "lrsweep")
-        (work / "command.txt").write_text(command + "\n", encoding="utf-8")
-        (work / "versions.json").write_text(json.dumps(rec.environment, indent=2) + "\n", encoding="utf-8")
-        if (work / "model" / "requirements.txt").is_file():
-            shutil.copy(work / "model" / "requirements.txt", work / "requirements.txt")
-        fingerprint = rec.data.get("fingerprint") or {}
-        labels = list(fingerprint.get("labels") or ["0", str(cfg.dataset.positive or "1")])
-        val, test = _metrics(parent)
+        logged, preset_text = _copy_logged(rec, model_uri, work)
         summary = json.loads((logged / "summary.json").read_text()) if (logged / "summary.json").is_file() else {}
-        objective = parent.data.params.get("objective.metric", cfg.objective.metric)
-        threshold = float(parent.data.metrics.get("threshold", math.nan))
-        best_params = model_params_of(dict(rec.trial.data.params))
-        metrics = {
-            "objective": objective, "best_trial": rec.trial_number, "threshold": threshold,
-            "threshold_strategy": cfg.threshold.strategy, "target": str(cfg.dataset.target), "labels": labels,
-            "flavour": cfg.backend.name if cfg.backend.name in ("sklearn", "spark") else "pyfunc",
-            "validation": val, "test": test, "trials": summary.get("states", {}), "run_id": parent.info.run_id,
-        }  # fmt: skip
-        (work / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
+        shutil.rmtree(logged)
+        command = rec.command() or (f"lrsweep experiment={rec.preset}" if rec.preset else "lrsweep")
+        metrics = _metrics_record(rec, cfg, summary)
+        _write(work / "command.txt", command + "\n")
+        _write(work / "versions.json", json.dumps(rec.environment, indent=2) + "\n")
+        _write(work / "metrics.json", json.dumps(metrics, indent=2, default=str) + "\n")
         missing_rows = _test_rows(rec, cfg, work)
         if missing_rows is None:
-            (work / "verify.py").write_text(VERIFY, encoding="utf-8")
-        coefficients = pd.read_csv(work / "coefficients.csv") if (work / "coefficients.csv").is_file() else None
-        images = {
-            n: (work / "plots" / f"{n}.png").read_bytes() for n in _IMAGES if (work / "plots" / f"{n}.png").is_file()
-        }
-        settings = {k: v for k, v in dataclasses.asdict(cfg.threshold).items() if k != "strategy"}
-        page = PageInputs(
-            title=rec.preset or rec.study, question=question_of(preset_text), dataset=cfg.dataset.label,
-            source=str(fingerprint.get("source", "")), target=str(cfg.dataset.target), positive=labels[1],
-            negative=labels[0], rows=dict(rec.data.get("rows") or {}),
-            positive_rate=float(fingerprint.get("positive_rate", math.nan)),
-            features=dict(rec.data.get("features") or {}), backend=cfg.backend.name, objective=objective,
-            best_value=float(parent.data.metrics.get(f"val_{objective}", math.nan)), threshold=threshold,
-            threshold_strategy=cfg.threshold.strategy, threshold_settings=settings, val_metrics=val,
-            test_metrics=test, best_params=best_params, trials=dict(summary.get("states", {})),
-            coefficients=coefficients, images=images, run_id=parent.info.run_id,
-            created=time.strftime("%Y-%m-%d %H:%M", time.localtime(parent.info.start_time / 1000)),
-            versions=dict(rec.environment), command=command,
-        )  # fmt: skip
-        (work / "report.html").write_text(render(page), encoding="utf-8")
+            _write(work / "verify.py", VERIFY)
+        _write(work / "report.html", render(_page(rec, cfg, work, metrics, question_of(preset_text), command)))
         printed = pdf and write_pdf(work / "report.html", work / "report.pdf")
-        (work / "README.md").write_text(_readme(rec, command, missing_rows, printed), encoding="utf-8")
-        shutil.rmtree(work / ".logged")
+        _write(work / "README.md", _readme(rec, command, missing_rows, printed))
         shutil.rmtree(work / ".model", ignore_errors=True)
         _usual_modes(work)  # mkdtemp and mkstemp made them private
         if out.exists():
@@ -224,7 +248,7 @@ def export(rec: Recorded, out: Path, *, pdf: bool = True, force: bool = False) -
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    lines = [f"lrsweep export: sweep run {parent.info.run_id} ({rec.study}) -> {out}/"]
+    lines = [f"lrsweep export: sweep run {rec.parent.info.run_id} ({rec.study}) -> {out}/"]
     lines.append(f"  model/ (mlflow.pyfunc.load_model), report.html{', report.pdf' if printed else ''}, metrics.json")
     lines.append(f"  reproduce the sweep with: {command}")
     if missing_rows:
@@ -232,6 +256,10 @@ def export(rec: Recorded, out: Path, *, pdf: bool = True, force: bool = False) -
     elif pdf and not printed:
         lines.append("  no report.pdf: no headless Chromium found (install chromium, or set LRSWEEP_CHROMIUM)")
     return lines
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
 
 
 def _usual_modes(folder: Path) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lrsweep import cli
 from tests.e2e_helpers import CLI, mlflow_runs, run_cli, study_trials
 
 pytestmark = pytest.mark.slow
@@ -476,29 +477,67 @@ BAD_INPUTS = [
     (["search=l1", "search.solvers=[lbfgs]"], "can fit the l1 penalty"),
     (["search.n_trials=0"], "n_trials=0"),
     (["dataset=csv", "dataset.path=rare.csv", "dataset.target=y"], "too few to split"),
+    # issue 12: where a sweep writes is checked before any work (FileExistsError; ~105 s of MLflow retries)
+    (["study.dir=ok.csv"], "study.dir ok.csv is a file, not a folder"),
+    (["tracking.uri=sqlite:///ok.csv"], "cannot open the MLflow store sqlite:///ok.csv (file is not a database)"),
+    (["study.storage=mysql://u:pw@127.0.0.1/optuna"], "needs the Python driver 'MySQLdb', which is not installed"),
 ]
 
 
-@pytest.mark.parametrize(("args", "needle"), BAD_INPUTS, ids=[a[1] for a in BAD_INPUTS])
-def test_bad_input_one_line_nonzero_exit_nothing_written(tmp_path, args, needle):
+def _bad_input_files(folder: Path) -> None:
     rng = np.random.default_rng(1)
     ok = pd.DataFrame(
         {"x": rng.normal(size=60), "y": ["a", "b"] * 30, "one": ["k"] * 60, "three": ["p", "q", "r"] * 20}
     )
-    ok.to_csv(tmp_path / "ok.csv", index=False)
-    (tmp_path / "empty.csv").write_text("")
+    ok.to_csv(folder / "ok.csv", index=False)
+    (folder / "empty.csv").write_text("")
     # 2 positives in 300 rows: a three-way split leaves a part without both classes
-    pd.DataFrame({"x": rng.normal(size=300), "y": [1] * 2 + [0] * 298}).to_csv(tmp_path / "rare.csv", index=False)
+    pd.DataFrame({"x": rng.normal(size=300), "y": [1] * 2 + [0] * 298}).to_csv(folder / "rare.csv", index=False)
+
+
+def _nothing_written(folder: Path) -> None:
+    assert not (folder / "mlflow.db").exists()  # nothing half-written that looks complete
+    studies = folder / "lrsweep_studies"
+    assert not studies.exists() or not list(studies.glob("*.journal"))
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_INPUTS, ids=[a[1] for a in BAD_INPUTS])
+def test_bad_input_one_line_nonzero_exit_nothing_written(tmp_path, args, needle, monkeypatch, capsys):
+    """The CLI's own main(), in this process (a process per case cost 10 s each; the process boundary is
+    checked by the next test)."""
+    _bad_input_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # what main() sets; restored after the test
+    monkeypatch.delenv("LRSWEEP_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["lrsweep", "search.n_trials=2", *args])
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("lrsweep: error: ") and needle in lines[0]
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize(("args", "needle"), [BAD_INPUTS[0], BAD_INPUTS[8]], ids=["data", "config"])
+def test_bad_input_in_its_own_process_is_one_line_and_exit_2(tmp_path, args, needle):
+    _bad_input_files(tmp_path)
     proc = run_cli(["search.n_trials=2", *args], tmp_path)
     assert proc.returncode == 2
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("lrsweep: error: ") and needle in lines[0]
+    assert proc.stderr.startswith("lrsweep: error: ") and needle in proc.stderr and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "mlflow.db").exists()  # nothing half-written that looks complete
-    assert (
-        not list((tmp_path / "lrsweep_studies").glob("*.journal")) if (tmp_path / "lrsweep_studies").exists() else True
-    )
+    _nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"]], ids=["help", "cfg"])
+def test_a_reader_that_stops_early_ends_lrsweep_quietly(tmp_path, args):
+    """`lrsweep --help | head`: the pipe closes before lrsweep writes; no BrokenPipeError traceback (issue 12)."""
+    proc = subprocess.Popen([*CLI, *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == cli.EXIT_BROKEN_PIPE, err
+    assert err == ""
 
 
 def test_debug_switch_shows_the_traceback(tmp_path):

@@ -362,3 +362,30 @@ def test_the_default_tracking_uri_is_mlflow_s_own(monkeypatch: pytest.MonkeyPatc
     assert mlflow.get_tracking_uri() in (DEFAULT_TRACKING_URI, f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
     assert _effective_uri(None) == "http://127.0.0.1:1"
+
+
+# -- where a sweep writes, checked before any work (issue 12) ---------------------------------------------------
+def test_a_study_folder_that_can_be_made_passes_and_nothing_is_left_behind(tmp_path):
+    from lrsweep.stores import writable_folder
+
+    writable_folder(tmp_path / "a" / "b", "study.dir")
+    assert list(tmp_path.iterdir()) == []  # the probe file is gone and no folder was made
+
+
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        ("file", "study.dir {p} is a file, not a folder"),
+        ("file/sub", "study.dir {p} cannot be made: {base}/file is a file"),
+        ("/proc/lrsweep-studies", "study.dir {p} cannot be written (No such file or directory in /proc)"),
+    ],
+    ids=["a-file", "under-a-file", "unwritable"],  # /proc: a place even root cannot write a file in
+)
+def test_a_study_folder_that_cannot_be_written_is_one_line(tmp_path, where, said):
+    from lrsweep.stores import writable_folder
+
+    (tmp_path / "file").write_text("x")
+    path = tmp_path / where
+    with pytest.raises(LrsweepError) as caught:
+        writable_folder(path, "study.dir")
+    assert caught.value.problem == said.format(p=path, base=tmp_path)

@@ -55,8 +55,11 @@ def test_credentials_never_reach_mlflow(tmp_path, monkeypatch):
     assert "***" in logged and "spark.app.name" in logged
 
 
-def test_sweep_against_a_real_tracking_server(tmp_path, monkeypatch):
-    with mlflow_server(tmp_path) as uri:
+def test_sweep_against_a_real_tracking_server(tmp_path, monkeypatch, capfd):
+    with mlflow_server(tmp_path) as url:
+        # a password in the URI (the server ignores it) must show nowhere: MLflow's own "View run ... at" lines
+        # (one per run, printed by the writer process) used to print it in plain text (issue 12)
+        uri = url.replace("http://", "http://lrsweep:Hunter2xyzServer@")
         work = tmp_path / "work"
         work.mkdir()
         monkeypatch.chdir(work)
@@ -78,6 +81,9 @@ def test_sweep_against_a_real_tracking_server(tmp_path, monkeypatch):
         assert reproduce([result.parent_run_id, "--tracking-uri", uri]) == 0
         assert export([result.parent_run_id, "--out", str(tmp_path / "bundle"), "--tracking-uri", uri, "--no-pdf"]) == 0
         assert (tmp_path / "bundle" / "model" / "MLmodel").is_file() and (tmp_path / "bundle" / "report.html").is_file()
+    printed = capfd.readouterr()
+    assert "Hunter2xyzServer" not in printed.out + printed.err and "View run" not in printed.out
+    assert "lrsweep:***@127.0.0.1" in printed.out  # reproduce names the store, redacted
 
 
 def test_unreachable_server_is_one_clear_error(tmp_path, monkeypatch):

@@ -445,8 +445,21 @@ def _reading_command(name: str, argv: list[str]) -> int:
     return 0
 
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a tool killed by a closed pipe ends with
+
+
 def main() -> None:
-    """Console entry point ``lrsweep``."""
+    """Console entry point ``lrsweep``: a reader that stops early (``lrsweep --help | head``) ends it quietly."""
+    try:
+        _main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would report the same error again when it flushes stdout at exit: send the rest nowhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_BROKEN_PIPE)
+
+
+def _main() -> None:
     if sys.argv[1:2] and sys.argv[1] in READING_COMMANDS:  # before Hydra, which never sees their arguments
         code = _reading_command(sys.argv[1], sys.argv[2:])
         if code:

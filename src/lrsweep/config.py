@@ -92,6 +92,8 @@ class DatasetConfig:
     # a local path or a URI (s3://, gs://, https://, file://)
     path: str | None = None
     format: str = "auto"  # auto | csv | parquet
+    sep: str | None = None  # a CSV's field separator; None: sniffed from its first lines (one of , ; tab |)
+    encoding: str | None = None  # a CSV's text encoding (e.g. latin-1); None: UTF-8, a byte-order mark skipped
     target: str | None = "churn"
     # The label that counts as positive, compared as text ("Yes", "1", "true"); None: inferred for 0/1, yes/no
     positive: str | None = "Yes"
@@ -124,6 +126,16 @@ class DatasetConfig:
 
     def check(self) -> None:
         choice(self.format, ("auto", "csv", "parquet"), "dataset.format")
+        if self.sep is not None and len(self.sep.replace("\\t", "\t")) != 1:
+            raise LrsweepError(f"dataset.sep={self.sep!r} must be one character", "e.g. dataset.sep=';' or '\\t'")
+        if self.encoding is not None:
+            import codecs
+
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                problem = f"dataset.encoding={self.encoding!r} is not an encoding Python knows"
+                raise LrsweepError(problem, "e.g. dataset.encoding=latin-1") from None
         if self.source is not None:
             choice(self.source, SOURCES, "dataset.source")
         kind = self.kind
@@ -377,7 +389,7 @@ def validate(cfg: Config, caps: Capabilities | None = None) -> SolverPool:
 # -- study naming ---------------------------------------------------------------------------------------
 # The study name hashes the search-defining config. Fields added after a study format was first released
 # count only when set away from their defaults, so studies made before them keep their names (and resume).
-_LATER_DATASET_FIELDS = ("hashed", "hash_features", "rows", "seed")
+_LATER_DATASET_FIELDS = ("hashed", "hash_features", "rows", "seed", "sep", "encoding")
 _NEWER_DATASET_FIELDS = ("source", "generator")
 # Every strategy's knobs sat in one threshold schema when study names were first derived; the names still
 # hash that flat record: the chosen strategy's own knobs, the others' defaults.

@@ -87,6 +87,9 @@ def open_store(uri: str | None, *, hint: str) -> tuple[Any, str]:
             f"sweeps write {DEFAULT_TRACKING_URI} in the directory they run in: run `{hint}` there, or "
             "pass --tracking-uri URI (or set MLFLOW_TRACKING_URI)",
         )
+    from lrsweep.stores import check_sqlite_store
+
+    check_sqlite_store(uri, create=False)  # not a database: one line, not MLflow's retries
     # a read-only command: one short attempt per request (the sweep's writer allows 2 retries of 20 s)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")

@@ -51,6 +51,7 @@ from lrsweep.records import Step, SweepResult, TrialRecord
 from lrsweep.redact import redact_mapping, redact_uri
 from lrsweep.runinfo import flatten
 from lrsweep.space import ModelParams, SolverPool, grid, suggest
+from lrsweep.stores import check_database_driver, writable_folder
 from lrsweep.thresholds import choose_threshold
 from lrsweep.tracking import Final, ModelToLog, NullTracker, ParentSpec, Tracker, open_tracker
 
@@ -490,6 +491,12 @@ class Sweep:
         self.name = study_name(cfg) if cfg.study.resume else f"{study_name(cfg)}-{time.strftime('%Y%m%d-%H%M%S')}"
         self.show_progress = cfg.progress if progress is None else progress
         self.idle = self.nothing_to_do()  # before the tracker: a call with nothing to do starts no writer
+        if self.idle is None:  # where the study goes can be written: one line now, not a traceback later
+            writable_folder(Path(cfg.study.dir), "study.dir")
+            if cfg.study.storage and "://" not in cfg.study.storage:
+                writable_folder(Path(cfg.study.storage).parent, "study.storage's folder")
+            elif cfg.study.storage:
+                check_database_driver(cfg.study.storage, "study.storage")
         self.tracker = tracker or (NullTracker() if self.idle else open_tracker(cfg.tracking, cfg.experiment_name))
         self.storage_desc = ""
         self.runner: _TrialRunner | None = None

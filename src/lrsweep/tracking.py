@@ -88,6 +88,9 @@ def _client(uri: str | None) -> Any:
     # Fail fast on an unreachable server instead of MLflow's default of 7 retries with backoff.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    # MLflow prints "View run NAME at: URL" on stdout for every run it ends on a server, the URL with any password
+    # the tracking URI holds, after one more request per run: lrsweep prints its own links, redacted, once
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     from mlflow import MlflowClient
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # table-creation chatter on a new sqlite store
@@ -564,6 +567,11 @@ class MlflowTracker:
     (so a tracked sklearn sweep never imports MLflow in its own process); a Spark model is logged here."""
 
     def __init__(self, cfg: TrackingConfig, experiment: str) -> None:
+        from lrsweep.stores import check_database_driver, check_sqlite_store
+
+        uri = cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+        check_sqlite_store(uri)  # one line now, not ~100 s of MLflow's retries, nor "is the server up?"
+        check_database_driver(uri, "tracking.uri")
         self.uri = cfg.uri
         self.experiment = experiment
         self.parent_id: str | None = None

@@ -216,6 +216,104 @@ def test_infinite_numbers_are_missing_values_with_one_warning_naming_the_columns
     assert line == "treated 3 infinite value(s) as missing in 'age' (1), 'income' (2)"
 
 
+def test_a_numeric_column_with_a_few_stray_text_values_stays_numeric_with_one_warning(tmp_path, caplog):
+    """One '?' and two blanks in 400 numbers: not a categorical with a level per number (issue 12)."""
+    df = make_frame().astype({"income": object})
+    df.loc[[3, 9], "income"] = " "
+    df.loc[20, "income"] = "?"
+    with caplog.at_level(logging.WARNING, logger="lrsweep"):
+        t = load_table(ds(write_csv(tmp_path, df)))
+    assert "income" in t.numeric and t.X["income"].isna().sum() == 3
+    (line,) = [r.getMessage() for r in caplog.records if "'income'" in r.getMessage()]
+    assert line.startswith("column 'income' is numeric but for 3 value(s) like ' ', '?': read as missing")
+    kept = load_table(ds(write_csv(tmp_path, df), categorical=["income", "plan", "region"]))
+    assert "income" in kept.categorical  # named by the config: left as it is
+
+
+def test_a_coded_text_column_is_not_taken_for_numbers(tmp_path):
+    df = make_frame()
+    df["grade"] = np.where(np.arange(len(df)) % 50 == 0, "x", np.arange(len(df)) % 3).astype(str)  # 3 codes
+    t = load_table(ds(write_csv(tmp_path, df)))
+    assert "grade" in t.categorical  # few distinct numbers: a category, not a measurement
+
+
+@pytest.mark.parametrize(("sep", "name"), [(";", "eu.csv"), ("\t", "data.tsv"), ("|", "pipes.csv.gz")])
+def test_a_csv_with_another_separator_is_sniffed(tmp_path, sep, name):
+    """Not comma-separated (issue 12): the separator is sniffed from the first lines, compressed files too."""
+    df = make_frame()
+    path = tmp_path / name
+    df.to_csv(path, index=False, sep=sep)
+    t = load_table(ds(path))
+    assert t.numeric == ["age", "income"] and t.categorical == ["plan", "region"] and len(t.X) == len(df)
+    assert t.X["income"].tolist() == pytest.approx(df["income"].tolist())
+
+
+def test_dataset_sep_is_used_as_given(tmp_path):
+    path = tmp_path / "odd.csv"
+    make_frame().to_csv(path, index=False, sep=";")
+    with pytest.raises(LrsweepError, match="target column 'outcome' is not in"):
+        load_table(ds(path, sep=","))  # told to split on commas: one column
+    assert len(load_table(ds(path, sep=";")).X.columns) == 4
+
+
+def test_a_csv_that_is_not_utf8_names_dataset_encoding_and_reads_with_it(tmp_path):
+    df = make_frame()
+    df["plan"] = df["plan"].map({"basic": "basique", "plus": "forfait élevé", "pro": "pro"})
+    path = tmp_path / "latin.csv"
+    df.to_csv(path, index=False, encoding="latin-1")
+    err = raises(ds(path), "is not utf-8 text", "dataset.encoding=latin-1")
+    assert "\n" not in err.line()
+    t = load_table(ds(path, encoding="latin-1"))
+    assert "forfait élevé" in set(t.X["plan"])
+
+
+def test_a_byte_order_mark_does_not_reach_the_first_column_name(tmp_path):
+    path = tmp_path / "bom.csv"
+    make_frame().to_csv(path, index=False, encoding="utf-8-sig")
+    assert load_table(ds(path)).numeric == ["age", "income"]  # not '\ufeffage'
+
+
+@pytest.mark.parametrize(
+    ("kw", "said"), [({"sep": ";;"}, "must be one character"), ({"encoding": "utf-99"}, "not an encoding Python knows")]
+)
+def test_impossible_sep_or_encoding_is_refused(tmp_path, kw, said):
+    with pytest.raises(LrsweepError, match=said):
+        ds(tmp_path / "x.csv", **kw).check()
+
+
+def test_a_header_that_names_a_column_twice_is_refused(tmp_path):
+    path = tmp_path / "dup.csv"
+    make_frame().rename(columns={"region": "age"}).to_csv(path, index=False)
+    raises(ds(path), "names column 'age' 2 times (columns [1, 4])", "give every column its own name")
+    legit = tmp_path / "dots.csv"  # a name that only looks renamed ('x.1' without an 'x' ... and with one)
+    make_frame().rename(columns={"region": "age.1"}).to_csv(legit, index=False)
+    assert "age.1" in load_table(ds(legit)).categorical
+
+
+def test_a_categorical_with_thousands_of_levels_gets_a_warning_offering_the_hashed_fix(tmp_path, caplog):
+    df = make_frame(3000)
+    df["street"] = [f"s{i % 1500}" for i in range(len(df))]  # 1,500 levels, each twice: not an id
+    with caplog.at_level(logging.WARNING, logger="lrsweep"):
+        t = load_table(ds(write_csv(tmp_path, df)))
+    assert "street" in t.categorical
+    (line,) = [r.getMessage() for r in caplog.records if "one-hot" in r.getMessage()]
+    assert line.startswith("one-hot encoding 'street' (1,500 levels)") and "dataset.hashed=[street]" in line
+    with caplog.at_level(logging.WARNING, logger="lrsweep"):
+        caplog.clear()
+        load_table(ds(write_csv(tmp_path, df), hashed=["street"]))
+    assert not [r for r in caplog.records if "one-hot" in r.getMessage()]
+
+
+def test_many_constant_columns_are_one_warning_line(tmp_path, caplog):
+    df = make_frame()
+    for i in range(50):
+        df[f"c{i:02d}"] = 7
+    with caplog.at_level(logging.WARNING, logger="lrsweep"):
+        load_table(ds(write_csv(tmp_path, df)))
+    (line,) = [r.getMessage() for r in caplog.records if "constant" in r.getMessage()]
+    assert line.startswith("dropped 50 columns 'c00', 'c01'") and "and 42 more: constant" in line
+
+
 def test_id_like_text_column_is_dropped_with_a_warning(tmp_path, caplog):
     df = make_frame()
     df.insert(0, "customer", [f"C-{i:05d}" for i in range(N)])

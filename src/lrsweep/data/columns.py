@@ -26,6 +26,7 @@ _NEGATIVE_WORDS = ("0", "0.0", "false", "no", "n", "negative", "neg")
 ID_MIN_ROWS = 50
 # An engine that counts distinct values approximately calls a column an id from this share of the rows.
 APPROX_ID_SHARE = 0.95
+MANY_LEVELS = 1000  # a one-hot categorical with more levels than this gets a warning offering dataset.hashed
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,31 @@ def plan_columns(profiles: list[ColumnProfile], n_rows: int, cfg: DatasetConfig)
             dropped[p.name] = "looks like an id (a distinct value on every row)"
         else:
             categorical.append(p.name)
-    for col, why in dropped.items():
-        if why in ("all values missing", "constant") or why.startswith(("looks like", "unsupported")):
-            log.warning("dropped column %r: %s (keep it with dataset.categorical or fix the data)", col, why)
+    _warn_dropped(dropped)
+    wide = [(p.name, p.distinct) for p in profiles if p.name in categorical and p.distinct > MANY_LEVELS]
+    if wide:
+        shown = ", ".join(f"{name!r} ({n:,} levels)" for name, n in wide[:5])
+        names = ",".join(name for name, _ in wide)
+        log.warning(
+            "one-hot encoding %s: a column per level makes every trial slow; hash it with dataset.hashed=[%s] "
+            "(or drop it with dataset.drop)", shown, names,
+        )  # fmt: skip
     if not numeric and not categorical and not hashed:
         raise LrsweepError("no usable feature columns remain", "check dataset.drop and the file")
     return ColumnPlan(numeric, categorical, hashed, dropped)
+
+
+def _warn_dropped(dropped: dict[str, str], shown: int = 8) -> None:
+    """One warning per reason, naming its columns (50 constant columns are one line, not 50)."""
+    by_reason: dict[str, list[str]] = {}
+    for col, why in dropped.items():
+        if why in ("all values missing", "constant") or why.startswith(("looks like", "unsupported")):
+            by_reason.setdefault(why, []).append(col)
+    for why, cols in by_reason.items():
+        more = f" and {len(cols) - shown} more" if len(cols) > shown else ""
+        names = ", ".join(repr(c) for c in cols[:shown]) + more
+        what = "column" if len(cols) == 1 else f"{len(cols)} columns"
+        log.warning("dropped %s %s: %s (keep it with dataset.categorical or fix the data)", what, names, why)
 
 
 def _looks_like_id(p: ColumnProfile, n_rows: int) -> bool:

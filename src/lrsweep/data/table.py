@@ -58,9 +58,9 @@ def as_text(s: pd.Series) -> pd.Series:
     return pd.Series(texts[codes], index=s.index, dtype=object, name=s.name)
 
 
-def _read(source: Source) -> pd.DataFrame:
+def _read(source: Source, cfg: DatasetConfig) -> pd.DataFrame:
     try:
-        return uri.read_pandas(source.location, source.format)
+        return uri.read_pandas(source.location, source.format, sep=cfg.sep, encoding=cfg.encoding)
     except LrsweepError:
         raise
     except pd.errors.EmptyDataError as exc:
@@ -98,6 +98,34 @@ def column_digests(df: pd.DataFrame) -> dict[str, str]:
     }
 
 
+STRAY_SHARE = 0.02  # a text column whose values are all numbers but at most this share: numbers, the rest missing
+STRAY_MIN_DISTINCT = 10  # ... and that has at least this many distinct numbers (not a coded category)
+
+
+def numbers_with_stray_text(X: pd.DataFrame, cfg: DatasetConfig) -> dict[str, list[str]]:
+    """Columns of numbers with a few stray text values (' ', '?', 'n/a') become numeric, the strays missing, with
+    one warning each; without this they would silently become categoricals with a level per number. A column the
+    config names (categorical, hashed, drop, id) is left as it is. Returns column -> its stray values."""
+    named = set(cfg.categorical or []) | set(cfg.hashed) | set(cfg.drop) | set(cfg.id_columns)
+    out: dict[str, list[str]] = {}
+    for col in X.columns:
+        values = X[col]
+        if col in named or values.dtype != object:
+            continue
+        parsed = pd.to_numeric(values, errors="coerce")
+        stray = values.notna() & parsed.isna()
+        present = int(values.notna().sum())
+        n_stray = int(stray.sum())
+        if 0 < n_stray <= STRAY_SHARE * present and parsed.nunique() >= STRAY_MIN_DISTINCT:
+            out[str(col)] = [str(v) for v in pd.unique(values[stray])[:3]]
+            X[col] = parsed
+            log.warning(
+                "column %r is numeric but for %d value(s) like %s: read as missing (to keep it as text, list it in "
+                "dataset.categorical)", col, n_stray, ", ".join(repr(v) for v in out[str(col)]),
+            )  # fmt: skip
+    return out
+
+
 def infinite_as_missing(X: pd.DataFrame, numeric: list[str]) -> dict[str, int]:
     """inf and -inf in numeric columns become missing (imputed like NaN, as the Spark path reads them), with one
     warning naming the columns; returns column -> count."""
@@ -118,7 +146,7 @@ def infinite_as_missing(X: pd.DataFrame, numeric: list[str]) -> dict[str, int]:
 
 def read_table(source: Source, cfg: DatasetConfig) -> Table:
     """Read, validate and describe the table of ``source`` as ``cfg`` says."""
-    df = _read(source)
+    df = _read(source, cfg)
     if source.generated is not None:
         for name, expr in source.generated.derived.items():
             if name not in df.columns:
@@ -139,6 +167,7 @@ def read_table(source: Source, cfg: DatasetConfig) -> Table:
     y = (target.astype(str).to_numpy() == positive).astype(np.int8)
 
     X = df.drop(columns=[cfg.target])
+    numbers_with_stray_text(X, cfg)
     plan = plan_columns(profile_frame(X), len(X), cfg)
     X = X[plan.features].copy()
     for col in plan.categorical + plan.hashed:  # one text dtype, missing kept as NaN: consistent levels

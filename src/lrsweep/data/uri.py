@@ -170,8 +170,13 @@ def size_bytes(location: Location) -> int | None:
     return None if size is None else int(size)
 
 
-def read_pandas(location: Location, fmt: str = "auto") -> pd.DataFrame:
-    """Read a CSV (compressed by its extension, e.g. .csv.gz) or Parquet file, or a folder of Parquet parts."""
+def read_pandas(
+    location: Location, fmt: str = "auto", *, sep: str | None = None, encoding: str | None = None
+) -> pd.DataFrame:
+    """Read a CSV (compressed by its extension, e.g. .csv.gz) or Parquet file, or a folder of Parquet parts.
+
+    A CSV's separator is sniffed from its first 64 KB unless ``sep`` is given; its encoding is ``encoding``, else
+    UTF-8 (a byte-order mark is skipped)."""
     name = location.name.lower()
     if fmt == "auto":
         fmt = "parquet" if location.is_dir or name.endswith((".parquet", ".pq")) else "csv"
@@ -182,17 +187,75 @@ def read_pandas(location: Location, fmt: str = "auto") -> pd.DataFrame:
             with location.fs.open(location.fs_path, "rb") as fh:
                 return pd.read_parquet(fh)
         compression = _COMPRESSION.get(posixpath.splitext(name)[1])
+        encoding = encoding or "utf-8-sig"
+        sep = sep.replace("\\t", "\t") if sep else _sniff_sep(location, compression, encoding)
         with _open_stream(location, location.fs_path) as fh:
-            return pd.read_csv(fh, compression=compression, low_memory=False)
+            df = pd.read_csv(fh, compression=compression, low_memory=False, sep=sep, encoding=encoding)
+        if any(re.fullmatch(r".+\.\d+", str(c)) and str(c).rsplit(".", 1)[0] in df.columns for c in df.columns):
+            _check_header(location, compression, sep, encoding)  # pandas renamed a repeated 'a' to 'a.1': was it?
+        return df
     except pd.errors.EmptyDataError:
         raise LrsweepError(f"data file {location.text!r} is empty", "give a file with a header row and data") from None
-    except (ValueError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:  # parse errors of pandas and pyarrow
+    except UnicodeDecodeError as exc:
         raise LrsweepError(
-            f"cannot read {location.text!r} as {fmt}: {_first_line(exc)}",
-            "check the file, or set dataset.format=csv|parquet",
+            f"cannot read {location.text!r} as {fmt}: it is not {exc.encoding} text (byte "
+            f"0x{exc.object[exc.start]:02x} at offset {exc.start} of a chunk)",
+            "set dataset.encoding to the file's encoding, e.g. dataset.encoding=latin-1 (or cp1252); a Parquet file "
+            "takes dataset.format=parquet",
         ) from None
+    except (ValueError, EOFError, gzip.BadGzipFile) as exc:  # parse errors of pandas and pyarrow
+        fix = (
+            "check the file; for a CSV, dataset.sep and dataset.encoding say how to read it (e.g. dataset.sep=';')"
+            if fmt == "csv"
+            else "check the file, or set dataset.format=csv if it is a CSV"
+        )
+        raise LrsweepError(f"cannot read {location.text!r} as {fmt}: {_first_line(exc)}", fix) from None
     except Exception as exc:
         raise _failure(exc, location.scheme, location.text) from None
+
+
+SNIFF_BYTES = 65536
+_SEPARATORS = ",;\t|"
+
+
+def _sniff_sep(location: Location, compression: str | None, encoding: str) -> str:
+    """The CSV's separator, from its first lines (csv.Sniffer among , ; tab |); ',' when it cannot tell."""
+    import bz2
+    import csv
+    import lzma
+
+    opener = {"gzip": gzip.GzipFile, "bz2": bz2.BZ2File, "xz": lzma.LZMAFile}.get(compression or "")
+    if compression and opener is None:  # zip, zstd: pandas reads them; sniffing them is not worth a dependency
+        return ","
+    with _open_stream(location, location.fs_path) as fh:
+        raw = (opener(fileobj=fh) if opener else fh).read(SNIFF_BYTES)
+    text = raw.decode(encoding, errors="replace")
+    lines = text.splitlines()[:-1] if len(raw) == SNIFF_BYTES else text.splitlines()  # the last may be cut
+    sample = "\n".join(lines[:50])
+    if not sample:
+        return ","
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=_SEPARATORS).delimiter
+    except csv.Error:
+        return ","
+
+
+def _check_header(location: Location, compression: str | None, sep: str = ",", encoding: str = "utf-8-sig") -> None:
+    """Refuse a CSV whose header names a column twice (pandas would silently rename the second 'a' to 'a.1')."""
+    from collections import Counter
+
+    with _open_stream(location, location.fs_path) as fh:
+        header = pd.read_csv(fh, compression=compression, header=None, nrows=1, dtype=str, sep=sep, encoding=encoding)
+        header = header.iloc[0].tolist()
+    repeated = [(name, n) for name, n in Counter(header).items() if n > 1]
+    if repeated:
+        name, n = repeated[0]
+        places = [i + 1 for i, h in enumerate(header) if h == name]
+        more = f" (and {len(repeated) - 1} more repeated name(s))" if len(repeated) > 1 else ""
+        raise LrsweepError(
+            f"the header of {location.text!r} names column {name!r} {n} times (columns {places}){more}",
+            "give every column its own name in the file",
+        )
 
 
 def sha256(location: Location) -> str:

@@ -1,0 +1,78 @@
+"""A local MLflow store that cannot be opened is one line before any work (issue 12: it took ~105 s of MLflow's
+retry warnings). lrsweep.tracking.check_sqlite_store; the CLI end to end is in tests/test_cli.py's bad inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from lrsweep.errors import LrsweepError
+from lrsweep.stores import check_sqlite_store
+
+
+def test_a_new_store_in_a_folder_that_can_be_made_passes_and_creates_nothing_but_the_folder(tmp_path):
+    check_sqlite_store(f"sqlite:///{tmp_path / 'a' / 'b' / 'mlflow.db'}")
+    assert (tmp_path / "a" / "b").is_dir() and not (tmp_path / "a" / "b" / "mlflow.db").exists()
+    check_sqlite_store("postgresql://u:pw@h/db")  # not a local file: the server is asked later
+    check_sqlite_store("sqlite:///:memory:")
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda p: p.mkdir(), "is a folder, not a database file"),
+        (lambda p: p.write_text("not sqlite, " * 100), "file is not a database"),
+        (lambda p: (p.parent / "file").write_text("x"), "cannot create the folder of the MLflow store"),
+    ],
+    ids=["folder", "not-a-database", "parent-is-a-file"],
+)
+def test_a_store_that_cannot_be_opened_is_one_clear_error(tmp_path, make, said):
+    path = tmp_path / "mlflow.db"
+    make(path)
+    target = tmp_path / "file" / "mlflow.db" if said.startswith("cannot create") else path
+    with pytest.raises(LrsweepError, match=said) as caught:
+        check_sqlite_store(f"sqlite:///{target}")
+    assert "tracking.uri" in caught.value.line()
+
+
+def test_a_reading_command_on_a_file_that_is_not_a_database_says_so(tmp_path):
+    from lrsweep.recorded import open_store
+
+    (tmp_path / "mlflow.db").write_text("not sqlite, " * 100)
+    with pytest.raises(LrsweepError, match="file is not a database"):
+        open_store(f"sqlite:///{tmp_path / 'mlflow.db'}", hint="lrsweep compare")
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "fix"),
+    [
+        ("mysql://u:Hunter2xyzDb@127.0.0.1/optuna", "MySQLdb", "pip install the MySQLdb package"),
+        ("postgresql+pg8000://u:Hunter2xyzDb@127.0.0.1/x", "pg8000", "pip install the pg8000 package"),
+    ],
+)
+def test_a_database_url_without_its_driver_names_the_driver_not_the_server(url, module, fix):
+    from lrsweep.stores import check_database_driver
+
+    with pytest.raises(LrsweepError) as caught:
+        check_database_driver(url, "study.storage")
+    line = caught.value.line()
+    assert f"needs the Python driver {module!r}, which is not installed; {fix}" in line
+    assert "Hunter2xyzDb" not in line and "server" not in line
+
+
+def test_the_postgres_driver_is_offered_as_lrsweeps_extra(monkeypatch):
+    import builtins
+
+    from lrsweep.stores import check_database_driver
+
+    real = builtins.__import__
+
+    def no_psycopg(name, *args, **kw):
+        if name.split(".")[0] == "psycopg":
+            raise ModuleNotFoundError("No module named 'psycopg'", name="psycopg")
+        return real(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_psycopg)
+    with pytest.raises(LrsweepError, match=r"needs the Python driver 'psycopg'.*pip install 'lrsweep\[postgres\]'"):
+        check_database_driver("postgresql://u:pw@127.0.0.1:5432/optuna", "tracking.uri")
+    check_database_driver("sqlite:///mlflow.db", "tracking.uri")  # no driver to check
+    check_database_driver("http://127.0.0.1:5000", "tracking.uri")

@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
+from tests.browser import launched
 from tests.e2e_helpers import mlflow_runs, run_cli, study_trials
 from tests.mlflow_server import mlflow_server
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path("/tmp/ui-shots")  # a copy of every screenshot, for a person to look at
 UI_TIMEOUT_MS = 60_000  # a hang guard: every wait below ends as soon as its element is there
 FAST = ["search.solvers=[lbfgs,liblinear,newton-cholesky]", "search.penalties=[l2,l1]"]
@@ -86,13 +86,8 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swept]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' (make test does)")
-    if not CHROMIUM.exists():
-        pytest.skip(f"no {CHROMIUM}: apt-get install -y chromium (make test does)")
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+    with launched() as chromium:
         yield chromium
-        chromium.close()
 
 
 def _page(browser: Any) -> Any:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lrsweep.config import METRIC_DIRECTIONS
-from lrsweep.errors import LrsweepError
+from lrsweep.errors import LrsweepError, OneLineParser
 from lrsweep.planning.budget import SPEND_METRIC
 from lrsweep.tracking import KIND_TAG, STUDY_TAG, _calls
 
@@ -403,13 +403,8 @@ def read_store(uri: str | None = None, experiments: Sequence[str] = ()) -> Store
 
 
 # -- the command ----------------------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse's usage + message: one line instead, like every lrsweep error
-        raise LrsweepError(message, "see `lrsweep compare --help`")
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="lrsweep compare",
         description="The sweeps of an MLflow store side by side: one row per sweep (parent run).",
         epilog=(

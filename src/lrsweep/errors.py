@@ -1,8 +1,12 @@
-"""The one exception type users see: a problem and its fix, printed as one line by the CLI."""
+"""The one exception type users see: a problem and its fix, printed as one line by the CLI; and the argparse
+parser of the commands that only read MLflow, whose usage errors are such an exception too."""
 
 from __future__ import annotations
 
-__all__ = ["LrsweepError", "NotReproduced"]
+import argparse
+from typing import NoReturn
+
+__all__ = ["LrsweepError", "NotReproduced", "OneLineParser"]
 
 
 class LrsweepError(Exception):
@@ -23,3 +27,10 @@ class NotReproduced(LrsweepError):
     """``lrsweep reproduce`` ran, and its metrics differ from the recorded ones: exit status 1, not 2."""
 
     exit_code = 1
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's usage and message become one LrsweepError line pointing at ``PROG --help``."""
+
+    def error(self, message: str) -> NoReturn:
+        raise LrsweepError(message, f"see `{self.prog} --help`")

@@ -20,9 +20,8 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from lrsweep.errors import LrsweepError, NotReproduced
+from lrsweep.errors import LrsweepError, NotReproduced, OneLineParser
 from lrsweep.recorded import Recorded
 
 __all__ = ["TOLERANCE", "Row", "Outcome", "compare_metrics", "version_changes", "format_report", "reproduce", "main"]
@@ -174,13 +173,8 @@ def reproduce(rec: Recorded, overrides: Sequence[str] = (), tolerance: float | N
 
 
 # -- the command ----------------------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        raise LrsweepError(message, "see `lrsweep reproduce --help`")
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="lrsweep reproduce",
         description=(
             "Re-run a logged sweep (its parent run: best trial refitted and tested) or trial (its child run) from "

@@ -16,7 +16,7 @@ import pytest
 from lrsweep.errors import LrsweepError
 from lrsweep.export.bundle import question_of
 from tests.e2e_helpers import mlflow_runs, run_cli
-from tests.export.test_page import CHROMIUM, assert_renders, browser  # noqa: F401 -- the fixture
+from tests.export.test_page import assert_renders, browser  # noqa: F401 -- the fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "Hunter2xyzExport"  # planted in the preset and on the command line; must appear in no byte written

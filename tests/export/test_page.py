@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -27,8 +28,8 @@ from lrsweep.errors import LrsweepError
 from lrsweep.export.page import COEFFICIENT_ROWS, PageInputs, find_chromium, render, write_pdf
 from lrsweep.metrics import area_metrics, curve_from_scores, log_loss, metrics_at
 from lrsweep.records import SweepResult
+from tests.browser import CHROMIUM, launched
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path("/tmp/ui-shots")  # a copy of the screenshot, for a person to look at
 IMAGES = (
     "roc_curve",
@@ -474,14 +475,9 @@ def test_write_pdf_prints_to_a_temporary_name_and_renames(tmp_path: Path) -> Non
 
 
 @pytest.fixture
-def browser() -> Any:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' (make test does)")
-    if not CHROMIUM.exists():
-        pytest.skip(f"no {CHROMIUM}: apt-get install -y chromium (make test does)")
-    with sync_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+def browser() -> Iterator[Any]:
+    with launched() as chromium:
         yield chromium
-        chromium.close()
 
 
 def _distinct_colours(png: bytes) -> int:

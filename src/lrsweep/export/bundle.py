@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lrsweep.errors import LrsweepError
+from lrsweep.errors import LrsweepError, OneLineParser
 from lrsweep.recorded import Recorded
 
 __all__ = ["export", "main", "question_of", "TEST_ROWS_MAX"]
@@ -299,13 +299,8 @@ Exported from MLflow run `{rec.parent.info.run_id}` (experiment `{rec.experiment
 
 
 # -- the command ----------------------------------------------------------------------------------------------
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:
-        raise LrsweepError(message, "see `lrsweep export --help`")
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="lrsweep export",
         description="Write a self-contained bundle of a logged sweep: model, config, command, metrics, report.",
     )

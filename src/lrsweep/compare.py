@@ -26,11 +26,11 @@ from typing import Any
 from lrsweep.config import METRIC_DIRECTIONS
 from lrsweep.errors import LrsweepError, OneLineParser
 from lrsweep.planning.budget import SPEND_METRIC
+from lrsweep.recorded import PARENT_TAG
 from lrsweep.tracking import KIND_TAG, STUDY_TAG, _calls
 
 __all__ = ["Store", "columns", "rows", "sort_rows", "as_table", "as_csv", "as_markdown", "read_store", "main"]
 
-PARENT_TAG = "mlflow.parentRunId"
 STATE_TAG = "lrsweep.state"  # a child's Optuna state: COMPLETE / PRUNED / FAIL
 # a child without the state tag: its run status says the same (tracking.RUN_STATUS, inverted)
 _STATE_OF_STATUS = {"FINISHED": "COMPLETE", "KILLED": "PRUNED", "FAILED": "FAIL"}

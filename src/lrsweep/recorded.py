@@ -15,7 +15,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lrsweep.config import METRIC_DIRECTIONS
@@ -42,7 +42,6 @@ class Recorded:
     config: dict[str, Any]  # config.yaml, as logged (credentials redacted)
     data: dict[str, Any]  # data.json: fingerprint, rows per part, features, dropped
     environment: dict[str, str]  # environment.json: versions
-    artifacts: list[str] = field(default_factory=list)  # the parent's top-level artifact paths
     client: Any = None  # the MlflowClient it was read with
     tracking_uri: str = ""  # the store as given (credentials included: never print it; ``uri`` is for that)
 
@@ -160,7 +159,6 @@ def load(run_id: str, uri: str | None = None, *, hint: str = "lrsweep reproduce"
         experiment = client.get_experiment(parent.info.experiment_id).name
         pid = parent.info.run_id
         texts = {name: _text(client, pid, name) for name in ("config.yaml", "data.json", "environment.json")}
-        artifacts = [a.path for a in client.list_artifacts(pid)]
     except LrsweepError:
         raise
     except Exception as exc:
@@ -179,7 +177,6 @@ def load(run_id: str, uri: str | None = None, *, hint: str = "lrsweep reproduce"
         config=yaml.safe_load(texts["config.yaml"]) or {},
         data=json.loads(texts["data.json"] or "{}"),
         environment=json.loads(texts["environment.json"] or "{}"),
-        artifacts=artifacts,
         client=client,
         tracking_uri=_effective(uri),
     )

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help install install-spark chromium sweep test test-fast lint bench ui clean
+.PHONY: help install install-spark chromium postgresql sweep test test-fast lint bench ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -17,7 +17,7 @@ $(BIN)/lrsweep: pyproject.toml
 	@touch $@
 
 $(VENV)/.spark-installed: $(BIN)/lrsweep
-	$(BIN)/pip install -q -e ".[dev,s3,aws,spark]"
+	$(BIN)/pip install -q -e ".[dev,s3,aws,spark,postgres]"
 	@touch $@
 
 install: $(BIN)/lrsweep  ## create .venv and install lrsweep (+ dev tools); no Spark needed for the sklearn sweep
@@ -35,10 +35,20 @@ $(CHROMIUM):
 
 chromium: $(CHROMIUM)  ## install Debian's chromium (the MLflow UI test's browser) if it is missing
 
+# Debian's PostgreSQL server, started by tests/postgres_server.py for the shared-study tests (study.storage=postgresql://)
+postgresql:  ## install Debian's PostgreSQL server (the tests start their own on 127.0.0.1) if it is missing
+	@if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null; then \
+		echo "installing Debian's postgresql for the shared-study tests"; \
+		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; \
+	else \
+		echo "no apt-get: install PostgreSQL yourself, or the PostgreSQL tests fail"; exit 1; \
+	fi
+
 sweep: install  ## run the default sweep (sklearn, bundled telco churn, 50 trials) in this directory
 	$(BIN)/lrsweep
 
-test: install-spark chromium  ## run the whole test suite (unit, end-to-end, Spark, the MLflow UI in Chromium)
+test: install-spark chromium postgresql  ## the whole test suite (unit, end-to-end, Spark, PostgreSQL, the MLflow UI in Chromium)
 	$(BIN)/python -m pytest -q -n 2 --dist loadscope --durations=60
 
 test-fast: install  ## the fast unit tests only

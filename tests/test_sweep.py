@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -244,20 +243,6 @@ def test_searched_threshold_is_a_parameter(cfg: Config, tmp_path: Path):
     assert all(0.05 <= t.params["threshold"] <= 0.95 for t in trials)
     best = max(trials, key=lambda t: t.value)
     assert result.threshold == pytest.approx(best.params["threshold"])
-
-
-def test_second_process_on_the_same_study_is_refused(cfg: Config, tmp_path: Path):
-    import fcntl
-
-    from lrsweep.config import study_name
-
-    folder = tmp_path / "lrsweep_studies"
-    folder.mkdir()
-    with open(folder / f"{study_name(cfg)}.lock", "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        with pytest.raises(LrsweepError, match="being run by another lrsweep process"):
-            run_sweep(cfg)
-    assert os.path.exists(folder)
 
 
 def test_model_requirements_are_the_backends_own_pinned(cfg: Config):

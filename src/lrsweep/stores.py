@@ -1,6 +1,7 @@
 """The places a sweep writes, checked before any work: each problem is one line naming the key to change.
 
-``writable_folder`` (the study folder), ``check_sqlite_store`` (a local MLflow store: MLflow itself retries an
+``writable_folder`` (the study folder), ``creating`` (one worker at a time builds a new SQLite store),
+``check_sqlite_store`` (a local MLflow store: MLflow itself retries an
 unopenable one for ~100 s) and ``check_database_driver`` (a database URL whose Python driver is missing: MLflow
 and Optuna report it as a failed connection or a raw ImportError).
 """
@@ -8,14 +9,16 @@ and Optuna report it as a failed connection or a raw ImportError).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from lrsweep.errors import LrsweepError
 from lrsweep.redact import redact_uri
 
-__all__ = ["writable_folder", "check_sqlite_store", "check_database_driver", "DRIVER_EXTRAS"]
+__all__ = ["writable_folder", "sqlite_file", "creating", "check_sqlite_store", "check_database_driver", "DRIVER_EXTRAS"]
 
 # driver module -> the pip extra of lrsweep that installs it
 DRIVER_EXTRAS = {"psycopg": "postgres"}
@@ -40,15 +43,36 @@ def writable_folder(path: Path, key: str) -> None:
         ) from exc
 
 
+def sqlite_file(uri: str | None) -> Path | None:
+    """The file of a local SQLite store URI (``sqlite:///PATH``), or None (another store, or in memory)."""
+    if not uri or not uri.startswith("sqlite:///") or uri.split("?")[0].endswith(":memory:"):
+        return None
+    return Path(uri[len("sqlite:///") :].split("?")[0])
+
+
+@contextlib.contextmanager
+def creating(uri: str | None) -> Iterator[None]:
+    """Held while a local SQLite store may be created: MLflow builds its tables in steps (Alembic migrations), and
+    two workers starting on a new store at once would both build them ('table ... already exists')."""
+    path = sqlite_file(uri)
+    if path is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lrsweep-lock"), "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
 def check_sqlite_store(uri: str, *, create: bool = True) -> None:
     """A local SQLite store that cannot be opened is one line now, not after MLflow's ~100 s of retries.
 
     ``create``: the file may be missing (a sweep creates it; a reading command has checked it exists)."""
     import sqlite3
 
-    if not uri.startswith("sqlite:///") or uri.split("?")[0].endswith(":memory:"):
+    path = sqlite_file(uri)
+    if path is None:
         return
-    path = Path(uri[len("sqlite:///") :].split("?")[0])
     shown = redact_uri(uri)
     fix = "set tracking.uri to a SQLite file you can write (e.g. sqlite:///mlflow.db), or run with tracking=off"
     if path.is_dir():

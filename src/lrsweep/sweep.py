@@ -5,11 +5,13 @@ One sweep, as the phases of :class:`Sweep` read top to bottom:
 1. ``check``: validate the config against the backend's capabilities; start the tracker (the MLflow writer
    imports mlflow while the data is read);
 2. ``prepare``: open the data, the backend takes its parts and fits preprocessing (once per sweep);
-3. ``open_study``: the Optuna study (a journal file per study by default), locked against a second process;
-   trials a killed sweep left RUNNING become FAIL, marked interrupted (not counted, run again);
+3. ``open_study``: the Optuna study (a journal file per study by default); this process joins it as a worker
+   (``lrsweep.workers``: several processes may work one study), and trials a dead worker left RUNNING become
+   FAIL, marked interrupted (not counted, run again);
 4. ``open_parent_run``: the tracker's parent run, with config, data fingerprint and environment (MLflow is
    backfilled with finished trials it never received);
-5. ``run_trials``: ask/tell until the study holds ``search.n_trials`` finished trials;
+5. ``run_trials``: ask/tell until the study holds ``search.n_trials`` finished trials (whichever workers ran
+   them); the worker that ran the study's last trial goes on, the others leave;
 6. ``refit_and_test``: the best configuration refitted on train+validation and scored on test once, at the
    threshold chosen on validation;
 7. ``finish``: the result, its artifacts and the model on the parent run.
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import logging
 import math
@@ -54,6 +55,7 @@ from lrsweep.space import ModelParams, SolverPool, grid, suggest
 from lrsweep.stores import check_database_driver, writable_folder
 from lrsweep.thresholds import choose_threshold
 from lrsweep.tracking import Final, ModelToLog, NullTracker, ParentSpec, Tracker, open_tracker
+from lrsweep.workers import WORKER_ATTR, Worker, WorkerRecord
 
 __all__ = ["Sweep", "Scored", "run_sweep", "evaluate_params", "flatten"]
 
@@ -62,6 +64,9 @@ INTERRUPTED = "lrsweep_interrupted"
 RECORD = "lrsweep_record"
 PROGRESS_SECONDS = 10.0  # a progress line this often when stderr is not a terminal
 FINAL = "lrsweep_final"  # study user attribute: the last finished call's result (see Sweep._remember)
+SURPLUS = "lrsweep_surplus"  # a trial asked for when other workers had taken the last ones: never run
+WAIT_SECONDS = 0.5  # how often a worker whose study's last trials run elsewhere looks again
+JOINED_SEED_STEP = 7919  # a worker that joins k others seeds its sampler k steps further (its own proposals)
 
 
 def run_sweep(
@@ -166,32 +171,19 @@ def _bayes_metrics(reference: Evaluation | None) -> dict[str, float] | None:
 
 # -- study plumbing ----------------------------------------------------------------------------------
 def _storage(cfg: Config, name: str) -> tuple[Any, str, Path]:
+    """The study's storage, how it is shown, and the folder of its workers' lease files."""
     from optuna.storages import JournalStorage, get_storage
     from optuna.storages.journal import JournalFileBackend
 
     folder = Path(cfg.study.dir)
     folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / f"{name}.lock"
+    leases = folder / f"{name}.workers"
     url = cfg.study.storage
     if url and "://" in url:
-        return get_storage(url), redact_uri(url), lock
+        return get_storage(url), redact_uri(url), leases
     path = Path(url) if url else folder / f"{name}.journal"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path))), str(path), lock
-
-
-@contextlib.contextmanager
-def _exclusive(lock_path: Path, name: str) -> Iterator[None]:
-    """One live process per study; the OS drops the lock when the holder dies, even by kill -9."""
-    with open(lock_path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise LrsweepError(
-                f"study {name!r} is being run by another lrsweep process",
-                "wait for it to finish, or start a separate study with study.name=OTHER",
-            ) from exc
-        yield
+    return JournalStorage(JournalFileBackend(str(path))), str(path), leases
 
 
 def _sampler(cfg: Config, held: int = 0) -> Any:
@@ -207,23 +199,28 @@ def _sampler(cfg: Config, held: int = 0) -> Any:
     return optuna.samplers.RandomSampler(seed=seed)  # random; grid enqueues its points first
 
 
-def _recover(study: Any) -> int:
-    """Trials left RUNNING by a killed sweep become FAIL, marked interrupted (so they are run again)."""
+def _interrupt(study: Any, trials: list[Any]) -> int:
+    """Trials whose worker is gone (a killed sweep) become FAIL, marked interrupted (so they are run again)."""
     from optuna.trial import TrialState
 
     storage = study._storage
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    for t in stale:
-        storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
-        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-    return len(stale)
+    for t in trials:
+        with contextlib.suppress(RuntimeError, ValueError):  # another worker marked it first
+            storage.set_trial_user_attr(t._trial_id, INTERRUPTED, True)
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    return len(trials)
+
+
+def _counted(trial: Any) -> bool:
+    """A finished trial that counts towards search.n_trials (an interrupted or surplus one does not)."""
+    return trial.state.name in ("COMPLETE", "PRUNED", "FAIL") and not trial.user_attrs.get(INTERRUPTED)
 
 
 def _finished(study: Any) -> list[Any]:
     from optuna.trial import TrialState
 
     done = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return [t for t in study.get_trials(deepcopy=False, states=done) if not t.user_attrs.get(INTERRUPTED)]
+    return [t for t in study.get_trials(deepcopy=False, states=done) if _counted(t)]
 
 
 def _record_of(trial: Any) -> TrialRecord | None:
@@ -371,12 +368,12 @@ class _TrialRunner:
             if rec and rec.state == "COMPLETE" and rec.model_params:
                 self.seen.setdefault(_key(rec.model_params), rec)
 
-    def run_one(self) -> TrialRecord:
+    def run_one(self, trial: Any) -> TrialRecord:
+        """Run the asked ``trial`` (see Sweep.run_trials's claim) and tell the study how it ended."""
         import optuna
         from optuna.trial import TrialState
 
         cfg = self.cfg
-        trial = self.study.ask()
         start = time.time()
         params: ModelParams | None = None
         metrics: dict[str, float] = {}
@@ -418,6 +415,8 @@ class _TrialRunner:
         finally:
             self.warnings.end_trial()
         tags |= _warning_tags(bucket)
+        if WORKER_ATTR in trial.user_attrs:  # which process ran it (several may work one study)
+            tags["lrsweep.worker"] = str(trial.user_attrs[WORKER_ATTR])
         record = self._record(trial.number, params, state, metrics, steps, tags, start, time.time())
         if state == "COMPLETE" and params is not None and "lrsweep.repeat_of" not in tags:
             with self.lock:
@@ -502,6 +501,7 @@ class Sweep:
         self.runner: _TrialRunner | None = None
         self.guard = BudgetGuard(cfg)
         self.recovered = 0
+        self.worker: Worker | None = None
         self.warnings = _Warnings()
         self.sign = 1.0 if METRIC_DIRECTIONS[cfg.objective.metric] == "maximize" else -1.0
         self.call_time = time.time()
@@ -519,19 +519,32 @@ class Sweep:
             with self.warnings.installed():
                 return self._run()
         except KeyboardInterrupt:
-            self.tracker.fail("KILLED", "interrupted")
+            self.tracker.fail("KILLED", "interrupted", alone=self._alone())
             raise
         except BaseException as exc:
-            self.tracker.fail("FAILED", exc.line() if isinstance(exc, LrsweepError) else f"{type(exc).__name__}: {exc}")
+            reason = exc.line() if isinstance(exc, LrsweepError) else f"{type(exc).__name__}: {exc}"
+            self.tracker.fail("FAILED", reason, alone=self._alone())
             raise
         finally:
             self.backend.close()
+            if self.worker is not None:
+                self.worker.close()
+
+    def _alone(self) -> bool:
+        """Whether no other worker goes on with this study (then a failure ends its parent run)."""
+        with contextlib.suppress(Exception):
+            return self.worker is None or not self.worker.others()
+        return True
 
     def _run(self) -> SweepResult:
         data = self.prepare()
         with self.open_study() as study:
             self.open_parent_run(study, data)
+            complete_before = len(_finished(study)) >= self.cfg.search.n_trials
             n_new, seconds = self.run_trials(study)
+            finisher = None if complete_before else self._finisher(study)
+            if finisher is not None:
+                return self.leave(study, finisher, n_new, seconds)
             best = self.best_trial(study)
             refit = self.refit_and_test(best)
             result = self.summarise(study, data, best, refit, n_new, seconds)
@@ -601,45 +614,47 @@ class Sweep:
     @contextlib.contextmanager
     def open_study(self) -> Iterator[Any]:
         import optuna
+        from optuna.trial import TrialState
 
         cfg = self.cfg
-        storage, self.storage_desc, lock = _storage(cfg, self.name)
-        self.lock_path = lock
-        with _exclusive(lock, self.name):
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
-            try:
-                study = optuna.create_study(
-                    study_name=self.name,
-                    storage=storage,
-                    sampler=_sampler(cfg),
-                    pruner=(
-                        optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
-                        if cfg.cv.folds > 1 and cfg.cv.prune
-                        else optuna.pruners.NopPruner()
-                    ),
-                    direction=METRIC_DIRECTIONS[cfg.objective.metric],
-                    load_if_exists=True,
-                )
-            except ValueError as exc:
-                raise LrsweepError(f"cannot open study {self.name!r}: {exc}", "use another study.name") from exc
-            identity = json.loads(json.dumps(search_identity(cfg), default=str))
-            stored = study.user_attrs.get("lrsweep_identity")
-            if stored is None:
-                study.set_user_attr("lrsweep_identity", identity)
-            elif stored != identity:  # only possible with a study.name given: derived names hash the identity
-                old, new = flatten(stored), flatten(identity)
-                changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-                raise LrsweepError(
-                    f"study {self.name!r} holds trials of another search (it differs in {', '.join(changed[:4])})",
-                    "give this search its own study.name, or run with study.resume=false for a fresh study",
-                )
-            self.recovered = _recover(study)
-            held = len(study.get_trials(deepcopy=False))
-            if held:
-                study.sampler = _sampler(cfg, held)
-            if cfg.search.sampler == "grid":
-                self._enqueue_grid(study)
-            yield study
+        storage, self.storage_desc, leases = _storage(cfg, self.name)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        try:
+            study = optuna.create_study(
+                study_name=self.name,
+                storage=storage,
+                sampler=_sampler(cfg),
+                pruner=(
+                    optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+                    if cfg.cv.folds > 1 and cfg.cv.prune
+                    else optuna.pruners.NopPruner()
+                ),
+                direction=METRIC_DIRECTIONS[cfg.objective.metric],
+                load_if_exists=True,
+            )
+        except ValueError as exc:
+            raise LrsweepError(f"cannot open study {self.name!r}: {exc}", "use another study.name") from exc
+        identity = json.loads(json.dumps(search_identity(cfg), default=str))
+        stored = study.user_attrs.get("lrsweep_identity")
+        if stored is None:
+            study.set_user_attr("lrsweep_identity", identity)
+        elif stored != identity:  # only possible with a study.name given: derived names hash the identity
+            old, new = flatten(stored), flatten(identity)
+            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            raise LrsweepError(
+                f"study {self.name!r} holds trials of another search (it differs in {', '.join(changed[:4])})",
+                "give this search its own study.name, or run with study.resume=false for a fresh study",
+            )
+        self.worker = worker = Worker(study, leases)  # left in Sweep.run, after the tracker is done
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        self.recovered = _interrupt(study, worker.dead_trials(running))
+        held = len(study.get_trials(deepcopy=False))
+        others = len(worker.others())
+        if held or others:  # a joining worker draws its own configurations, not the others' again
+            study.sampler = _sampler(cfg, held + JOINED_SEED_STEP * others)
+        if cfg.search.sampler == "grid" and worker.is_leader():
+            self._enqueue_grid(study)
+        yield study
 
     def _enqueue_grid(self, study: Any) -> None:
         """Queue the grid points the study does not hold yet (finished, running or waiting)."""
@@ -701,7 +716,14 @@ class Sweep:
         params = runinfo.logged_config(config_dict, backend=self.backend.name, cluster=cfg.cluster.name)
         params |= {f"data.{k}": v for k, v in data.fingerprint.items() if not isinstance(v, dict | list)}
         params |= {"study.name": self.name, "study.storage": self.storage_desc}
-        backfill = [r for r in (_record_of(t) for t in _finished(study)) if r is not None]
+        worker = self.worker
+        assert worker is not None
+        others = {w.id for w in worker.others()}
+        # a live worker's finished trials are its own writer's to log (it may be logging them now)
+        backfill = [
+            r for r in (_record_of(t) for t in _finished(study) if t.user_attrs.get(WORKER_ATTR) not in others)
+            if r is not None
+        ]  # fmt: skip
         self.tracker.open(
             ParentSpec(
                 study=self.name,
@@ -710,10 +732,13 @@ class Sweep:
                 tags=tags,
                 texts=texts,
                 backfill=backfill,
-                writer_lock=str(self.lock_path.with_suffix(".writer.lock")),
+                lease=worker.lease,
+                live_workers=sorted(others),
+                may_create=worker.is_leader(),
                 start_ms=int(self.call_time * 1000),
                 invocation={
                     "started": self.call_started,
+                    "worker": worker.id,
                     "n_trials": cfg.search.n_trials,
                     "n_jobs": cfg.search.n_jobs,
                     "finished_before": len(backfill),
@@ -729,6 +754,7 @@ class Sweep:
     # 5. the trials
     def run_trials(self, study: Any) -> tuple[int, list[float]]:
         """Run trials until the study holds search.n_trials finished ones (search.n_jobs threads)."""
+        from optuna.trial import TrialState
         from tqdm import tqdm
 
         cfg = self.cfg
@@ -740,9 +766,9 @@ class Sweep:
             import_plotting()
         self.runner = runner = _TrialRunner(cfg, self.backend, self.pool, study, self.tracker, self.warnings)
         seconds: list[float] = []
-        left = [max(target - done, 0)]
-        if self.recovered and left[0]:
-            log.warning("%d trial(s) interrupted by an earlier stop will be run again", min(self.recovered, left[0]))
+        if self.recovered and done < target:
+            again = min(self.recovered, target - done)
+            log.warning("%d trial(s) interrupted by an earlier stop will be run again", again)
         errors: list[BaseException] = []
         bar = tqdm(
             total=target,
@@ -756,42 +782,62 @@ class Sweep:
         )
 
         guard = self.guard
+        worker = self.worker
+        assert worker is not None
         # not a terminal (a log file, CI, a pipe): no bar, but a line every PROGRESS_SECONDS
         lines = self.show_progress and not sys.stderr.isatty()
         last_line = [time.monotonic()]
+        counted = [done]  # the study's finished trials, whichever worker ran them
+        waiting = [False]
 
-        def claim() -> bool:
-            with runner.lock:
-                if left[0] <= 0 or errors or not guard.allows():
-                    return False
-                left[0] -= 1
-                return True
+        def claim() -> Any:
+            """The next trial for this thread, asked from the study, or None: the study holds (or is about to
+            hold, by this process's other threads) search.n_trials finished trials. Trials running in other
+            workers are waited for: if one of them dies, its trial is run again here."""
+            while True:
+                with runner.lock:
+                    if errors or not guard.allows():
+                        return None
+                    trial = self._ask(study, worker, target, counted)
+                    if trial is not None:
+                        return trial
+                    if counted[0] >= target:
+                        return None
+                    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                    if all(t.user_attrs.get(WORKER_ATTR) == worker.id for t in running):
+                        return None  # the last trials are this process's own
+                    if not waiting[0]:
+                        waiting[0] = True
+                        log.info("waiting for the trials other workers are running (%d left)", len(running))
+                time.sleep(WAIT_SECONDS)
 
         def work() -> None:
-            while claim():
+            while (trial := claim()) is not None:
                 t0, g0 = time.perf_counter(), guard.trial_started()
                 try:
-                    record = runner.run_one()
+                    record = runner.run_one(trial)
                 except BaseException as exc:
                     errors.append(exc)
                     return
                 with runner.lock:
                     seconds.append(time.perf_counter() - t0)
+                    counted[0] += 1
                     guard.trial_finished(g0)
                     spent = guard.spend()
                     if spent is not None:
                         self.tracker.parent_metrics({SPEND_METRIC: spent}, step=len(seconds))
-                    bar.update(1)
+                    bar.n = min(counted[0], target)
+                    bar.update(0)
                     best = ""
                     with contextlib.suppress(ValueError):
                         best = f"best {cfg.objective.metric}={study.best_value:.4f}"
                         bar.set_postfix_str(best, refresh=False)
                     now = time.monotonic()
-                    if lines and (now - last_line[0] >= PROGRESS_SECONDS or left[0] == 0):
+                    if lines and (now - last_line[0] >= PROGRESS_SECONDS or counted[0] >= target):
                         last_line[0] = now
                         log.info(
                             "trials %d/%d, %s, %.1f s per trial",
-                            done + len(seconds), target, best or "none completed", sum(seconds) / len(seconds),
+                            min(counted[0], target), target, best or "none completed", sum(seconds) / len(seconds),
                         )  # fmt: skip
                     if record.state == "FAIL":
                         log.warning("trial %d failed: %s", record.number, record.tags.get("lrsweep.failure"))
@@ -813,6 +859,85 @@ class Sweep:
             log.warning("stopped starting trials: %s", guard.stopped)
         self._phase("trials")
         return len(seconds), seconds
+
+    def _ask(self, study: Any, worker: Worker, target: int, counted: list[int]) -> Any:
+        """Ask the study for a trial if it still needs one, or return None (``counted[0]``: its finished trials).
+
+        Dead workers' RUNNING trials are interrupted first (run again). Another worker may ask at the same
+        moment for the study's last trial: the trial numbers decide, and one asked beyond search.n_trials
+        (counting the finished and running trials numbered before it) is told FAIL, marked surplus, never run.
+        """
+        from optuna.trial import TrialState
+
+        trials = study.get_trials(deepcopy=False)
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        dead = worker.dead_trials(running)
+        if dead:
+            log.warning("%d trial(s) of a worker that stopped will be run again", _interrupt(study, dead))
+            if self.cfg.search.sampler == "grid" and worker.is_leader():
+                self._enqueue_grid(study)
+            trials = study.get_trials(deepcopy=False)
+            running = [t for t in trials if t.state == TrialState.RUNNING]
+        counted[0] = sum(map(_counted, trials))
+        if counted[0] + len(running) >= target:
+            return None
+        trial = study.ask()
+        trial.set_user_attr(WORKER_ATTR, worker.id)
+        ahead = [
+            t for t in study.get_trials(deepcopy=False)
+            if t.number < trial.number and (_counted(t) or t.state == TrialState.RUNNING)
+        ]  # fmt: skip
+        if len(ahead) < target:
+            return trial
+        trial.set_user_attr(SURPLUS, True)
+        trial.set_user_attr(INTERRUPTED, True)
+        study.tell(trial, state=TrialState.FAIL)
+        return None
+
+    def _finisher(self, study: Any) -> WorkerRecord | None:
+        """The worker that refits, tests and logs the study's result: the one that ran its last finished trial.
+        None when it is this one (or when that worker stopped before it did: then this one does it)."""
+        finished = _finished(study)
+        worker = self.worker
+        if not finished or worker is None:
+            return None
+        owner = max(finished, key=lambda t: t.number).user_attrs.get(WORKER_ATTR)
+        if owner in (None, worker.id):
+            return None
+        record = next((w for w in worker.live() if w.id == owner), None)
+        final = study.user_attrs.get(FINAL) or {}
+        if record is None and final.get("finished") != len(finished):
+            log.warning("the worker that ran the study's last trial stopped: this one reports the result")
+            return None
+        return record or next((w for w in worker.workers() if w.id == owner), None)
+
+    def leave(self, study: Any, finisher: WorkerRecord, n_new: int, seconds: list[float]) -> SweepResult:
+        """This worker's part is done; ``finisher`` reports the study's result."""
+        cfg = self.cfg
+        finished = _finished(study)
+        self.tracker.leave({"new_trials": n_new, "finished_trials": len(finished), "result_by": finisher.where()})
+        line = (
+            f"this worker ran {n_new} of study {self.name}'s {len(finished)} finished trials; the worker that ran "
+            f"its last trial ({finisher.where()}) refits, tests and logs the result; run the same command again "
+            "afterwards to see it"
+        )
+        uri = _effective_uri(cfg.tracking.uri) if cfg.tracking.enabled else None
+        best = next((r for r in (_record_of(t) for t in finished if t.state.name == "COMPLETE") if r), None)
+        complete = [t for t in finished if t.state.name == "COMPLETE"]
+        top = _record_of(study.best_trial) if complete else None
+        best = top or best
+        return SweepResult(
+            study_name=self.name, storage=self.storage_desc, backend=self.backend.name, dataset=cfg.dataset.label,
+            experiment=cfg.experiment_name, objective=cfg.objective.metric, n_finished=len(finished), n_new=n_new,
+            states=dict(Counter(t.state.name for t in finished)), best_trial=best.number if best else -1,
+            best_params=best.params if best else {}, best_value=float(study.best_value) if complete else math.nan,
+            threshold_strategy=cfg.threshold.strategy,
+            threshold=float(best.metrics.get("threshold", math.nan)) if best else math.nan,
+            val_metrics={k[4:]: v for k, v in best.metrics.items() if k.startswith("val_")} if best else {},
+            test_metrics={}, data={}, tracking_uri=redact_uri(uri) if uri else None, ui_command=_ui_command(uri),
+            ui_url=_ui_url(uri), parent_run_id=self.tracker.parent_id, trial_seconds=seconds,
+            wall_seconds=time.perf_counter() - self.started, nothing_to_do=line,
+        )  # fmt: skip
 
     def best_trial(self, study: Any) -> TrialRecord:
         finished = _finished(study)
@@ -950,6 +1075,8 @@ class Sweep:
                 series=_best_so_far(study, self.sign),
                 note=note,
                 register=cfg.tracking.register,
+                backfill=self._stopped_workers_trials(study),
+                live_workers=sorted(w.id for w in self.worker.live()) if self.worker else [],
                 invocation={
                     "new_trials": result.n_new,
                     "finished_trials": result.n_finished,
@@ -966,6 +1093,20 @@ class Sweep:
         result.phases = self.phases
         log.debug("phases (s): %s", self.phases)
         return result
+
+    def _stopped_workers_trials(self, study: Any) -> list[TrialRecord]:
+        """Finished trials of the study's other workers that have stopped: their writers may have died before
+        logging them (the finisher's writer logs what MLflow lacks)."""
+        if self.worker is None:
+            return []
+        me, live = self.worker.id, {w.id for w in self.worker.live()}
+        owners = {t.number: t.user_attrs.get(WORKER_ATTR) for t in _finished(study)}
+        if all(o in (me, None) for o in owners.values()):
+            return []
+        return [
+            r for r in (_record_of(t) for t in _finished(study) if owners[t.number] not in live and owners[t.number])
+            if r is not None
+        ]  # fmt: skip
 
     def _remember(self, study: Any, result: SweepResult) -> None:
         """What a later call with nothing to do reports without reading the data (and, when tracked, where

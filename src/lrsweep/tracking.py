@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import logging
 import multiprocessing as mp
@@ -79,6 +78,8 @@ BEST_TAG = "lrsweep.best"  # "true" on the child run of the study's best trial
 SERIES_TAG = "lrsweep.series_until"  # the last trial number whose best-so-far point is on the parent
 MODEL_URI_TAG = "lrsweep.model_uri"
 MODEL_TRIAL_TAG = "lrsweep.model_trial"  # the trial whose refit the logged model is
+WORKER_TAG = "lrsweep.worker"  # on a trial's child run: the worker (lrsweep.workers) that ran it
+PARENT_WAIT_SECONDS = 120.0  # how long a joining worker waits for the leader to open the parent run
 # Optuna state -> MLflow run status of its child run
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 _MAX_PARAMS = 100  # MLflow's per-call limit for log_batch params
@@ -163,23 +164,27 @@ def _dataset_inputs(datasets: list[dict[str, str]]) -> list[Any]:
     ]  # fmt: skip
 
 
-def mark_stopped(client: Any, run: Any, status: str, reason: str) -> None:
-    """End a parent run as ``status`` (FAILED | KILLED) with the reason, on the run and on its last call."""
+def mark_stopped(client: Any, run: Any, status: str, reason: str, call: str = "", *, run_too: bool = True) -> None:
+    """End a parent run as ``status`` (FAILED | KILLED) with the reason, on the run and on its call ``call`` (its
+    last call if not given). ``run_too=False``: only the call (other workers still work on the study)."""
     from mlflow.entities import RunTag
 
     tags = run.data.tags
     calls = sorted(k for k in tags if k.startswith(INVOCATION_TAG))
-    batch = [RunTag(FAILURE_TAG, reason[:5000])]
-    if calls:
+    key = call or (calls[-1] if calls else "")
+    batch = [RunTag(FAILURE_TAG, reason[:5000])] if run_too else []
+    if key in tags:
         try:
-            record = json.loads(tags[calls[-1]])
+            record = json.loads(tags[key])
         except ValueError:
             record = {}
         if record.get("status", "RUNNING") == "RUNNING":
             record |= {"status": status, "reason": reason[:500]}
-            batch.append(RunTag(calls[-1], json.dumps(record, sort_keys=True)))
-    client.log_batch(run.info.run_id, tags=batch)
-    client.set_terminated(run.info.run_id, status)
+            batch.append(RunTag(key, json.dumps(record, sort_keys=True)))
+    if batch:
+        client.log_batch(run.info.run_id, tags=batch)
+    if run_too:
+        client.set_terminated(run.info.run_id, status)
 
 
 class TrialWriter:
@@ -197,6 +202,8 @@ class TrialWriter:
         self.trial_inputs: list[Any] = []
         self.model_uri: str | None = None
         self.new_model = False  # logged by this call (so registered), not found from an earlier one
+        self.lease: str | None = None  # this worker's lease file (lrsweep.workers), held while the writer works
+        self._lease_fh: Any = None
 
     @classmethod
     def attached(cls, uri: str | None, parent_id: str, invocation_key: str, study: str) -> TrialWriter:
@@ -214,11 +221,17 @@ class TrialWriter:
         its id and this call's invocation tag."""
         from mlflow.entities import Param, RunTag
 
-        self._hold_writer_lock(spec.writer_lock)
+        if spec.lease:  # a killed sweep's writer that still drains keeps its worker alive for the others
+            from lrsweep.workers import hold_lease
+
+            self.lease, self._lease_fh = spec.lease, hold_lease(spec.lease)
+        from lrsweep.stores import creating
+
         self.client = client = _client(self.uri)
         self.study = spec.study
-        self.experiment_id = _experiment(client, spec.experiment)
-        done = self._reconcile()
+        with creating(self.uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"):
+            self.experiment_id = _experiment(client, spec.experiment)  # (the first request builds a new store)
+        done = self._reconcile(set(spec.live_workers))
         tags = {**spec.tags, STUDY_TAG: self.study, KIND_TAG: "sweep"}
         if PLAN_RUN_TAG not in tags:  # a sweep run after `lrsweep plan` of the same study links to that plan
             plans = client.search_runs(
@@ -229,7 +242,7 @@ class TrialWriter:
             )
             if plans:
                 tags[PLAN_RUN_TAG] = plans[0].info.run_id
-        parent = self._parent()
+        parent = self._parent() or (None if spec.may_create else self._await_parent())
         invocation = dict(spec.invocation)
         if parent is None:
             run = client.create_run(self.experiment_id, run_name=spec.run_name, start_time=spec.start_ms or None)
@@ -276,37 +289,46 @@ class TrialWriter:
         )
         return runs[0] if runs else None
 
-    def _hold_writer_lock(self, path: str | None, timeout: float = 120.0) -> None:
-        """One writer per study at a time: a killed sweep's writer may still be draining its pipe, and
-        reconciling before it finishes would backfill a trial it is about to log (a duplicate child run)."""
-        if not path:
-            return
-        self._lock_fh = open(path, "a+")  # noqa: SIM115 -- held until this process ends
+    def _await_parent(self, timeout: float = PARENT_WAIT_SECONDS) -> Any:
+        """Wait for the study's leading worker to open the parent run; None (open it here) if it never does."""
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"another MLflow writer still holds {path}") from None
-                time.sleep(0.1)
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            parent = self._parent()
+            if parent is not None:
+                return parent
+        log.warning("no parent run for study %s after %.0f s: this worker opens it", self.study, timeout)
+        return None
 
-    def _reconcile(self) -> set[int]:
-        """Close what a killed sweep of this study left open; return the trial numbers already logged."""
+    def _reconcile(self, live: set[str]) -> set[int]:
+        """Close what a killed sweep of this study left open (not what live workers, ``live``, are writing);
+        return the trial numbers already logged."""
         client = self.client
         stale = _search_all(
             client, self.experiment_id, f"tags.`{STUDY_TAG}` = '{self.study}' and attributes.status = 'RUNNING'"
         )
         for r in stale:
             if r.data.tags.get(KIND_TAG) == "trial":
-                client.delete_run(r.info.run_id)  # half-written: rewritten from the journal below
-            else:  # a parent whose sweep died: its last call is recorded as killed
+                if r.data.tags.get(WORKER_TAG) not in live:
+                    client.delete_run(r.info.run_id)  # half-written: rewritten from the journal below
+            elif not live:  # a parent whose sweep died: its last call is recorded as killed
                 mark_stopped(client, r, "KILLED", "killed: the sweep process stopped before it finished")
+        return self._logged()
+
+    def _logged(self) -> set[int]:
         logged = _search_all(
-            client, self.experiment_id, f"tags.`{STUDY_TAG}` = '{self.study}' and tags.`{KIND_TAG}` = 'trial'"
+            self.client, self.experiment_id, f"tags.`{STUDY_TAG}` = '{self.study}' and tags.`{KIND_TAG}` = 'trial'"
         )
         return {int(r.data.tags[TRIAL_TAG]) for r in logged if r.info.status != "RUNNING"}
+
+    def _others_alive(self) -> bool:
+        """Whether another worker on this host holds a lease of this study (it goes on with the parent run)."""
+        from lrsweep.workers import lease_held
+
+        if not self.lease:
+            return False
+        mine = Path(self.lease)
+        return any(lease_held(str(p)) for p in mine.parent.glob("*.lock") if p != mine)
 
     def trial(self, record: TrialRecord, tags: Iterable[Any] = ()) -> None:
         from mlflow.entities import Metric, Param
@@ -367,6 +389,12 @@ class TrialWriter:
         from mlflow.entities import Metric, RunTag
 
         client, parent_id = self.client, self.parent_id
+        if final.backfill:  # trials of workers that stopped before their writer logged them
+            from mlflow.entities import RunTag as _Tag
+
+            logged = self._logged()
+            for record in (r for r in final.backfill if r.number not in logged):
+                self.trial(record, tags=[_Tag("lrsweep.backfilled", "true")])
         run = client.get_run(parent_id)
         before = run.data.tags
         ts = int(time.time() * 1000)
@@ -380,6 +408,11 @@ class TrialWriter:
         best_run = self._mark_best(run, final.best_trial)
         link = f"[trial {final.best_trial}](#/experiments/{self.experiment_id}/runs/{best_run})" if best_run else ""
         calls = _calls(before)
+        for key, call in calls.items():  # calls of workers that died with their writer: killed, not running
+            stopped = "worker" in call and call["worker"] not in final.live_workers
+            if key != self.invocation_key and call.get("status") == "RUNNING" and stopped:
+                call.update(status="KILLED", reason="the worker stopped before it finished")
+                tags[key] = json.dumps(call, sort_keys=True)
         calls[self.invocation_key] = {**calls.get(self.invocation_key, self.invocation), **final.invocation}
         note = final.note.replace("{best_run}", link or f"trial {final.best_trial}")
         tags["mlflow.note.content"] = note.replace("{calls}", str(len(calls)))
@@ -430,7 +463,22 @@ class TrialWriter:
     def close(self, status: str | None) -> None:
         if status and self.parent_id:
             reason = "killed: the sweep process stopped before it finished" if status == "KILLED" else status.lower()
-            mark_stopped(self.client, self.client.get_run(self.parent_id), status, reason)
+            run = self.client.get_run(self.parent_id)
+            mark_stopped(self.client, run, status, reason, self.invocation_key, run_too=not self._others_alive())
+
+    def leave(self, outcome: dict[str, Any]) -> None:
+        """This worker is done and another reports the study's result: its call is FINISHED, the run goes on."""
+        from mlflow.entities import RunTag
+
+        if not self.parent_id or not self.invocation_key:
+            return
+        run = self.client.get_run(self.parent_id)
+        calls = _calls(run.data.tags)
+        record = {**calls.get(self.invocation_key, self.invocation), **outcome, "status": "FINISHED"}
+        self.client.log_batch(self.parent_id, tags=[RunTag(self.invocation_key, json.dumps(record, sort_keys=True))])
+        # this writer may have opened the run (setting it RUNNING) after the finisher had ended it: end it again
+        if run.info.status == "RUNNING" and run.data.metrics.get("finished_trials") == outcome.get("finished_trials"):
+            self.client.set_terminated(self.parent_id, "FINISHED")
 
 
 def _writer_main(commands: Connection, results: Connection, uri: str | None) -> None:
@@ -471,6 +519,10 @@ def _serve(writer: TrialWriter, commands: Connection, results: Connection) -> No
                 model_uri = writer.finish(arg)
                 results.send(("finished", writer.parent_id, model_uri, writer.invocation_key, writer.experiment_id))
                 return
+            elif op == "leave":
+                writer.leave(arg)
+                results.send(("closed", writer.parent_id, writer.logged, writer.invocation_key))
+                return
             elif op == "close":
                 writer.close(arg)
                 results.send(("closed", writer.parent_id, writer.logged, writer.invocation_key))
@@ -492,7 +544,9 @@ class ParentSpec:
     tags: dict[str, str]
     texts: dict[str, str]  # artifact name -> text (config.yaml, data.json, environment.json)
     backfill: list[TrialRecord]  # the study's finished trials, logged if MLflow lacks them
-    writer_lock: str | None = None  # a file locked while a writer works on this study
+    lease: str | None = None  # this worker's lease file (lrsweep.workers): the writer holds it too
+    live_workers: list[str] = dataclasses.field(default_factory=list)  # the study's other live workers
+    may_create: bool = True  # the leading worker opens a missing parent run; the others wait for it
     experiment: str = ""  # the MLflow experiment: filled in by the tracker, which owns it
     invocation: dict[str, Any] = dataclasses.field(default_factory=dict)  # this call: when, what it asked
     start_ms: int = 0  # when the sweep started (the writer may open the run later); 0: now
@@ -528,6 +582,8 @@ class Final:
     note: str  # the parent's description (Markdown); "{best_run}" becomes a link to the best trial's run
     register: str | None = None  # a registered model name: the model becomes a version, alias "best"
     invocation: dict[str, Any] = dataclasses.field(default_factory=dict)  # this call's outcome
+    backfill: list[TrialRecord] = dataclasses.field(default_factory=list)  # stopped workers' finished trials
+    live_workers: list[str] = dataclasses.field(default_factory=list)  # the study's live workers (this one too)
 
 
 class Tracker(Protocol):
@@ -556,9 +612,15 @@ class Tracker(Protocol):
         """Log the result on the parent run and mark it FINISHED; return the logged model's URI."""
         ...
 
-    def fail(self, status: str, reason: str) -> None:
+    def fail(self, status: str, reason: str, *, alone: bool = True) -> None:
         """End the parent run as FAILED or KILLED with the reason (nothing half-done looks complete); before
-        ``open`` it only stops what the tracker started."""
+        ``open`` it only stops what the tracker started. ``alone=False``: other workers go on with the study, so
+        only this call is marked."""
+        ...
+
+    def leave(self, outcome: dict[str, Any]) -> None:
+        """Log every trial of this worker and record its call as FINISHED with ``outcome``; the parent run
+        stays open for the worker that reports the study's result (several workers on one study)."""
         ...
 
 
@@ -720,7 +782,21 @@ class MlflowTracker:
         finally:
             self.timings["final_logging_writer"] = round(time.perf_counter() - t0, 3)
 
-    def fail(self, status: str, reason: str) -> None:
+    def leave(self, outcome: dict[str, Any]) -> None:
+        if self._inline is not None:
+            self._inline.leave(outcome)
+            return
+        if self._proc is None:
+            return
+        try:
+            with contextlib.suppress(OSError):
+                self._cmd.send(("leave", outcome))
+            closed = self._wait("closed")
+            self.parent_id = closed[1] or self.parent_id
+        finally:
+            self._stop()
+
+    def fail(self, status: str, reason: str, *, alone: bool = True) -> None:
         if not self.opened:
             self._abandon()
             return
@@ -731,7 +807,7 @@ class MlflowTracker:
             return
         try:
             client = _client(self.uri)
-            mark_stopped(client, client.get_run(parent_id), status, reason)
+            mark_stopped(client, client.get_run(parent_id), status, reason, self.invocation_key, run_too=alone)
         except Exception as exc:
             log.warning("could not mark MLflow run %s as %s: %s", parent_id, status, exc)
 
@@ -785,7 +861,10 @@ class NullTracker:
     def finish(self, final: Final) -> str | None:
         return None
 
-    def fail(self, status: str, reason: str) -> None:
+    def fail(self, status: str, reason: str, *, alone: bool = True) -> None:
+        pass
+
+    def leave(self, outcome: dict[str, Any]) -> None:
         pass
 
 

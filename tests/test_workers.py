@@ -1,0 +1,304 @@
+"""Several workers on one study (lrsweep.workers, Sweep.run_trials): who is alive, exact trial counts, one parent.
+
+The unit tests use real Optuna storages in tmp_path; the end-to-end ones run real `lrsweep` processes side by side
+on one study (journal file, or a SQLite database URL) with a real MLflow SQLite store, one of them held inside a
+trial (tests/blocking.py) until the test lets it go, or kills it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from lrsweep import workers
+from lrsweep.workers import WORKER_ATTR, Worker, WorkerRecord, alive, lease_held
+from tests.e2e_helpers import mlflow_runs
+
+HANG_GUARD = 300.0  # seconds: only so a hung worker fails the test with its stderr instead of hanging CI
+WITH_TESTS = {
+    "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])
+}
+
+
+def _study(tmp_path: Path, name: str = "s"):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "s.journal")))
+    return optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
+
+
+# -- lrsweep.workers on its own -------------------------------------------------------------------------
+def test_two_workers_see_each_other_and_the_first_leads(tmp_path: Path):
+    study = _study(tmp_path)
+    a = Worker(study, tmp_path / "leases")
+    b = Worker(_study(tmp_path), tmp_path / "leases")  # another handle on the same journal, as another process
+    try:
+        assert {w.id for w in a.live()} == {a.id, b.id}
+        assert [w.id for w in a.others()] == [b.id] and [w.id for w in b.others()] == [a.id]
+        assert a.is_leader() and not b.is_leader()
+        assert lease_held(a.lease) and lease_held(b.lease)
+    finally:
+        a.close()
+    assert not lease_held(a.lease)  # left: file gone, nobody's
+    assert [w.id for w in b.live()] == [b.id] and b.is_leader()  # the next in line leads
+    b.close()
+
+
+def test_a_dead_workers_running_trial_is_found_and_a_live_ones_is_not(tmp_path: Path):
+    study = _study(tmp_path)
+    me = Worker(study, tmp_path / "leases")
+    other = Worker(_study(tmp_path), tmp_path / "leases")
+    mine, theirs = study.ask(), study.ask()
+    mine.set_user_attr(WORKER_ATTR, me.id)
+    theirs.set_user_attr(WORKER_ATTR, other.id)
+    running = study.get_trials(deepcopy=False)
+    assert me.dead_trials(running) == []
+    other._lease.close()  # what kill -9 does to its lock: the OS drops it (its record still says running)
+    dead = me.dead_trials(study.get_trials(deepcopy=False))
+    assert [t.number for t in dead] == [theirs.number]
+    me.close()
+
+
+def test_a_trial_that_names_no_worker_is_dead_when_no_one_else_works_or_once_it_is_old(tmp_path: Path, monkeypatch):
+    study = _study(tmp_path)
+    me = Worker(study, tmp_path / "leases")
+    study.ask()  # asked, then killed before it was marked
+    assert len(me.dead_trials(study.get_trials(deepcopy=False))) == 1  # alone: nobody else could be running it
+    other = Worker(_study(tmp_path), tmp_path / "leases")
+    assert me.dead_trials(study.get_trials(deepcopy=False)) == []  # someone else might have just asked it
+    monkeypatch.setattr(workers, "ORPHAN_SECONDS", -1.0)
+    assert len(me.dead_trials(study.get_trials(deepcopy=False))) == 1
+    other.close()
+    me.close()
+
+
+def test_a_worker_on_another_host_is_alive_while_its_heartbeat_is_fresh():
+    now = time.time()
+    remote = WorkerRecord("far-1-x", "another-host", 1, "/nowhere.lock", now - 500, now - 5)
+    assert socket.gethostname() != "another-host"
+    assert alive(remote, now)
+    assert not alive(WorkerRecord(**{**remote.__dict__, "beat": now - workers.GRACE_SECONDS - 1}), now)
+    assert not alive(WorkerRecord(**{**remote.__dict__, "ended": True}), now)
+    local = WorkerRecord("near-1-x", socket.gethostname(), 1, "/nowhere.lock", now, now)
+    assert not alive(local, now)  # on this host the lease decides, whatever the heartbeat says
+
+
+def test_the_heartbeat_refreshes_the_record(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(workers, "HEARTBEAT_SECONDS", 0.05)
+    study = _study(tmp_path)
+    w = Worker(study, tmp_path / "leases")
+    first = w.record.beat
+    deadline = time.monotonic() + 30
+    while w.workers()[0].beat == first and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert w.workers()[0].beat > first
+    w.close()
+    assert w.workers()[0].ended
+
+
+# -- real lrsweep processes on one study --------------------------------------------------------------
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start an `lrsweep` worker (its Nth evaluate() held until ``release`` exists, see tests/blocking.py) in its own
+    process group; whatever is left of the groups is killed at teardown."""
+    from tests import blocking
+
+    groups: list[int] = []
+
+    def run(name: str, overrides: list[str], block_at: int = 0) -> subprocess.Popen[str]:
+        env = {
+            **os.environ,
+            "PYTHONWARNINGS": "ignore",
+            blocking.BLOCK_AT: str(block_at),
+            blocking.MARKER: str(tmp_path / f"{name}.blocked"),
+            blocking.RELEASE: str(tmp_path / f"{name}.release"),
+            **WITH_TESTS,
+        }
+        env.pop("LRSWEEP_DEBUG", None)
+        with open(tmp_path / f"{name}.err", "w") as err, open(tmp_path / f"{name}.out", "w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.blocking", "cli", *overrides],
+                cwd=tmp_path, env=env, stdout=out, stderr=err, text=True, start_new_session=True,
+            )  # fmt: skip
+        groups.append(proc.pid)
+        return proc
+
+    yield run
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _wait(done: Callable[[], bool], what: str, procs: dict[str, subprocess.Popen[str]], tmp_path: Path) -> None:
+    deadline = time.monotonic() + HANG_GUARD
+    while not done():
+        for name, p in procs.items():
+            if p.poll() is not None:
+                pytest.fail(f"{name} exited ({p.returncode}) before {what}:\n{_err(tmp_path, name)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"hang guard: no {what} after {HANG_GUARD:.0f} s")
+        time.sleep(0.1)
+
+
+def _err(tmp_path: Path, name: str) -> str:
+    return (tmp_path / f"{name}.err").read_text()[-3000:]
+
+
+def _exit(proc: subprocess.Popen[str]) -> int:
+    try:
+        return proc.wait(timeout=HANG_GUARD)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("hang guard: a worker did not exit")
+
+
+def _trials(tmp_path: Path, storage: str):
+    """The trials of the one study in ``storage``: "journal" (the default journal under tmp_path) or a URL."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if storage == "journal":
+        (journal,) = (tmp_path / "lrsweep_studies").glob("*.journal")
+        store = JournalStorage(JournalFileBackend(str(journal)))
+    else:
+        store = optuna.storages.RDBStorage(storage)
+    (summary,) = optuna.get_all_study_summaries(store)
+    return optuna.load_study(study_name=summary.study_name, storage=store).get_trials()
+
+
+def _counted(trials) -> list:
+    return [t for t in trials if t.state.name != "RUNNING" and not t.user_attrs.get("lrsweep_interrupted")]
+
+
+FAST = ["search.penalties=[l2,l1]", "search.solvers=[lbfgs,liblinear]", "tracking.artifacts=false", "progress=false"]
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    from tests.postgres_server import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["journal", "sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the shared study lives: the default journal file, a SQLite database URL, a real PostgreSQL server."""
+    if request.param == "journal":
+        return "journal"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_exactly_n_trials_one_parent(tmp_path: Path, start, storage: str):
+    """Worker a is held in its 3rd trial while b runs; when b has run some, a is let go. Together: exactly
+    n_trials counted trials, no number twice, one MLflow parent with exactly one child per trial; the worker that ran
+    the last trial reports the result, the other says so."""
+    n = 16
+    args = [f"search.n_trials={n}", *FAST, *([] if storage == "journal" else [f"study.storage={storage}"])]
+    a = start("a", args, block_at=3)
+    _wait((tmp_path / "a.blocked").exists, "worker a inside its 3rd trial", {"a": a}, tmp_path)
+    b = start("b", args)
+    # b joins the study a is working on (not refused) and runs trials beside it
+    _wait(lambda: sum(t.user_attrs.get(WORKER_ATTR) != _owner(tmp_path, "a", storage) and t.state.name == "COMPLETE"
+                      for t in _trials(tmp_path, storage)) >= 3,
+          "3 trials by worker b", {"a": a, "b": b}, tmp_path)  # fmt: skip
+    (tmp_path / "a.release").touch()
+    assert _exit(a) == 0, _err(tmp_path, "a")
+    assert _exit(b) == 0, _err(tmp_path, "b")
+
+    trials = _trials(tmp_path, storage)
+    counted = _counted(trials)
+    assert len(counted) == n and all(t.state.name == "COMPLETE" for t in counted)
+    assert len({t.number for t in trials}) == len(trials)
+    owners = {t.user_attrs[WORKER_ATTR] for t in counted}
+    assert len(owners) == 2  # both worked
+    parents, children = mlflow_runs(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == sorted(t.number for t in counted)
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert {c.data.tags["lrsweep.worker"] for c in children} == owners
+    calls = [json.loads(v) for k, v in parents[0].data.tags.items() if k.startswith("lrsweep.invocation.")]
+    assert len(calls) == 2 and {c["status"] for c in calls} == {"FINISHED"}
+    assert "test_roc_auc" in parents[0].data.metrics  # the result was reported once, by the last trial's worker
+    outs = {name: (tmp_path / f"{name}.out").read_text() for name in ("a", "b")}
+    last = max(counted, key=lambda t: t.number).user_attrs[WORKER_ATTR]
+    reporter = "a" if last == _owner(tmp_path, "a", storage) else "b"
+    other = "b" if reporter == "a" else "a"
+    assert "test" in outs[reporter].lower() and "refits, tests and logs the result" not in outs[reporter]
+    assert "refits, tests and logs the result" in outs[other], outs[other]
+
+
+def _parent_opened(db: Path) -> bool:
+    import sqlite3
+
+    query = "SELECT count(*) FROM tags WHERE key = 'lrsweep.kind' AND value = 'sweep'"
+    with (
+        contextlib.suppress(sqlite3.Error),
+        contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con,
+    ):
+        return bool(con.execute(query).fetchone()[0])
+    return False
+
+
+def _owner(tmp_path: Path, name: str, storage: str) -> str | None:
+    """The worker id of the process whose blocked trial wrote ``<name>.blocked`` (its pid is in the id)."""
+    marker = tmp_path / f"{name}.blocked"
+    if not marker.exists():
+        return None
+    pid = json.loads(marker.read_text())["pid"]
+    ids = {t.user_attrs.get(WORKER_ATTR) for t in _trials(tmp_path, storage)}
+    return next((i for i in ids if i and i.split("-")[-2] == str(pid)), None)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_in_a_trial_is_detected_and_the_other_completes_the_study(tmp_path: Path, start):
+    """kill -9 of worker a (its whole group: sweep and MLflow writer) inside a trial while b works: b finds a's
+    trial dead (its lease is free), runs it again, reaches n_trials, and logs every trial once; a's call is
+    recorded as killed, nothing is left RUNNING."""
+    n = 10
+    args = [f"search.n_trials={n}", *FAST]
+    a = start("a", args, block_at=4)
+    _wait((tmp_path / "a.blocked").exists, "worker a inside its 4th trial", {"a": a}, tmp_path)
+    # a's writer has built the new MLflow store and opened the parent (killing it while MLflow builds its tables
+    # would break the store itself: not what this test is about)
+    _wait(lambda: _parent_opened(tmp_path / "mlflow.db"), "worker a's parent run", {"a": a}, tmp_path)
+    b = start("b", args)
+    _wait(lambda: any(t.user_attrs.get(WORKER_ATTR) not in (None, _owner(tmp_path, "a", "journal"))
+                      for t in _trials(tmp_path, "journal")),
+          "worker b's first trial", {"a": a, "b": b}, tmp_path)  # fmt: skip
+    killed = _owner(tmp_path, "a", "journal")
+    os.killpg(a.pid, signal.SIGKILL)
+    assert _exit(b) == 0, _err(tmp_path, "b")
+
+    trials = _trials(tmp_path, "journal")
+    counted = _counted(trials)
+    assert len(counted) == n
+    interrupted = [t for t in trials if t.user_attrs.get("lrsweep_interrupted")]
+    assert [t.user_attrs[WORKER_ATTR] for t in interrupted] == [killed]  # a's held trial, failed and run again
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    parents, children = mlflow_runs(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == sorted(t.number for t in counted)
+    assert not [r for r in (*parents, *children) if r.info.status == "RUNNING"]
+    calls = {json.loads(v)["worker"]: json.loads(v) for k, v in parents[0].data.tags.items()
+             if k.startswith("lrsweep.invocation.")}  # fmt: skip
+    assert calls[killed]["status"] == "KILLED" and "stopped" in calls[killed]["reason"]
+    assert [c["status"] for w, c in calls.items() if w != killed] == ["FINISHED"]
+    assert "will be run again" in _err(tmp_path, "b")

@@ -34,14 +34,14 @@ def mlflow_runs(cwd: Path, experiment: str = "lrsweep-telco_churn", uri: str | N
     return parents, children
 
 
-def study_trials(cwd: Path) -> dict[str, list]:
-    """Every study in the default journal folder under ``cwd``: name -> trials."""
+def study_trials(cwd: Path, folder: Path | None = None) -> dict[str, list]:
+    """Every study in the default journal folder under ``cwd`` (or in ``folder``): name -> trials."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     out: dict[str, list] = {}
-    for journal in sorted((cwd / "lrsweep_studies").glob("*.journal")):
+    for journal in sorted((folder or cwd / "lrsweep_studies").glob("*.journal")):
         storage = JournalStorage(JournalFileBackend(str(journal)))
         for s in optuna.get_all_study_summaries(storage):
             out[s.study_name] = optuna.load_study(study_name=s.study_name, storage=storage).get_trials()

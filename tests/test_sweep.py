@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -374,3 +375,46 @@ def test_a_study_folder_that_cannot_be_written_is_one_line(tmp_path, where, said
     with pytest.raises(LrsweepError) as caught:
         writable_folder(path, "study.dir")
     assert caught.value.problem == said.format(p=path, base=tmp_path)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs mounted under tmp_path (root can mount one here and in CI), unmounted after."""
+    import subprocess
+
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+def test_a_full_disk_is_one_line_and_the_study_resumes_once_there_is_room(cfg: Config, tiny_disk: Path):
+    from lrsweep.config import study_name
+
+    cfg.study.dir = str(tiny_disk)
+    cfg.search.n_trials = 400
+    cfg.search.penalties, cfg.search.solvers = ["l2", "l1"], ["lbfgs", "liblinear"]
+    filler = tiny_disk / "filler"
+    filler.write_bytes(b"\0" * (1024 * 1024 - 160 * 1024))  # room for a few dozen trials' journal records
+    with pytest.raises(LrsweepError, match="no space left on the device while writing .*journal; free some space"):
+        run_sweep(cfg)
+    journal = tiny_disk / f"{study_name(cfg)}.journal"
+    studies = study_trials(tiny_disk, folder=tiny_disk)
+    (trials,) = studies.values()  # the study is readable
+    before = {t.number: t.params for t in trials if t.state.name == "COMPLETE"}
+    assert len(before) >= 5
+    filler.unlink()  # room again: the same call resumes
+    cfg.search.n_trials = len(before) + 10
+    assert journal.stat().st_size > 0
+    result = run_sweep(cfg)
+    (trials,) = study_trials(tiny_disk, folder=tiny_disk).values()
+    counted = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("lrsweep_interrupted")]
+    assert result.n_finished == len(counted) == len(before) + 10
+    assert {t.number: t.params for t in counted if t.number in before} == before  # kept, not run again

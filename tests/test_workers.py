@@ -302,3 +302,90 @@ def test_a_worker_killed_in_a_trial_is_detected_and_the_other_completes_the_stud
     assert calls[killed]["status"] == "KILLED" and "stopped" in calls[killed]["reason"]
     assert [c["status"] for w, c in calls.items() if w != killed] == ["FINISHED"]
     assert "will be run again" in _err(tmp_path, "b")
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_worker_marks_its_trial_and_the_other_completes_the_study(tmp_path: Path, start):
+    """SIGTERM (a scheduler, `kill`) to worker a inside a trial: a says so in one line and exits 143, its trial is
+    marked interrupted at once (not left for the lease check), its call is recorded KILLED and the parent run stays
+    open for b, which completes the study; the same command afterwards has nothing to do."""
+    n = 10
+    args = [f"search.n_trials={n}", *FAST]
+    a = start("a", args, block_at=3)
+    _wait((tmp_path / "a.blocked").exists, "worker a inside its 3rd trial", {"a": a}, tmp_path)
+    _wait(lambda: _parent_opened(tmp_path / "mlflow.db"), "worker a's parent run", {"a": a}, tmp_path)
+    b = start("b", args, block_at=2)  # b is held too, so a's stop happens while b works
+    _wait((tmp_path / "b.blocked").exists, "worker b inside its 2nd trial", {"a": a, "b": b}, tmp_path)
+    stopped = _owner(tmp_path, "a", "journal")
+    os.kill(a.pid, signal.SIGTERM)  # the sweep process only, as `kill PID` does
+    assert _exit(a) == 143, _err(tmp_path, "a")
+    assert _err(tmp_path, "a").strip().splitlines()[-1] == (
+        "lrsweep: error: terminated (SIGTERM); run the same command again to resume where it stopped"
+    )
+    cut = [t for t in _trials(tmp_path, "journal") if t.user_attrs.get(WORKER_ATTR) == stopped and t.number == 2]
+    assert len(cut) == 1 and cut[0].state.name == "FAIL" and cut[0].user_attrs.get("lrsweep_interrupted") is True
+    parents, _ = mlflow_runs(tmp_path)
+    assert [p.info.status for p in parents] == ["RUNNING"]  # b still works on it
+    (tmp_path / "b.release").touch()
+    assert _exit(b) == 0, _err(tmp_path, "b")
+
+    trials = _trials(tmp_path, "journal")
+    assert len(_counted(trials)) == n and not [t for t in trials if t.state.name == "RUNNING"]
+    parents, children = mlflow_runs(tmp_path)
+    assert [p.info.status for p in parents] == ["FINISHED"]
+    assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == sorted(
+        t.number for t in _counted(trials)
+    )
+    calls = {json.loads(v)["worker"]: json.loads(v) for k, v in parents[0].data.tags.items()
+             if k.startswith("lrsweep.invocation.")}  # fmt: skip
+    assert calls[stopped]["status"] == "KILLED" and calls[stopped]["reason"] == "terminated (SIGTERM)"
+    again = start("again", args)
+    assert _exit(again) == 0, _err(tmp_path, "again")
+    assert "nothing to do" in (tmp_path / "again.out").read_text()
+
+
+@pytest.mark.slow
+def test_workers_opening_a_new_database_together_both_get_the_study_storage(postgres_url: str):
+    """Workers started together on an empty PostgreSQL database race to create Optuna's tables (seen in
+    benchmarks/bench_workers.py: 'type studydirection already exists'); each opens the storage all the same."""
+    import threading
+
+    import sqlalchemy
+
+    from lrsweep.sweep import _database
+
+    fresh = postgres_url.rsplit("/", 1)[0] + "/together"
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.execute(sqlalchemy.text("CREATE DATABASE together"))
+    admin.dispose()
+    barrier, opened, failed = threading.Barrier(4), [], []
+
+    def open_it() -> None:
+        barrier.wait()
+        try:
+            opened.append(_database(fresh))
+        except Exception as exc:  # noqa: BLE001 -- what the test reports
+            failed.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not failed and len(opened) == 4
+    opened[0].create_new_study([__import__("optuna").study.StudyDirection.MAXIMIZE], "s")
+    assert [s.study_name for s in opened[3].get_all_studies()] == ["s"]  # one set of tables, shared
+
+
+def test_an_unreachable_database_is_one_line_without_its_password():
+    from lrsweep.errors import LrsweepError
+    from lrsweep.sweep import _database
+    from tests.mlflow_server import free_port
+
+    url = f"postgresql+psycopg://lrsweep:Hunter2xyz@127.0.0.1:{free_port()}/nowhere"
+    with pytest.raises(LrsweepError) as err:
+        _database(url)
+    line = err.value.line()
+    assert "cannot open the study storage postgresql+psycopg://lrsweep:***@127.0.0.1" in line
+    assert "Hunter2xyz" not in line and "\n" not in line

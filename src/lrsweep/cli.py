@@ -25,17 +25,19 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from lrsweep.errors import LrsweepError
+from lrsweep.errors import LrsweepError, Terminated
 
 __all__ = ["main", "to_config", "register_configs"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 COMMANDS = ("plan", "launch", "compare", "reproduce", "export")  # the first argument; without one, lrsweep sweeps
 _RUN: dict[str, Any] = {"command": "sweep", "dry_run": False, "plans": []}
 log = logging.getLogger("lrsweep")
@@ -368,8 +370,13 @@ def _task(dcfg: Any) -> float | None:
         if _debug():
             raise
         _die(exc.line(), exc.exit_code)
-    except KeyboardInterrupt:
-        _die("interrupted; run the same command again to resume where it stopped", EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        what, code = (
+            ("terminated (SIGTERM)", EXIT_TERMINATED)
+            if isinstance(exc, Terminated)
+            else ("interrupted", EXIT_INTERRUPTED)
+        )
+        _die(f"{what}; run the same command again to resume where it stopped", code)
     print(format_summary(result))
     return result.best_value
 
@@ -449,7 +456,9 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a tool killed by a closed pipe end
 
 
 def main() -> None:
-    """Console entry point ``lrsweep``: a reader that stops early (``lrsweep --help | head``) ends it quietly."""
+    """Console entry point ``lrsweep``: a reader that stops early (``lrsweep --help | head``) ends it quietly;
+    SIGTERM stops a sweep as Ctrl-C does (exit status 143)."""
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         _main()
         sys.stdout.flush()
@@ -457,6 +466,12 @@ def main() -> None:
         # Python would report the same error again when it flushes stdout at exit: send the rest nowhere
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_BROKEN_PIPE)
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # (main called in a process that goes on: the tests)
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 
 def _main() -> None:

@@ -1,12 +1,13 @@
-"""The one exception type users see: a problem and its fix, printed as one line by the CLI; and the argparse
-parser of the commands that only read MLflow, whose usage errors are such an exception too."""
+"""The one exception type users see: a problem and its fix, printed as one line by the CLI; SIGTERM as an
+interruption; and the argparse parser of the commands that only read MLflow, whose usage errors are such an
+exception too."""
 
 from __future__ import annotations
 
 import argparse
 from typing import NoReturn
 
-__all__ = ["LrsweepError", "NotReproduced", "OneLineParser"]
+__all__ = ["LrsweepError", "NotReproduced", "OneLineParser", "Terminated"]
 
 
 class LrsweepError(Exception):
@@ -27,6 +28,11 @@ class NotReproduced(LrsweepError):
     """``lrsweep reproduce`` ran, and its metrics differ from the recorded ones: exit status 1, not 2."""
 
     exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``kill``, a container stopping), raised where Ctrl-C would be: the sweep stops the
+    same way (the running trial marked interrupted, the call recorded KILLED) and says which signal it was."""
 
 
 class OneLineParser(argparse.ArgumentParser):

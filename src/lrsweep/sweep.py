@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
 import math
@@ -44,12 +45,12 @@ from lrsweep import __version__, runinfo
 from lrsweep.backends import Backend, Evaluation, capabilities_of, make_backend
 from lrsweep.config import METRIC_DIRECTIONS, Config, search_identity, study_name, validate
 from lrsweep.data import DataSummary, open_data
-from lrsweep.errors import LrsweepError
+from lrsweep.errors import LrsweepError, Terminated
 from lrsweep.metrics import Curve, area_metrics, curve_from_scores, merge_curves, metrics_at
 from lrsweep.planning.budget import SPEND_METRIC, STOP_TAG, BudgetGuard
 from lrsweep.planning.cost import cluster_type, executor_cores
 from lrsweep.records import Step, SweepResult, TrialRecord
-from lrsweep.redact import redact_mapping, redact_uri
+from lrsweep.redact import redact_mapping, redact_text, redact_uri
 from lrsweep.runinfo import flatten
 from lrsweep.space import ModelParams, SolverPool, grid, suggest
 from lrsweep.stores import check_database_driver, writable_folder
@@ -172,18 +173,66 @@ def _bayes_metrics(reference: Evaluation | None) -> dict[str, float] | None:
 # -- study plumbing ----------------------------------------------------------------------------------
 def _storage(cfg: Config, name: str) -> tuple[Any, str, Path]:
     """The study's storage, how it is shown, and the folder of its workers' lease files."""
-    from optuna.storages import JournalStorage, get_storage
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages import JournalStorage
 
     folder = Path(cfg.study.dir)
     folder.mkdir(parents=True, exist_ok=True)
     leases = folder / f"{name}.workers"
     url = cfg.study.storage
     if url and "://" in url:
-        return get_storage(url), redact_uri(url), leases
+        return _database(url), redact_uri(url), leases
     path = Path(url) if url else folder / f"{name}.journal"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path))), str(path), leases
+    return JournalStorage(_whole_records_journal(str(path))), str(path), leases
+
+
+def _database(url: str, attempts: int = 5) -> Any:
+    """Optuna's storage in a database. Workers starting together on a new database race to create Optuna's
+    tables ("type studydirection already exists"): the loser tries again once they exist. Any other failure
+    (the server is down, a wrong password) is one line, the URL's password masked."""
+    from optuna.storages import get_storage
+
+    from lrsweep.stores import creating
+
+    for attempt in range(attempts):
+        try:
+            with creating(url):  # (one local SQLite database: one worker of this host at a time)
+                return get_storage(url)
+        except Exception as exc:  # sqlalchemy's errors, whatever the driver
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raced = any(m in first for m in ("already exists", "duplicate key", "UniqueViolation"))
+            if raced and attempt < attempts - 1:
+                time.sleep(0.5 + attempt)
+                continue
+            raise LrsweepError(
+                f"cannot open the study storage {redact_uri(url)}: {redact_text(first)[:300]}",
+                "check study.storage and that the database server is up",
+            ) from exc
+    raise AssertionError("unreachable")
+
+
+def _whole_records_journal(path: str) -> Any:
+    """Optuna's journal file, except that a write that fails (a full disk) leaves no part of its record behind:
+    Optuna would glue the partial record to the next one and refuse to read the study from there on."""
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal._file import get_lock_file
+
+    class WholeRecords(JournalFileBackend):
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            with get_lock_file(self._lock):  # Optuna's own lock: no other worker appends meanwhile
+                size = os.path.getsize(self._file_path) if os.path.exists(self._file_path) else 0
+                text = "\n".join(json.dumps(entry, separators=(",", ":")) for entry in logs) + "\n"
+                try:
+                    with open(self._file_path, "ab") as f:
+                        f.write(text.encode("utf-8"))
+                        f.flush()
+                        os.fsync(f.fileno())
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.truncate(self._file_path, size)
+                    raise
+
+    return WholeRecords(path)
 
 
 def _sampler(cfg: Config, held: int = 0) -> Any:
@@ -197,6 +246,18 @@ def _sampler(cfg: Config, held: int = 0) -> Any:
     if s.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.n_startup_trials)
     return optuna.samplers.RandomSampler(seed=seed)  # random; grid enqueues its points first
+
+
+def _disk_full(exc: OSError, study: str) -> LrsweepError | None:
+    """A full disk (or quota) while writing the study or its results, as one line; None for another OSError.
+    The study stays readable (the journal appends whole records; a database commits or not)."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    where = exc.filename or study or "a file the sweep writes"
+    return LrsweepError(
+        f"no space left on the device while writing {where}",
+        "free some space (or move study.dir / tracking.uri) and run the same command again: finished trials are kept",
+    )
 
 
 def _interrupt(study: Any, trials: list[Any]) -> int:
@@ -517,9 +578,16 @@ class Sweep:
             if self.idle is not None:
                 return self.idle
             with self.warnings.installed():
-                return self._run()
-        except KeyboardInterrupt:
-            self.tracker.fail("KILLED", "interrupted", alone=self._alone())
+                try:
+                    return self._run()
+                except OSError as exc:
+                    full = _disk_full(exc, self.storage_desc)
+                    if full is None:
+                        raise
+                    raise full from exc
+        except KeyboardInterrupt as exc:
+            reason = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+            self.tracker.fail("KILLED", reason, alone=self._alone())
             raise
         except BaseException as exc:
             reason = exc.line() if isinstance(exc, LrsweepError) else f"{type(exc).__name__}: {exc}"

@@ -80,6 +80,11 @@ MODEL_URI_TAG = "lrsweep.model_uri"
 MODEL_TRIAL_TAG = "lrsweep.model_trial"  # the trial whose refit the logged model is
 WORKER_TAG = "lrsweep.worker"  # on a trial's child run: the worker (lrsweep.workers) that ran it
 PARENT_WAIT_SECONDS = 120.0  # how long a joining worker waits for the leader to open the parent run
+# A store that stops answering mid-sweep (a tracking server restarted): finished trials are kept and retried
+# before the next one; at the end the writer waits this long for the store before it gives up (the journal still
+# holds them: the next call backfills them)
+OUTAGE_WAIT_SECONDS = 180.0
+RETRY_SECONDS = 10.0  # during an outage, how often a new trial tries the store again
 # Optuna state -> MLflow run status of its child run
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 _MAX_PARAMS = 100  # MLflow's per-call limit for log_batch params
@@ -204,6 +209,10 @@ class TrialWriter:
         self.new_model = False  # logged by this call (so registered), not found from an earlier one
         self.lease: str | None = None  # this worker's lease file (lrsweep.workers), held while the writer works
         self._lease_fh: Any = None
+        self.pending: list[TrialRecord] = []  # finished trials the store did not take (an outage): retried
+        self._half: dict[int, str] = {}  # trial number -> a child run started but not finished (deleted on retry)
+        self.notes: list[str] = []  # lines for the sweep to log (sent by the writer process)
+        self._retry_at = 0.0  # during an outage, the store is tried again from this time (monotonic) on
 
     @classmethod
     def attached(cls, uri: str | None, parent_id: str, invocation_key: str, study: str) -> TrialWriter:
@@ -330,10 +339,47 @@ class TrialWriter:
         mine = Path(self.lease)
         return any(lease_held(str(p)) for p in mine.parent.glob("*.lock") if p != mine)
 
+    def kept(self, record: TrialRecord) -> None:
+        """Log a finished trial, or keep it for later if the store does not answer (the sweep goes on)."""
+        self.flush()
+        if self.pending:
+            self.pending.append(record)
+            return
+        try:
+            self.trial(record)
+        except Exception as exc:
+            self.pending.append(record)
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            self.notes.append(
+                f"MLflow stopped answering ({_first_line(exc)}): finished trials are kept and logged when it is back"
+            )
+
+    def flush(self, wait: float = 0.0) -> None:
+        """Log the kept trials, in order; with ``wait``, try again for that long before raising the error."""
+        deadline = time.monotonic() + wait
+        if not wait and time.monotonic() < self._retry_at:
+            return  # (each try of a store that is down costs MLflow's retries: not one per trial)
+        while self.pending:
+            try:
+                self.trial(self.pending[0])
+            except Exception:
+                self._retry_at = time.monotonic() + RETRY_SECONDS
+                if time.monotonic() >= deadline:
+                    if wait:
+                        raise
+                    return
+                time.sleep(2.0)
+                continue
+            self.pending.pop(0)
+            if not self.pending:
+                self.notes.append("MLflow answers again: every kept trial is logged")
+
     def trial(self, record: TrialRecord, tags: Iterable[Any] = ()) -> None:
         from mlflow.entities import Metric, Param
 
         client = self.client
+        if record.number in self._half:  # a try that failed halfway: its run goes, the trial is logged anew
+            client.delete_run(self._half.pop(record.number))
         run = client.create_run(
             self.experiment_id,
             start_time=record.start_ms,
@@ -348,6 +394,7 @@ class TrialWriter:
             },
         )
         rid, ts = run.info.run_id, record.end_ms
+        self._half[record.number] = rid
         metrics = [Metric(k, float(v), ts, 0) for k, v in record.metrics.items()]
         metrics += [Metric(k, float(v), ts, int(step)) for k, v, step in record.steps]
         client.log_batch(
@@ -359,6 +406,7 @@ class TrialWriter:
         if self.trial_inputs:
             client.log_inputs(rid, datasets=self.trial_inputs)
         client.set_terminated(rid, RUN_STATUS[record.state], end_time=record.end_ms)
+        del self._half[record.number]
         self.logged += 1
 
     def parent_metrics(self, metrics: dict[str, float], step: int) -> None:
@@ -388,6 +436,7 @@ class TrialWriter:
         return the model URI."""
         from mlflow.entities import Metric, RunTag
 
+        self.flush(wait=OUTAGE_WAIT_SECONDS)
         client, parent_id = self.client, self.parent_id
         if final.backfill:  # trials of workers that stopped before their writer logged them
             from mlflow.entities import RunTag as _Tag
@@ -461,6 +510,7 @@ class TrialWriter:
         return str(best[0].info.run_id)
 
     def close(self, status: str | None) -> None:
+        self.flush(wait=OUTAGE_WAIT_SECONDS if status != "KILLED" else 10.0)
         if status and self.parent_id:
             reason = "killed: the sweep process stopped before it finished" if status == "KILLED" else status.lower()
             run = self.client.get_run(self.parent_id)
@@ -472,6 +522,7 @@ class TrialWriter:
 
         if not self.parent_id or not self.invocation_key:
             return
+        self.flush(wait=OUTAGE_WAIT_SECONDS)
         run = self.client.get_run(self.parent_id)
         calls = _calls(run.data.tags)
         record = {**calls.get(self.invocation_key, self.invocation), **outcome, "status": "FINISHED"}
@@ -497,8 +548,19 @@ def _writer_main(commands: Connection, results: Connection, uri: str | None) -> 
         os._exit(0)
 
 
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+
+
+def _send_notes(writer: TrialWriter, results: Connection) -> None:
+    while writer.notes:
+        with contextlib.suppress(Exception):
+            results.send(("note", redact_uri(writer.notes.pop(0))))
+
+
 def _serve(writer: TrialWriter, commands: Connection, results: Connection) -> None:
     while True:
+        _send_notes(writer, results)
         try:
             op, arg = commands.recv()
         except (EOFError, OSError):  # the sweep died (kill -9): mark its parent run KILLED and stop
@@ -510,24 +572,29 @@ def _serve(writer: TrialWriter, commands: Connection, results: Connection) -> No
                 results.send(("opened", *writer.open(arg)))
                 writer.warm(arg.model_flavour)
             elif op == "trial":
-                writer.trial(arg)
+                writer.kept(arg)
             elif op == "parent_metrics":
-                writer.parent_metrics(*arg)
+                with contextlib.suppress(Exception):  # a point of the spend curve is not worth stopping for
+                    writer.parent_metrics(*arg)
             elif op == "model":
                 writer.model(arg)
             elif op == "finish":
                 model_uri = writer.finish(arg)
+                _send_notes(writer, results)
                 results.send(("finished", writer.parent_id, model_uri, writer.invocation_key, writer.experiment_id))
                 return
             elif op == "leave":
                 writer.leave(arg)
+                _send_notes(writer, results)
                 results.send(("closed", writer.parent_id, writer.logged, writer.invocation_key))
                 return
             elif op == "close":
                 writer.close(arg)
+                _send_notes(writer, results)
                 results.send(("closed", writer.parent_id, writer.logged, writer.invocation_key))
                 return
         except Exception as exc:  # reported to the sweep, which stops with one line
+            _send_notes(writer, results)
             with contextlib.suppress(Exception):
                 results.send(("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
             if op in ("open", "close", "model", "finish"):  # the parent cannot be finished: the sweep marks it
@@ -665,6 +732,8 @@ class MlflowTracker:
     def _check(self) -> None:
         while self._proc is not None and self._res.poll():
             msg = self._res.recv()
+            if msg[0] == "note":
+                log.warning("%s", msg[1])
             if msg[0] == "error":
                 raise self._error(msg[1])
             if msg[0] == "opened":
@@ -675,6 +744,8 @@ class MlflowTracker:
         while time.monotonic() < deadline:
             if self._res.poll(0.2):
                 msg = self._res.recv()
+                if msg[0] == "note":
+                    log.warning("%s", msg[1])
                 if msg[0] == "error":
                     raise self._error(msg[1])
                 if msg[0] == "opened":
@@ -701,7 +772,9 @@ class MlflowTracker:
 
     def trial(self, record: TrialRecord) -> None:
         if self._inline is not None:
-            self._inline.trial(record)
+            self._inline.kept(record)
+            while self._inline.notes:
+                log.warning("%s", redact_uri(self._inline.notes.pop(0)))
         else:
             try:
                 self._cmd.send(("trial", record))

@@ -177,6 +177,17 @@ def test_text_redaction_covers_hydra_s_escaped_overrides():
     assert "+cluster.spark_conf.s3_secret_key=***" in got
 
 
+def test_text_redaction_covers_a_dict_override_s_secret_entries():
+    """Hydra's multirun line printed a dict override's entries as given (found by tests/test_secrets.py)."""
+    from lrsweep.redact import redact_text
+
+    line = f"#0 : seed=1 +cluster.spark_conf={{spark.hadoop.fs.s3a.secret.key:{SECRET},spark.executor.memory:2g}}"
+    got = redact_text(line)
+    assert SECRET not in got
+    assert got == "#0 : seed=1 +cluster.spark_conf={spark.hadoop.fs.s3a.secret.key:***,spark.executor.memory:2g}"
+    assert redact_text("at 10:30, http://h:5000 {a: 1}") == "at 10:30, http://h:5000 {a: 1}"  # nothing else
+
+
 def test_the_logging_filter_redacts_every_record(caplog: pytest.LogCaptureFixture):
     import logging
 

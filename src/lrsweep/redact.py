@@ -65,6 +65,7 @@ def redact_yaml(text: str) -> str:
 
 
 _OVERRIDE = re.compile(r"(?P<key>[\w.\-+~/]+)=(?P<value>\S+)")
+_DICT_ENTRY = re.compile(r"(?<=[{,\s])(?P<key>['\"]?[\w.\-]+['\"]?)\s*:\s*(?P<value>[^,}\s]+)")
 
 
 def redact_text(text: str) -> str:
@@ -73,8 +74,12 @@ def redact_text(text: str) -> str:
     def mask(m: re.Match[str]) -> str:
         return f"{m.group('key')}={REDACTED}" if looks_secret(m.group("key")) else m.group(0)
 
+    def mask_entry(m: re.Match[str]) -> str:
+        return f"{m.group('key')}:{REDACTED}" if looks_secret(m.group("key")) else m.group(0)
+
     # Hydra prints overrides with ':' escaped ('postgresql\\://u\\:pw@host'): unescaped, URI passwords show
-    return _OVERRIDE.sub(mask, redact_uri(text.replace("\\:", ":")))
+    text = _OVERRIDE.sub(mask, redact_uri(text.replace("\\:", ":")))
+    return _DICT_ENTRY.sub(mask_entry, text)  # a dict value's entries: key={a.secret.key:VALUE,...}
 
 
 class RedactingFilter(logging.Filter):

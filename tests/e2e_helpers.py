@@ -93,3 +93,59 @@ def seed_calibration(cache: Path) -> list[Path]:
             path.write_text(json.dumps(recorded | {"fingerprint": data, "hardware": hw, "key": key}, indent=1))
             written.append(path)
     return written
+
+
+def cli_in_process(
+    args: list[str], cwd: Path, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``lrsweep ARGS`` in ``cwd`` through the CLI's own main() in this process, read back as run_cli's result
+    (returncode, stdout, stderr): for tests where the process boundary is not what is checked, without a
+    Python start and the imports every run_cli pays. As run_cli: no HYDRA_FULL_ERROR or LRSWEEP_DEBUG from the
+    caller. Whatever the call changes in this process is put back after it: the working directory, sys.argv,
+    the environment (main() sets HYDRA_FULL_ERROR, a multirun LRSWEEP_HYDRA_DIR), the CLI's per-call state,
+    MLflow's tracking URI, and the logging set-up Hydra installs (handlers on the call's captured stderr).
+    Warnings are ignored, as run_cli's PYTHONWARNINGS=ignore does."""
+    import contextlib
+    import copy
+    import io
+    import logging
+    import warnings
+
+    from lrsweep import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    env, argv, here = dict(os.environ), list(sys.argv), os.getcwd()
+    run_state = copy.deepcopy(cli._RUN)
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.root.manager.loggerDict))]
+    kept = [(lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for lg in loggers]
+    captured_warnings = logging._warnings_showwarning is not None  # type: ignore[attr-defined]
+    tracking = "mlflow.tracking._tracking_service.utils"  # MLflow is not imported here for this
+    uri = getattr(sys.modules.get(tracking), "_tracking_uri", None)
+    code = 0
+    try:
+        os.environ.pop("HYDRA_FULL_ERROR", None)
+        os.environ.pop("LRSWEEP_DEBUG", None)
+        os.environ.update(env_extra or {})
+        os.chdir(cwd)
+        sys.argv = ["lrsweep", *args]
+        cli._RUN.update(command="sweep", dry_run=False, plans=[])  # as a fresh process starts
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                cli.main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(here)
+        sys.argv = argv
+        os.environ.clear()
+        os.environ.update(env)
+        cli._RUN.clear()
+        cli._RUN.update(run_state)
+        for lg, handlers, level, propagate, disabled in kept:
+            lg.handlers[:] = handlers
+            lg.level, lg.propagate, lg.disabled = level, propagate, disabled
+        logging.captureWarnings(captured_warnings)
+        if tracking in sys.modules:
+            sys.modules[tracking]._tracking_uri = uri  # type: ignore[attr-defined]
+    return subprocess.CompletedProcess([*CLI, *args], code, out.getvalue(), err.getvalue())

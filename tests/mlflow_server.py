@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -17,6 +18,9 @@ from tests.data.servers import free_port
 
 __all__ = ["mlflow_server", "free_port", "SERVER_HANG_GUARD"]
 
+# the server's job runner (GenAI scorers, trace archival: more processes importing MLflow) serves nothing lrsweep
+# logs, slows every call that runs while it starts on two cores, and outlives a terminated server (an orphan)
+SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 SERVER_HANG_GUARD = 300.0  # seconds: a server that never answers fails the test with its log, instead of hanging
 
 
@@ -47,7 +51,7 @@ def mlflow_server(folder: Path) -> Iterator[str]:
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder}/server.db",
              "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
              "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT,
+            stdout=out, stderr=subprocess.STDOUT, env=os.environ | SERVER_ENV,
         )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"

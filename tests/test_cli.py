@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from lrsweep import cli
-from tests.e2e_helpers import CLI, mlflow_runs, run_cli, study_trials
+from tests.e2e_helpers import CLI, cli_in_process, mlflow_runs, run_cli, study_trials
 
 pytestmark = pytest.mark.slow
 # `python -m tests.blocking` run from a temporary directory: the repository root (the tests package) on the path
@@ -35,9 +35,10 @@ EXPECTED_CHILD_METRICS = {
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """One default sweep (shrunk to 6 trials) on the bundled data, shared by the read-back tests, which only read
-    it (downloads go to each test's own tmp_path): any order of them, or any one alone, sees the same sweep."""
+    it (downloads go to each test's own tmp_path): any order of them, or any one alone, sees the same sweep.
+    Run by the CLI's main() in this process: what these tests read is the sweep, not the process boundary."""
     cwd = tmp_path_factory.mktemp("sweep")
-    proc = run_cli(["search.n_trials=6"], cwd)
+    proc = cli_in_process(["search.n_trials=6"], cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd, proc
 
@@ -172,10 +173,10 @@ def test_artifacts_and_model_load_and_predict_with_the_threshold(swept, tmp_path
 
 def test_second_invocation_tops_up_without_duplicates(tmp_path):
     quiet = ["tracking.artifacts=false", "tracking.log_model=false"]  # not what this test is about
-    first = run_cli(["search.n_trials=4", *quiet], tmp_path)
+    first = cli_in_process(["search.n_trials=4", *quiet], tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     (before,) = study_trials(tmp_path).values()
-    proc = run_cli(["search.n_trials=7", *quiet], tmp_path)
+    proc = cli_in_process(["search.n_trials=7", *quiet], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     parents, children = mlflow_runs(tmp_path)
     (parent,) = parents  # one study, one parent run: the top-up continues it
@@ -199,7 +200,7 @@ def test_second_invocation_tops_up_without_duplicates(tmp_path):
     )
     # a third call with nothing to do says so in one line and writes nothing
     before_db = (tmp_path / "mlflow.db").stat().st_mtime_ns, (tmp_path / "mlflow.db").stat().st_size
-    idle = run_cli(["search.n_trials=5", *quiet], tmp_path)
+    idle = cli_in_process(["search.n_trials=5", *quiet], tmp_path)
     assert idle.returncode == 0, idle.stderr[-3000:]
     line, *links = [ln for ln in idle.stdout.splitlines() if ln.strip()]
     assert [ln.split()[0] for ln in links] == ["experiment:"]  # where to look, nothing more
@@ -217,8 +218,8 @@ def test_second_invocation_tops_up_without_duplicates(tmp_path):
 
 
 def test_fresh_study_when_resume_is_off(tmp_path):
-    assert run_cli(["search.n_trials=2", "tracking=off"], tmp_path).returncode == 0
-    assert run_cli(["search.n_trials=2", "tracking=off", "study.resume=false"], tmp_path).returncode == 0
+    assert cli_in_process(["search.n_trials=2", "tracking=off"], tmp_path).returncode == 0
+    assert cli_in_process(["search.n_trials=2", "tracking=off", "study.resume=false"], tmp_path).returncode == 0
     studies = study_trials(tmp_path)
     assert len(studies) == 2 and all(len(t) == 2 for t in studies.values())
 
@@ -426,7 +427,7 @@ def test_print_composed_config():
 
 
 def test_multirun_runs_one_sweep_per_combination(tmp_path):
-    proc = run_cli(["-m", "search=l2,l1", "seed=1,2", "search.n_trials=2", "tracking=off"], tmp_path)
+    proc = cli_in_process(["-m", "search=l2,l1", "seed=1,2", "search.n_trials=2", "tracking=off"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     studies = study_trials(tmp_path)
     assert len(studies) == 4
@@ -455,7 +456,7 @@ def test_any_csv_and_parquet_with_overrides(tmp_path):
         args = ["dataset=csv", f"dataset.path={name}", "dataset.target=Outcome", "dataset.positive=yes",
                 "dataset.id_columns=[id]", "search=l2", "search.n_trials=3", "threshold=recall_at",
                 "threshold.min_recall=0.8"]  # fmt: skip
-        proc = run_cli(args, tmp_path)
+        proc = cli_in_process(args, tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "threshold (recall_at)" in proc.stdout
     parents, children = mlflow_runs(tmp_path, experiment="lrsweep-my")

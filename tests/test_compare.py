@@ -18,7 +18,7 @@ from lrsweep import cli
 from lrsweep.compare import as_csv, as_markdown, as_table, columns, main, rows, sort_column, sort_rows
 from lrsweep.errors import LrsweepError
 from tests.data.servers import free_port
-from tests.e2e_helpers import mlflow_runs, run_cli
+from tests.e2e_helpers import cli_in_process, mlflow_runs, run_cli
 
 
 # -- run objects shaped like mlflow.entities.Run ---------------------------------------------------------------
@@ -317,7 +317,7 @@ def test_compare_lists_real_sweeps_as_mlflow_holds_them(tmp_path, monkeypatch, c
 
     # two studies in two experiments; the second with another search, seed and threshold strategy
     for extra in ([], ["search=l2", "seed=7", "threshold=recall_at", "tracking.experiment=compare-other"]):
-        proc = run_cli([*FAST, *extra], tmp_path)
+        proc = cli_in_process([*FAST, *extra], tmp_path)  # the sweeps compare reads: made in this process
         assert proc.returncode == 0, proc.stderr[-3000:]
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parents = mlflow_runs(tmp_path)[0] + mlflow_runs(tmp_path, "compare-other")[0]

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.browser import launched
-from tests.e2e_helpers import mlflow_runs, run_cli, study_trials
+from tests.e2e_helpers import cli_in_process, mlflow_runs, study_trials
 from tests.mlflow_server import mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -68,9 +68,10 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swept]:
         env.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # read by `mlflow server` alone
         with mlflow_server(folder) as url:
             track = [f"tracking.uri={url}", *FAST]
-            first = run_cli([*track, "search.n_trials=3"], work)
-            other = run_cli([*track, "search.n_trials=3", "cv.folds=3"], work)
-            top_up = run_cli([*track, "search.n_trials=5"], work)  # the first study, topped up to 5 trials
+            # the CLI's main() in this process: the UI shows what the calls logged, not how they were started
+            first = cli_in_process([*track, "search.n_trials=3"], work)
+            other = cli_in_process([*track, "search.n_trials=3", "cv.folds=3"], work)
+            top_up = cli_in_process([*track, "search.n_trials=5"], work)  # the first study, topped up to 5 trials
             (link, first_id), (_, other_id), (_, top_up_id) = _links(first), _links(other), _links(top_up)
             assert top_up_id == first_id, "the top-up opened a parent run of its own"
             parents, children = mlflow_runs(work, uri=url)

@@ -19,7 +19,7 @@ from lrsweep.errors import LrsweepError, NotReproduced
 from lrsweep.recorded import config_of, data_changes, model_params_of
 from lrsweep.redact import REDACTED, redact_mapping
 from lrsweep.reproduce import Row, compare_metrics, format_report, version_changes
-from tests.e2e_helpers import mlflow_runs, run_cli, study_trials
+from tests.e2e_helpers import cli_in_process, mlflow_runs, run_cli, study_trials
 
 ROOT = Path(__file__).resolve().parents[1]
 TELCO = ROOT / "src" / "lrsweep" / "datasets" / "telco_churn.csv.gz"
@@ -182,7 +182,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Swept:
     pd.read_csv(TELCO).to_csv(data, index=False)
     args = ["dataset=csv", "dataset.path=churn.csv", "dataset.target=churn", "dataset.positive=Yes"]
     args += ["search.n_trials=4", "tracking.log_model=false", *FAST]
-    proc = run_cli(args, cwd)
+    proc = cli_in_process(args, cwd)  # the sweep that is reproduced: the CLI's main() in this process
     assert proc.returncode == 0, proc.stderr[-3000:]
     parents, children = mlflow_runs(cwd, "lrsweep-churn")
     (parent,) = parents

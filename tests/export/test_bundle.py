@@ -15,7 +15,7 @@ import pytest
 
 from lrsweep.errors import LrsweepError
 from lrsweep.export.bundle import question_of
-from tests.e2e_helpers import mlflow_runs, run_cli
+from tests.e2e_helpers import cli_in_process, mlflow_runs, run_cli
 from tests.export.test_page import assert_renders, browser  # noqa: F401 -- the fixture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     preset += f"cluster:\n  spark_conf:\n    spark.hadoop.fs.s3a.secret.key: {SECRET}\n"
     (cwd / "experiments" / f"{PRESET}.yaml").write_text(preset)
     args = [f"experiment={PRESET}", "search.n_trials=4", *FAST, f"+cluster.spark_conf.s3_secret_key={SECRET}"]
-    proc = run_cli(args, cwd)
+    proc = cli_in_process(args, cwd)  # the sweep that is exported: the CLI's main() in this process
     assert proc.returncode == 0, proc.stderr[-3000:]
     parents, children = mlflow_runs(cwd, PRESET)
     (parent,) = parents

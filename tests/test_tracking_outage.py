@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e_helpers import mlflow_runs
-from tests.mlflow_server import _wait_until_serving, free_port
+from tests.mlflow_server import SERVER_ENV, _wait_until_serving, free_port
 
 pytestmark = pytest.mark.slow
 HANG_GUARD = 300.0
@@ -34,7 +34,7 @@ def _server(folder: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder}/server.db",
              "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
              "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ | SERVER_ENV,
         )  # fmt: skip
     try:
         _wait_until_serving(proc, f"http://127.0.0.1:{port}", log)

@@ -10,10 +10,7 @@ runs on it in this process (a tracked 2-trial sweep into a SQLite store, inline 
 from __future__ import annotations
 
 import contextlib
-import io
 import itertools
-import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -22,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lrsweep import cli
+from tests.e2e_helpers import cli_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +86,7 @@ EXAMPLES = itertools.count()  # an MLflow experiment per example: no example con
 )
 def test_a_hostile_table_ends_in_a_run_or_one_clean_line(corruptions: frozenset[str], rows: int, seed: int):
     data, what = _table(corruptions, rows, seed)
-    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+    with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "t.csv").write_bytes(data)
         argv = [
@@ -100,26 +97,12 @@ def test_a_hostile_table_ends_in_a_run_or_one_clean_line(corruptions: frozenset[
         ]  # fmt: skip
         if "latin1" in corruptions:
             argv.append("dataset.encoding=latin-1")  # the fix lrsweep's own message names (tested apart)
-        err, out = io.StringIO(), io.StringIO()
-        old_argv, old_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
-        sys.argv = argv
-        code: object = 0
-        try:
-            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-                try:
-                    cli.main()
-                except SystemExit as stop:
-                    code = stop.code
-        finally:
-            sys.argv = old_argv
-            if old_env is None:
-                os.environ.pop("HYDRA_FULL_ERROR", None)
-            else:
-                os.environ["HYDRA_FULL_ERROR"] = old_env
-        said = err.getvalue()
+        ran = cli_in_process(argv[1:], work)
+        code = ran.returncode
+        said = ran.stderr
         assert "Traceback" not in said, f"{what}:\n{said[-3000:]}"
-        if code in (0, None):
-            assert "best parameters" in out.getvalue(), f"{what}: no summary\n{said[-2000:]}"
+        if code == 0:
+            assert "best parameters" in ran.stdout, f"{what}: no summary\n{said[-2000:]}"
         else:
             assert code == 2, f"{what}: exit {code}\n{said[-2000:]}"
             errors = [line for line in said.splitlines() if line.startswith("lrsweep: error: ")]

@@ -586,3 +586,18 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, start_blocked):
     calls = [json.loads(parents[0].data.tags[f"lrsweep.invocation.00{i}"])["status"] for i in (1, 2)]
     assert calls == ["KILLED", "FINISHED"]
     assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == sorted(t.number for t in counted)
+
+
+def test_a_second_main_in_one_process_starts_from_a_clean_slate(tmp_path, monkeypatch, capsys):
+    """main() called again in the same process (a notebook, a test) does not inherit the last call's command or
+    plans: a `plan` call followed by a sweep call is a sweep (its bad value refused as a sweep's)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    monkeypatch.setitem(cli._RUN, "command", "plan")  # what `lrsweep plan ...` left behind
+    monkeypatch.setitem(cli._RUN, "plans", ["an earlier plan"])
+    monkeypatch.setattr(sys, "argv", ["lrsweep", "search.n_trials=0"])
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == 2
+    assert cli._RUN["command"] == "sweep" and cli._RUN["plans"] == [] and cli._RUN["dry_run"] is False
+    assert "search.n_trials" in capsys.readouterr().err

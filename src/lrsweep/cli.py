@@ -490,6 +490,7 @@ def _main() -> None:
         print(_help(Path.cwd()), end="")
         return
     logging.captureWarnings(True)
+    _RUN.update(command="sweep", dry_run=False, plans=[])  # this call's, not an earlier main()'s in this process
     if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:
         _RUN["command"] = sys.argv.pop(1)
     if "--dry-run" in sys.argv:

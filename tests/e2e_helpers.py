@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -149,3 +150,17 @@ def cli_in_process(
         if tracking in sys.modules:
             sys.modules[tracking]._tracking_uri = uri  # type: ignore[attr-defined]
     return subprocess.CompletedProcess([*CLI, *args], code, out.getvalue(), err.getvalue())
+
+
+def parent_opened(db: Path) -> bool:
+    """Has a sweep's MLflow writer created its parent run in the sqlite store ``db``? (a read-only look: no file,
+    no tables yet or a write in progress count as not yet)."""
+    import sqlite3
+
+    query = "SELECT count(*) FROM tags WHERE key = 'lrsweep.kind' AND value = 'sweep'"
+    with (
+        contextlib.suppress(sqlite3.Error),
+        contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con,
+    ):
+        return bool(con.execute(query).fetchone()[0])
+    return False

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from lrsweep import cli
-from tests.e2e_helpers import CLI, cli_in_process, mlflow_runs, run_cli, study_trials
+from tests.e2e_helpers import CLI, cli_in_process, mlflow_runs, parent_opened, run_cli, study_trials
 
 pytestmark = pytest.mark.slow
 # `python -m tests.blocking` run from a temporary directory: the repository root (the tests package) on the path
@@ -286,19 +286,7 @@ def _wait_blocked(proc: subprocess.Popen[str], marker: Path) -> dict:
 
 def _wait_for_parent_run(proc: subprocess.Popen[str], db: Path, marker: Path) -> None:
     """Wait until the sweep's MLflow writer has created the parent run (read-only look at the sqlite store)."""
-    import sqlite3
-
-    def created() -> bool:
-        query = "SELECT count(*) FROM tags WHERE key = 'lrsweep.kind' AND value = 'sweep'"
-        # no file or no tables yet, or a write in progress: look again
-        with (
-            contextlib.suppress(sqlite3.Error),
-            contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con,
-        ):
-            return bool(con.execute(query).fetchone()[0])
-        return False
-
-    _wait_until(created, proc, marker, "MLflow parent run")
+    _wait_until(lambda: parent_opened(db), proc, marker, "MLflow parent run")
 
 
 def _tail(marker: Path) -> str:

@@ -22,7 +22,7 @@ import pytest
 
 from lrsweep import workers
 from lrsweep.workers import WORKER_ATTR, Worker, WorkerRecord, alive, lease_held
-from tests.e2e_helpers import mlflow_runs
+from tests.e2e_helpers import mlflow_runs, parent_opened
 
 HANG_GUARD = 300.0  # seconds: only so a hung worker fails the test with its stderr instead of hanging CI
 WITH_TESTS = {
@@ -245,18 +245,6 @@ def test_two_workers_share_one_study_exactly_n_trials_one_parent(tmp_path: Path,
     assert "refits, tests and logs the result" in outs[other], outs[other]
 
 
-def _parent_opened(db: Path) -> bool:
-    import sqlite3
-
-    query = "SELECT count(*) FROM tags WHERE key = 'lrsweep.kind' AND value = 'sweep'"
-    with (
-        contextlib.suppress(sqlite3.Error),
-        contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con,
-    ):
-        return bool(con.execute(query).fetchone()[0])
-    return False
-
-
 def _owner(tmp_path: Path, name: str, storage: str) -> str | None:
     """The worker id of the process whose blocked trial wrote ``<name>.blocked`` (its pid is in the id)."""
     marker = tmp_path / f"{name}.blocked"
@@ -278,7 +266,7 @@ def test_a_worker_killed_in_a_trial_is_detected_and_the_other_completes_the_stud
     _wait((tmp_path / "a.blocked").exists, "worker a inside its 4th trial", {"a": a}, tmp_path)
     # a's writer has built the new MLflow store and opened the parent (killing it while MLflow builds its tables
     # would break the store itself: not what this test is about)
-    _wait(lambda: _parent_opened(tmp_path / "mlflow.db"), "worker a's parent run", {"a": a}, tmp_path)
+    _wait(lambda: parent_opened(tmp_path / "mlflow.db"), "worker a's parent run", {"a": a}, tmp_path)
     b = start("b", args)
     _wait(lambda: any(t.user_attrs.get(WORKER_ATTR) not in (None, _owner(tmp_path, "a", "journal"))
                       for t in _trials(tmp_path, "journal")),
@@ -313,7 +301,7 @@ def test_sigterm_to_one_worker_marks_its_trial_and_the_other_completes_the_study
     args = [f"search.n_trials={n}", *FAST]
     a = start("a", args, block_at=3)
     _wait((tmp_path / "a.blocked").exists, "worker a inside its 3rd trial", {"a": a}, tmp_path)
-    _wait(lambda: _parent_opened(tmp_path / "mlflow.db"), "worker a's parent run", {"a": a}, tmp_path)
+    _wait(lambda: parent_opened(tmp_path / "mlflow.db"), "worker a's parent run", {"a": a}, tmp_path)
     b = start("b", args, block_at=2)  # b is held too, so a's stop happens while b works
     _wait((tmp_path / "b.blocked").exists, "worker b inside its 2nd trial", {"a": a, "b": b}, tmp_path)
     stopped = _owner(tmp_path, "a", "journal")

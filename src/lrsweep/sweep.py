@@ -990,10 +990,8 @@ class Sweep:
             "afterwards to see it"
         )
         uri = _effective_uri(cfg.tracking.uri) if cfg.tracking.enabled else None
-        best = next((r for r in (_record_of(t) for t in finished if t.state.name == "COMPLETE") if r), None)
         complete = [t for t in finished if t.state.name == "COMPLETE"]
-        top = _record_of(study.best_trial) if complete else None
-        best = top or best
+        best = _record_of(study.best_trial) if complete else None
         return SweepResult(
             study_name=self.name, storage=self.storage_desc, backend=self.backend.name, dataset=cfg.dataset.label,
             experiment=cfg.experiment_name, objective=cfg.objective.metric, n_finished=len(finished), n_new=n_new,
@@ -1168,13 +1166,8 @@ class Sweep:
         if self.worker is None:
             return []
         me, live = self.worker.id, {w.id for w in self.worker.live()}
-        owners = {t.number: t.user_attrs.get(WORKER_ATTR) for t in _finished(study)}
-        if all(o in (me, None) for o in owners.values()):
-            return []
-        return [
-            r for r in (_record_of(t) for t in _finished(study) if owners[t.number] not in live and owners[t.number])
-            if r is not None
-        ]  # fmt: skip
+        theirs = [t for t in _finished(study) if t.user_attrs.get(WORKER_ATTR) not in (me, None)]
+        return [r for r in (_record_of(t) for t in theirs if t.user_attrs[WORKER_ATTR] not in live) if r is not None]
 
     def _remember(self, study: Any, result: SweepResult) -> None:
         """What a later call with nothing to do reports without reading the data (and, when tracked, where

@@ -439,11 +439,9 @@ class TrialWriter:
         self.flush(wait=OUTAGE_WAIT_SECONDS)
         client, parent_id = self.client, self.parent_id
         if final.backfill:  # trials of workers that stopped before their writer logged them
-            from mlflow.entities import RunTag as _Tag
-
             logged = self._logged()
             for record in (r for r in final.backfill if r.number not in logged):
-                self.trial(record, tags=[_Tag("lrsweep.backfilled", "true")])
+                self.trial(record, tags=[RunTag("lrsweep.backfilled", "true")])
         run = client.get_run(parent_id)
         before = run.data.tags
         ts = int(time.time() * 1000)

@@ -406,6 +406,34 @@ def test_refit_threshold_is_inclusive(prepared: Any, refitted: Refit, expected: 
     assert predicted.sum() == len(scores) - len(scores) // 2  # the upper half, the middle row included
 
 
+def _set_threshold(caps: Capabilities, model: Any, t: float) -> None:
+    """A refitted model's threshold set to ``t`` the way its backend's refit sets it."""
+    if caps.flavour == "sklearn":  # Labelled(FixedThresholdClassifier(pipeline)), or Labelled(the fake's model)
+        inner = model.model
+        inner.set_params(threshold=t) if hasattr(inner, "set_params") else setattr(inner, "threshold", t)
+    else:
+        from lrsweep.backends.spark import set_inclusive_threshold
+
+        set_inclusive_threshold(model.stages[-2], t)  # the LogisticRegressionModel before the label stage
+
+
+def test_refit_threshold_is_inclusive_at_every_test_score(prepared: Any, refitted: Refit, expected: Any) -> None:
+    """Every test score used as the threshold: the model predicts p >= t for each row (Spark compared the raw
+    margin with log(t / (1 - t)) when it made a rawPrediction column, and missed 15 of 80)."""
+    backend, _ = prepared
+    table, split = expected
+    caps = backend.capabilities
+    wrong = []
+    try:
+        for t in np.unique(_scores(refitted.test)[1]):
+            _set_threshold(caps, refitted.model, float(t))
+            predicted, p = predict_raw(caps, refitted.model, table.X.iloc[split.test])
+            wrong += [(float(t), float(q)) for q, hit in zip(p, predicted, strict=True) if hit != (q >= t)]
+    finally:
+        _set_threshold(caps, refitted.model, THRESHOLD)  # the shared fixture's threshold, for the tests after
+    assert wrong == [], f"{len(wrong)} rows predicted against p >= t, e.g. {wrong[:3]}"
+
+
 @pytest.mark.slow
 def test_logged_model_loads_back_and_predicts_the_same(
     prepared: Any, refitted: Refit, expected: Any, sqlite_tracking: str

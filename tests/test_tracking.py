@@ -81,6 +81,21 @@ def test_sweep_against_a_real_tracking_server(tmp_path, monkeypatch, capfd):
         assert reproduce([result.parent_run_id, "--tracking-uri", uri]) == 0
         assert export([result.parent_run_id, "--out", str(tmp_path / "bundle"), "--tracking-uri", uri, "--no-pdf"]) == 0
         assert (tmp_path / "bundle" / "model" / "MLmodel").is_file() and (tmp_path / "bundle" / "report.html").is_file()
+        # two workers of a study opening it on a new server: the one that looked before the other created the
+        # experiment gets the server's RESOURCE_ALREADY_EXISTS, and uses that experiment (it failed the sweep)
+        from mlflow import MlflowClient
+
+        from lrsweep.tracking import _experiment
+
+        class LookedEarlier(MlflowClient):
+            looks = 0
+
+            def get_experiment_by_name(self, name: str):
+                self.looks += 1
+                return None if self.looks == 1 else super().get_experiment_by_name(name)
+
+        theirs = MlflowClient(tracking_uri=url).create_experiment("created-by-the-other-worker")
+        assert _experiment(LookedEarlier(tracking_uri=url), "created-by-the-other-worker") == theirs
     printed = capfd.readouterr()
     assert "Hunter2xyzServer" not in printed.out + printed.err and "View run" not in printed.out
     assert "lrsweep:***@127.0.0.1" in printed.out  # reproduce names the store, redacted

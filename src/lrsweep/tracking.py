@@ -146,9 +146,16 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 def _experiment(client: Any, name: str) -> str:
     """The id of experiment ``name``, created if new, marked as model training unless it has a kind."""
+    from mlflow.exceptions import MlflowException
+
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        return str(client.create_experiment(name, tags=dict([EXPERIMENT_KIND])))
+        try:
+            return str(client.create_experiment(name, tags=dict([EXPERIMENT_KIND])))
+        except MlflowException:  # another worker of the study created it in between (RESOURCE_ALREADY_EXISTS)
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
     if EXPERIMENT_KIND[0] not in exp.tags:
         client.set_experiment_tag(exp.experiment_id, *EXPERIMENT_KIND)
     return str(exp.experiment_id)

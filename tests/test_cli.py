@@ -519,6 +519,18 @@ def test_bad_input_in_its_own_process_is_one_line_and_exit_2(tmp_path, args, nee
     _nothing_written(tmp_path)
 
 
+@pytest.mark.slow
+def test_an_inline_tracked_sweep_prints_only_lrsweeps_lines_with_pythons_own_warning_filters(tmp_path):
+    """No PYTHONWARNINGS (run_cli sets ignore), as a user runs it: an inline writer used to leave its copy of the
+    worker's lease file open, and Python printed 'sys:1: ResourceWarning: unclosed file ...lock' at exit."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "HYDRA_FULL_ERROR", "LRSWEEP_DEBUG")}
+    args = ["search.n_trials=2", "tracking.mode=inline", "progress=false"]
+    done = subprocess.run([*CLI, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "best parameters:" in done.stdout
+    assert [line for line in done.stderr.splitlines() if line and not line.startswith("lrsweep:")] == []
+
+
 @pytest.mark.parametrize("args", [["--help"], ["--cfg", "job"]], ids=["help", "cfg"])
 def test_a_reader_that_stops_early_ends_lrsweep_quietly(tmp_path, args):
     """`lrsweep --help | head`: the pipe closes before lrsweep writes; no BrokenPipeError traceback (issue 12)."""

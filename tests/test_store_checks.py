@@ -76,3 +76,44 @@ def test_the_postgres_driver_is_offered_as_lrsweeps_extra(monkeypatch):
         check_database_driver("postgresql://u:pw@127.0.0.1:5432/optuna", "tracking.uri")
     check_database_driver("sqlite:///mlflow.db", "tracking.uri")  # no driver to check
     check_database_driver("http://127.0.0.1:5000", "tracking.uri")
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A read-only tmpfs under tmp_path (root can mount one here and in CI; root ignores permission bits, not a
+    read-only file system), unmounted after."""
+    import subprocess
+
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)], capture_output=True, text=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {made.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
+
+
+@pytest.mark.parametrize("mode", ["background", "inline"])
+def test_an_unwritable_artifact_folder_is_one_line_before_a_parent_run_exists(read_only_folder, tmp_path, mode):
+    """The store is writable but its artifacts would go to ./mlruns in a read-only working directory: one line
+    naming the folder (it was an OSError after every trial, with the hint 'check that the server is up'), no
+    parent run left in the store, and the study's trials kept for the next run."""
+    from tests.e2e_helpers import cli_in_process, study_trials
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["search.n_trials=3", f"study.dir={tmp_path / 'studies'}", f"tracking.uri={store}", f"tracking.mode={mode}"]
+    done = cli_in_process(args, read_only_folder)
+    assert done.returncode == 2, done.stderr
+    (line,) = [ln for ln in done.stderr.splitlines() if "error" in ln]
+    assert f"the MLflow artifact folder {read_only_folder}/mlruns/" in line and "Read-only file system" in line
+    assert "run lrsweep in a folder you can write" in line and "server is up" not in line
+    from mlflow import MlflowClient
+
+    runs = MlflowClient(tracking_uri=store).search_runs(["1"])
+    assert runs == []  # no parent run: nothing that looks like a sweep
+    (trials,) = study_trials(tmp_path, tmp_path / "studies").values()
+    assert all(t.state.name in ("COMPLETE", "FAIL") for t in trials)  # the trials that ran are kept, none RUNNING

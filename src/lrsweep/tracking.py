@@ -161,6 +161,27 @@ def _experiment(client: Any, name: str) -> str:
     return str(exp.experiment_id)
 
 
+def _check_artifact_folder(location: str) -> None:
+    """A local artifact location (a SQLite store's default, ./mlruns where the experiment was created) that cannot
+    be written is one line when the parent run opens, not an OSError when the model is logged after every trial."""
+    from urllib.parse import unquote, urlparse
+
+    from lrsweep.stores import writable_folder
+
+    url = urlparse(location)
+    if url.scheme not in ("", "file"):
+        return  # a server's proxy (mlflow-artifacts:), S3, ...: the server answers for it
+    folder = Path(unquote(url.path) if url.scheme else location)
+    try:
+        writable_folder(folder, "the MLflow artifact folder")
+    except LrsweepError as exc:
+        raise LrsweepError(
+            exc.problem,
+            "run lrsweep in a folder you can write (a SQLite store keeps artifacts in ./mlruns where the experiment "
+            "was made), or use another tracking.experiment or tracking.uri, or run with tracking=off",
+        ) from None
+
+
 def _dataset_inputs(datasets: list[dict[str, str]]) -> list[Any]:
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
@@ -247,6 +268,7 @@ class TrialWriter:
         self.study = spec.study
         with creating(self.uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"):
             self.experiment_id = _experiment(client, spec.experiment)  # (the first request builds a new store)
+        _check_artifact_folder(client.get_experiment(self.experiment_id).artifact_location)
         done = self._reconcile(set(spec.live_workers))
         tags = {**spec.tags, STUDY_TAG: self.study, KIND_TAG: "sweep"}
         if PLAN_RUN_TAG not in tags:  # a sweep run after `lrsweep plan` of the same study links to that plan
@@ -601,7 +623,10 @@ def _serve(writer: TrialWriter, commands: Connection, results: Connection) -> No
         except Exception as exc:  # reported to the sweep, which stops with one line
             _send_notes(writer, results)
             with contextlib.suppress(Exception):
-                results.send(("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+                if isinstance(exc, LrsweepError):  # lrsweep's own line, with its own fix
+                    results.send(("error", redact_uri(exc.problem), exc.fix))
+                else:
+                    results.send(("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
             if op in ("open", "close", "model", "finish"):  # the parent cannot be finished: the sweep marks it
                 return
 
@@ -728,7 +753,9 @@ class MlflowTracker:
             cmd_r.close()
             res_w.close()
 
-    def _error(self, msg: str) -> LrsweepError:
+    def _error(self, msg: str, fix: str | None = None) -> LrsweepError:
+        if fix is not None:  # the writer's LrsweepError
+            return LrsweepError(msg, fix)
         return LrsweepError(
             f"MLflow tracking failed ({redact_uri(str(self.uri or 'default sqlite:///mlflow.db'))}): {msg}",
             "check tracking.uri and that the server is up, or run with tracking=off",
@@ -740,7 +767,7 @@ class MlflowTracker:
             if msg[0] == "note":
                 log.warning("%s", msg[1])
             if msg[0] == "error":
-                raise self._error(msg[1])
+                raise self._error(*msg[1:])
             if msg[0] == "opened":
                 self.parent_id, self.invocation_key = msg[1], msg[2]
 
@@ -752,7 +779,7 @@ class MlflowTracker:
                 if msg[0] == "note":
                     log.warning("%s", msg[1])
                 if msg[0] == "error":
-                    raise self._error(msg[1])
+                    raise self._error(*msg[1:])
                 if msg[0] == "opened":
                     self.parent_id, self.invocation_key = msg[1], msg[2]
                 if msg[0] == kind:
@@ -768,8 +795,10 @@ class MlflowTracker:
         self._study = spec.study
         spec = dataclasses.replace(spec, experiment=self.experiment)
         if self._inline is not None:
-            try:
-                self.parent_id, self.invocation_key = self._inline.open(spec)
+            try:  # the lease: this process's worker holds it already (a writer process holds its own copy)
+                self.parent_id, self.invocation_key = self._inline.open(dataclasses.replace(spec, lease=None))
+            except LrsweepError:
+                raise
             except Exception as exc:
                 raise self._error(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
         else:

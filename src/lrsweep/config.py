@@ -383,7 +383,7 @@ def validate(cfg: Config, caps: Capabilities | None = None) -> SolverPool:
             "use cluster=emr, or budget.max_minutes for a time limit",
         )
     # across groups: the search's solvers against the backend's, on this data
-    return solver_pool(cfg.search, caps, hashed=bool(cfg.dataset.hashed))
+    return solver_pool(cfg.search, caps, sparse=bool(cfg.dataset.hashed))
 
 
 # -- study naming ---------------------------------------------------------------------------------------

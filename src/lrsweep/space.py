@@ -64,11 +64,17 @@ class ModelParams:
         return asdict(self)
 
 
-def solver_pool(search: SearchConfig, caps: Capabilities, *, hashed: bool = False) -> SolverPool:
+# one-hot columns in all above which the scikit-learn backend keeps the features sparse (a dense matrix of 10^5
+# levels by 10^5 rows is 75 GiB), and a dense-Hessian solver is left out as on hashed features
+WIDE_ONE_HOT = 1000
+
+
+def solver_pool(search: SearchConfig, caps: Capabilities, *, sparse: bool = False) -> SolverPool:
     """The solvers each searched penalty family may use on this backend and data, or why there are none.
 
     ``caps.solvers`` maps each solver to the families it can fit; ``search.solvers`` narrows the choice (None:
-    all); on hashed features the backend's ``dense_solvers`` (a dense n_features^2 Hessian) are left out.
+    all); on sparse features (hashed, or a very wide one-hot) the backend's ``dense_solvers`` (a dense
+    n_features^2 Hessian) are left out.
     """
     for penalty in search.penalties:
         if penalty not in caps.penalties:
@@ -82,15 +88,16 @@ def solver_pool(search: SearchConfig, caps: Capabilities, *, hashed: bool = Fals
     for name in search.solvers or []:
         if name not in table:
             raise LrsweepError(f"a solver in search.solvers={name!r} is not known", f"use one of: {', '.join(table)}")
-    if hashed:
+    if sparse:
         for name in search.solvers or []:
             if name in caps.dense_solvers:
                 raise LrsweepError(
-                    f"{name} cannot fit hashed features: it builds a dense n_features^2 Hessian",
+                    f"{name} cannot fit sparse features (hashed, or a one-hot wider than {WIDE_ONE_HOT:,} columns): "
+                    "it builds a dense n_features^2 Hessian",
                     f"drop {name} from search.solvers (without search.solvers it is left out by itself)",
                 )
     names = list(table) if search.solvers is None else list(search.solvers)
-    if hashed:
+    if sparse:
         names = [n for n in names if n not in caps.dense_solvers]
     pool: dict[str, list[str]] = {}
     for penalty in search.penalties:

@@ -52,7 +52,7 @@ from lrsweep.planning.cost import cluster_type, executor_cores
 from lrsweep.records import Step, SweepResult, TrialRecord
 from lrsweep.redact import redact_mapping, redact_text, redact_uri
 from lrsweep.runinfo import flatten
-from lrsweep.space import ModelParams, SolverPool, grid, suggest
+from lrsweep.space import ModelParams, SolverPool, grid, solver_pool, suggest
 from lrsweep.stores import check_database_driver, writable_folder
 from lrsweep.thresholds import choose_threshold
 from lrsweep.tracking import Final, ModelToLog, NullTracker, ParentSpec, Tracker, open_tracker
@@ -675,6 +675,8 @@ class Sweep:
         cfg = self.cfg
         data = open_data(cfg.dataset, cfg.split, cfg.cv, cfg.seed)
         summary = self.backend.prepare(data)
+        if summary.sparse and not cfg.dataset.hashed:  # a very wide one-hot: no solver that builds a dense Hessian
+            self.pool = solver_pool(cfg.search, self.backend.capabilities, sparse=True)
         self._phase("setup")
         return summary
 

@@ -208,7 +208,7 @@ def test_capabilities_are_well_formed(kind: str) -> None:
             solver_pool(SearchConfig(penalties=[penalty]), caps)
     if caps.solvers is not None and set(caps.dense_solvers) == set(caps.solvers):
         with pytest.raises(LrsweepError):  # no solver left for hashed features
-            solver_pool(SearchConfig(penalties=sorted(fitted)), caps, hashed=True)
+            solver_pool(SearchConfig(penalties=sorted(fitted)), caps, sparse=True)
     # serving requirements are installed distributions (tracking pins them), including what the flavour loads with
     assert caps.flavour in FLAVOUR_NEEDS
     assert FLAVOUR_NEEDS[caps.flavour] in caps.requirements

@@ -55,3 +55,49 @@ def test_hashed_model_loads_and_predicts_without_lrsweep(tmp_path: Path, sqlite_
     assert out.returncode == 0, out.stderr[-2000:]
     expected = refit.model.predict(example).astype(str)  # the data's own labels ("0" / "1" here)
     np.testing.assert_array_equal(json.loads(out.stdout.strip().splitlines()[-1]), expected)
+
+
+def _wide_table(path: Path, levels: int, rows: int) -> None:
+    """A categorical with ``levels`` levels, each on rows / levels rows (not an id), and a numeric signal."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=rows)
+    city = np.array([f"c{i}" for i in rng.permutation(rows) % levels], dtype=object)
+    y = (rng.random(rows) < 1 / (1 + np.exp(-2 * x))).astype(int)
+    pd.DataFrame({"x": x, "city": city, "y": y}).to_csv(path, index=False)
+
+
+def test_a_one_hot_wider_than_the_limit_is_kept_sparse_and_leaves_out_dense_hessian_solvers(tmp_path: Path) -> None:
+    """10^5 levels one-hot encoded dense was a 75 GiB array (a MemoryError traceback, issue 12's hostile tables):
+    above WIDE_ONE_HOT columns the features stay sparse, and newton-cholesky (a dense n_features^2 Hessian) is left
+    out of the search as on hashed features; at or below it, nothing changes."""
+    import scipy.sparse as sp
+
+    from lrsweep.space import WIDE_ONE_HOT
+    from lrsweep.sweep import Sweep
+
+    for levels, sparse in ((WIDE_ONE_HOT + 1, True), (WIDE_ONE_HOT // 10, False)):
+        _wide_table(tmp_path / "d.csv", levels, rows=4 * (WIDE_ONE_HOT + 1))
+        cfg = Config(dataset=DatasetConfig(name="wide", path=str(tmp_path / "d.csv"), target="y", positive="1"))
+        cfg.tracking.enabled, cfg.progress, cfg.study.dir = False, False, str(tmp_path / "studies")
+        sweep = Sweep(cfg)
+        assert "newton-cholesky" in sweep.pool["l2"]  # before the data is read
+        summary = sweep.prepare()
+        assert summary.sparse is sparse
+        assert all(sp.issparse(X) is sparse for X, _, Xv, _ in sweep.backend._parts for X in (X, Xv))
+        assert ("newton-cholesky" in sweep.pool["l2"]) is not sparse
+        ev = sweep.backend.evaluate(ModelParams(1.0, 0.0, "l2", "lbfgs", "none", 200, 1e-6))
+        assert ev.log_loss < 0.6  # the numeric signal is learnt (0.69: none)
+        sweep.backend.close()
+
+
+def test_asking_for_a_dense_hessian_solver_on_a_wide_one_hot_is_one_line(tmp_path: Path) -> None:
+    from lrsweep.errors import LrsweepError
+    from lrsweep.space import WIDE_ONE_HOT
+    from lrsweep.sweep import Sweep
+
+    _wide_table(tmp_path / "d.csv", WIDE_ONE_HOT + 1, rows=2 * (WIDE_ONE_HOT + 1))
+    cfg = Config(dataset=DatasetConfig(name="wide", path=str(tmp_path / "d.csv"), target="y", positive="1"))
+    cfg.tracking.enabled, cfg.progress, cfg.study.dir = False, False, str(tmp_path / "studies")
+    cfg.search.solvers, cfg.search.penalties = ["newton-cholesky", "lbfgs"], ["l2"]
+    with pytest.raises(LrsweepError, match="newton-cholesky cannot fit sparse features .* one-hot wider than 1,000"):
+        Sweep(cfg).prepare()

@@ -3,7 +3,8 @@ traceback, never an MLflow run left RUNNING (issue 12).
 
 A table starts valid (60+ rows: two numeric features, a categorical, a yes/no target) and gets any mix of:
 another delimiter, a BOM, Latin-1 bytes, stray text in a numeric column, NaN and inf, a categorical with one level
-per row, a duplicated header, stray target values, a single class, a handful of rows. The real `lrsweep` main()
+per row, a categorical with 10^5 levels (on 2 * 10^5 rows), a duplicated header, stray target values, a single
+class, a handful of rows. The real `lrsweep` main()
 runs on it in this process (a tracked 2-trial sweep into a SQLite store, inline writer).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,20 +26,25 @@ from tests.e2e_helpers import cli_in_process
 pytestmark = pytest.mark.slow
 
 CORRUPTIONS = (
-    "semicolon", "tab", "bom", "latin1", "stray_text", "nan", "inf", "unique_levels", "duplicate_header",
-    "stray_target", "one_class", "few_rows",
+    "semicolon", "tab", "bom", "latin1", "stray_text", "nan", "inf", "unique_levels", "levels_1e5",
+    "duplicate_header", "stray_target", "one_class", "few_rows",
 )  # fmt: skip
+
+
+LEVELS = 10**5
 
 
 def _table(corruptions: frozenset[str], rows: int, seed: int) -> tuple[bytes, str]:
     """The CSV's bytes and its encoding-free description (for the failure message)."""
     rng = np.random.default_rng(seed)
-    n = 5 if "few_rows" in corruptions else rows
+    n = 5 if "few_rows" in corruptions else 2 * LEVELS if "levels_1e5" in corruptions else rows
     x1 = rng.normal(size=n).round(4).astype(object)
     x2 = rng.normal(size=n).round(4).astype(object)
     city = rng.choice(["north", "south", "east"], n).astype(object)
     if "unique_levels" in corruptions:
         city = np.array([f"c{i}" for i in range(n)], dtype=object)
+    elif "levels_1e5" in corruptions:  # each level on two rows: a real categorical, not an id
+        city = np.char.add("c", (rng.permutation(n) % LEVELS).astype(str)).astype(object)
     p = 1 / (1 + np.exp(-(1.2 * x1.astype(float) - x2.astype(float))))
     y = np.where(rng.random(n) < p, "yes", "no").astype(object)
     if "one_class" in corruptions:
@@ -76,6 +83,12 @@ def _running_runs(db: Path) -> list[str]:
 
 STORE = Path(tempfile.mkdtemp(prefix="lrsweep-hostile-"))  # one MLflow store for all examples (built once)
 EXAMPLES = itertools.count()  # an MLflow experiment per example: no example continues another's parent run
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_the_store():
+    yield
+    shutil.rmtree(STORE, ignore_errors=True)
 
 
 @settings(max_examples=24, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)

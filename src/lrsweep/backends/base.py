@@ -56,7 +56,7 @@ class Capabilities:
     requirements: tuple[str, ...]
     # how tracking logs the fitted model: "sklearn" (mlflow.sklearn) | "spark" (mlflow.spark)
     flavour: str
-    # solvers that cannot fit hashed features (they build a dense n_features^2 Hessian)
+    # solvers that cannot fit sparse features, hashed or a very wide one-hot (they build a dense n_features^2 Hessian)
     dense_solvers: tuple[str, ...] = field(default_factory=tuple)
     # the penalty families the backend fits at all (with a solver table: those some solver fits)
     penalties: tuple[str, ...] = ("none", "l2", "l1", "elasticnet")

@@ -31,7 +31,7 @@ from lrsweep.datasets import Reference
 from lrsweep.hashing import SparkFeatureHasher
 from lrsweep.labelled import Labelled
 from lrsweep.metrics import curve_from_scores, log_loss
-from lrsweep.space import ModelParams
+from lrsweep.space import WIDE_ONE_HOT, ModelParams
 
 __all__ = ["SklearnBackend", "SOLVER_PENALTIES", "make_preprocessor", "coefficient_table"]
 
@@ -50,30 +50,30 @@ SOLVER_PENALTIES: dict[str, tuple[str, ...]] = {
 
 
 def make_preprocessor(
-    numeric: list[str], categorical: list[str], hashed: list[str] | None = None, n_features: int = 2**20
-) -> ColumnTransformer:
+    numeric: list[str], categorical: list[str], hashed: list[str] | None = None, n_features: int = 2**20,
+    sparse: bool = False,
+) -> ColumnTransformer:  # fmt: skip
     """Impute + scale numerics; impute + one-hot categoricals (unknown levels at predict time ignored); hash the
     ``hashed`` columns into ``n_features`` buckets as Spark's FeatureHasher does (missing: no token).
 
-    With hashed columns the output is a sparse CSR matrix, else a dense array.
+    With hashed columns or ``sparse`` (a very wide one-hot) the output is a sparse CSR matrix, else a dense array.
     """
     hashed = hashed or []
+    sparse = sparse or bool(hashed)
     parts: list[tuple[str, Any, list[str]]] = [
         ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
         (
             "cat",
             make_pipeline(
                 SimpleImputer(strategy="most_frequent"),
-                OneHotEncoder(handle_unknown="ignore", sparse_output=bool(hashed)),
+                OneHotEncoder(handle_unknown="ignore", sparse_output=sparse),
             ),
             categorical,
         ),
     ]
     if hashed:
         parts.append(("hash", SparkFeatureHasher(n_features), hashed))
-    return ColumnTransformer(
-        parts, remainder="drop", verbose_feature_names_out=False, sparse_threshold=1.0 if hashed else 0.0
-    )
+    return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False, sparse_threshold=float(sparse))
 
 
 def coefficient_table(pre: ColumnTransformer, clf: LogisticRegression) -> pd.DataFrame:
@@ -124,6 +124,7 @@ class SklearnBackend:
         # (X_fit, y_fit, X_score, y_score) per fold, preprocessed once; index 0 is train/validation
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._blas: Any = None
+        self._wide = False  # a one-hot wider than WIDE_ONE_HOT columns: sparse features
 
     # -- prepare, once per sweep ----------------------------------------------------------------------
     def prepare(self, data: DataHandle) -> DataSummary:
@@ -132,6 +133,10 @@ class SklearnBackend:
         self._blas = threadpool_limits(limits=1, user_api="blas")
         table, split = data.pandas()
         self.table, self.split, self.reference = table, split, data.reference
+        width = sum(int(table.X[c].nunique()) for c in table.categorical)
+        self._wide = width > WIDE_ONE_HOT
+        if self._wide:
+            log.info("one-hot features: %s columns, kept sparse (above %s)", f"{width:,}", f"{WIDE_ONE_HOT:,}")
         pairs = split.folds if split.folds else [(split.train, split.val)]
         for fit_pos, score_pos in pairs:
             pre = self._preprocessor()
@@ -144,12 +149,13 @@ class SklearnBackend:
             features=DataSummary.features_of(table.numeric, table.categorical, table.hashed),
             dropped=table.dropped,
             input_example=table.X.iloc[split.train[:5]].copy(),
+            sparse=bool(table.hashed) or self._wide,
         )
 
     def _preprocessor(self) -> ColumnTransformer:
         assert self.table is not None
         t = self.table
-        return make_preprocessor(t.numeric, t.categorical, t.hashed, t.hash_features)
+        return make_preprocessor(t.numeric, t.categorical, t.hashed, t.hash_features, sparse=self._wide)
 
     @property
     def n_folds(self) -> int:

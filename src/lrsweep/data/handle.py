@@ -30,6 +30,7 @@ class DataSummary:
     features: dict[str, list[str]]  # numeric, categorical (and hashed)
     dropped: dict[str, str] = field(default_factory=dict)
     input_example: pd.DataFrame | None = None  # a few raw training rows: the logged model's example
+    sparse: bool = False  # the features are a sparse matrix (hashed, or a very wide one-hot): no dense-Hessian solver
 
     @staticmethod
     def features_of(numeric: list[str], categorical: list[str], hashed: list[str]) -> dict[str, list[str]]:

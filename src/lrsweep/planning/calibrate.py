@@ -830,7 +830,7 @@ def _pool(cfg: Config) -> Any:
     from lrsweep.backends import capabilities_of
     from lrsweep.space import solver_pool
 
-    return solver_pool(cfg.search, capabilities_of(cfg.backend.name), hashed=bool(cfg.dataset.hashed))
+    return solver_pool(cfg.search, capabilities_of(cfg.backend.name), sparse=bool(cfg.dataset.hashed))
 
 
 @dataclass

@@ -64,7 +64,7 @@ def draw_configs(cfg: Config, n: int) -> list[ModelParams]:
     from lrsweep.backends import capabilities_of
     from lrsweep.space import solver_pool, suggest
 
-    pool = solver_pool(cfg.search, capabilities_of(cfg.backend.name), hashed=bool(cfg.dataset.hashed))
+    pool = solver_pool(cfg.search, capabilities_of(cfg.backend.name), sparse=bool(cfg.dataset.hashed))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=cfg.seed))
     out = []

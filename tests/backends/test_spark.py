@@ -270,6 +270,34 @@ def metrics_of(ev: Evaluation) -> dict[str, float]:
     return metrics_at(ev.curve, choice.index) | area_metrics(ev.curve) | {"log_loss": ev.log_loss}
 
 
+def test_concurrent_trials_in_one_session_give_each_configurations_metrics_alone(telco: Any) -> None:
+    """Issue 13: search.n_jobs=K runs K trials at once on the backend's one session (threads sharing the cached
+    frames): each gives exactly what its configuration gives alone, curve and fit included."""
+    import threading
+
+    backend, _ = telco
+    configs = [params(1.0), params(0.05, 1.0, "balanced"), params(0.3, 0.5)]
+    alone = [backend.evaluate(p) for p in configs]
+    together: dict[int, Evaluation] = {}
+    gate = threading.Barrier(len(configs))
+
+    def run(i: int) -> None:
+        gate.wait()  # every fit starts at once: their Spark jobs interleave on the two cores
+        together[i] = backend.evaluate(configs[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(configs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert sorted(together) == list(range(len(configs)))
+    for one, both in zip(alone, (together[i] for i in range(len(configs))), strict=True):
+        assert both.log_loss == one.log_loss and both.fit.n_iter == one.fit.n_iter and both.n == one.n
+        np.testing.assert_array_equal(both.curve.thresholds, one.curve.thresholds)
+        np.testing.assert_array_equal(both.curve.tp, one.curve.tp)
+        np.testing.assert_array_equal(both.curve.fp, one.curve.fp)
+
+
 @pytest.mark.parametrize(
     ("p", "binned_too"),
     # elastic net at tol=1e-10: at 1e-6 OWL-QN stops early on telco's collinear one-hot columns (PR AUC 2e-4 off)

@@ -457,7 +457,7 @@ BAD_INPUTS = [
     (["dataset=csv", "dataset.path=empty.csv", "dataset.target=y"], "empty"),
     (["dataset=csv", "dataset.path=ok.csv", "dataset.target=nope"], "target column 'nope'"),
     (["dataset=csv", "dataset.path=ok.csv", "dataset.target=one"], "single class"),
-    (["dataset=csv", "dataset.path=ok.csv", "dataset.target=three"], "3 classes"),
+    (["dataset=csv", "dataset.path=ok.csv", "dataset.target=three"], "3 classes ('p', 'q', 'r'), not 2"),
     (["dataset=csv", "dataset.path=ok.csv", "dataset.target=y", "dataset.positive=maybe"], "'maybe' is not a value"),
     (["dataset.foo=1"], "unknown config key"),
     (["search=nope"], "unknown option 'nope'"),
@@ -517,6 +517,19 @@ def test_bad_input_in_its_own_process_is_one_line_and_exit_2(tmp_path, args, nee
     assert proc.stderr.startswith("lrsweep: error: ") and needle in proc.stderr and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
     _nothing_written(tmp_path)
+
+
+def test_a_multi_class_target_with_a_positive_class_sweeps_it_against_the_rest(tmp_path):
+    """Issue 14, item 1: the summary says what was fitted, the terminal names the other classes once."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=300)
+    tier = np.where(x > 0.4, "gold", np.where(x < -0.4, "bronze", "silver"))
+    pd.DataFrame({"x": x, "z": rng.normal(size=300), "tier": tier}).to_csv(tmp_path / "t.csv", index=False)
+    args = ["dataset=csv", "dataset.path=t.csv", "dataset.target=tier", "dataset.positive=gold"]
+    done = cli_in_process([*args, "search.n_trials=3", "tracking=off", "progress=false"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "  target: 'gold' against the rest (the target has 3 classes)" in done.stdout
+    assert done.stderr.count("against the rest") == 1 and "'silver'" in done.stderr and "'bronze'" in done.stderr
 
 
 @pytest.mark.slow

@@ -193,6 +193,9 @@ def format_summary(r: SweepResult) -> str:
         + ", ".join(f"{k.lower()} {v}" for k, v in sorted(r.states.items()))
         + f"), wall {r.wall_seconds:.1f} s"
     )
+    if r.data.get("classes"):  # a multi-class target, binarised by dataset.positive
+        positive = (r.data.get("labels") or ["", "?"])[1]
+        lines.append(f"  target: {positive!r} against the rest (the target has {r.data['classes']} classes)")
     if r.stop_reason:
         lines.append(f"  stopped early: {r.stop_reason}")
     if r.spend_usd is not None:

@@ -622,6 +622,28 @@ def test_infinite_values_in_a_parquet_read_by_spark_are_missing_values(spark: An
         backend.close()
 
 
+def test_spark_reads_a_multi_class_target_as_one_class_against_the_rest(tmp_path: Path, caplog: Any) -> None:
+    """Issue 14 on the direct Parquet path: dataset.positive on a 3-class target is that class against the rest,
+    its label 'not LEVEL', one line naming the others with their counts, the summary told ("classes")."""
+    import logging
+
+    df = synthetic(400, seed=4)
+    df["y"] = np.where(df["x1"] > 0.4, "gold", np.where(df["x1"] < -0.4, "bronze", "silver"))
+    path = tmp_path / "data.parquet"
+    df.to_parquet(path)
+    caplog.set_level(logging.WARNING, logger="lrsweep")
+    backend = SparkBackend(SparkConfig(spark_read_min_mb=0.0), cluster=LOCAL2)
+    try:
+        summary = prepared(backend, DatasetConfig(name="tiers", path=str(path), target="y", positive="gold"))
+        assert summary.fingerprint["labels"] == ["not gold", "gold"] and summary.fingerprint["classes"] == 3
+        n = df["y"].value_counts()
+        assert summary.fingerprint["positive_rate"] == pytest.approx(n["gold"] / len(df))
+        (line,) = [r.getMessage() for r in caplog.records if "against the rest" in r.getMessage()]
+        assert f"fitting 'gold' ({n['gold']:,} rows) against the rest" in line and f"'silver' {n['silver']:,}" in line
+    finally:
+        backend.close()
+
+
 # -- 6. a real standalone cluster ---------------------------------------------------------------------
 @pytest.mark.slow
 def test_sweep_on_a_standalone_cluster(tmp_path: Path) -> None:

@@ -148,11 +148,31 @@ def test_one_class_target(tmp_path):
     raises(ds(write_csv(tmp_path, df)), "single class", "'no'")
 
 
-def test_three_class_target(tmp_path):
+def test_three_class_target_without_a_positive_class_names_the_fix(tmp_path):
     df = make_frame()
     df.loc[:20, "outcome"] = "maybe"
-    err = raises(ds(write_csv(tmp_path, df), positive="yes"), "3 classes", "'maybe'", "'no'", "'yes'")
-    assert "dataset.positive" in str(err)
+    err = raises(ds(write_csv(tmp_path, df)), "3 classes", "'maybe'", "'no'", "'yes'")
+    assert "fit one class against the rest with dataset.positive=maybe" in str(err)  # a fix that works (issue 14)
+
+
+def test_a_positive_class_of_a_multi_class_target_is_fitted_against_the_rest(tmp_path, caplog):
+    """Issue 14: dataset.positive=LEVEL on a target of more than two classes: LEVEL is 1, every other class 0,
+    the negative label reads 'not LEVEL', and one line names the rest with their counts (so a stray value in a
+    yes/no column is seen, not silently counted as a no)."""
+    df = make_frame()
+    df["tier"] = np.array(["gold", "silver", "bronze", "silver"])[np.arange(len(df)) % 4]
+    df.loc[:2, "tier"] = "maybe"
+    caplog.set_level(logging.WARNING, logger="lrsweep")
+    t = load_table(ds(write_csv(tmp_path, df.drop(columns="outcome")), target="tier", positive="silver"))
+    np.testing.assert_array_equal(t.y, (df["tier"] == "silver").to_numpy().astype(int))
+    assert (t.negative, t.positive) == ("not silver", "silver")
+    assert t.fingerprint["labels"] == ["not silver", "silver"] and t.fingerprint["classes"] == 4
+    (line,) = [r.getMessage() for r in caplog.records if "against the rest" in r.getMessage()]
+    n = df["tier"].value_counts()
+    assert f"target 'tier' has 4 classes: fitting 'silver' ({n['silver']:,} rows) against the rest" in line
+    assert f"'bronze' {n['bronze']:,}" in line and "'maybe' 3" in line and "'gold'" in line
+    binary = load_table(ds(write_csv(tmp_path, make_frame(), "two.csv"), positive="yes"))
+    assert "classes" not in binary.fingerprint and binary.negative == "no"  # two classes: as before
 
 
 def test_positive_label_not_present(tmp_path):

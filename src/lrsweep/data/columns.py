@@ -138,19 +138,35 @@ def _looks_like_id(p: ColumnProfile, n_rows: int) -> bool:
     return p.distinct >= (APPROX_ID_SHARE * n_rows if p.approx else n_rows)
 
 
+def rest_label(positive: str) -> str:
+    """The negative label when a multi-class target is fitted as ``positive`` against the rest."""
+    return f"not {positive}"
+
+
+def say_one_against_the_rest(target: str, positive: str, counts: dict[str, int], more: bool = False) -> None:
+    """One line when a target of more than two classes is fitted as one class against the rest: which, and the
+    others with their row counts (a stray value in a yes/no column shows here)."""
+    others = sorted(((k, v) for k, v in counts.items() if k != positive), key=lambda kv: -kv[1])
+    shown = ", ".join(f"{k!r} {v:,}" for k, v in others[:6]) + (" ..." if len(others) > 6 or more else "")
+    log.warning(
+        "target %r has %s classes: fitting %r (%s rows) against the rest (%s); check the rest holds no stray value",
+        target, f"{len(counts)}+" if more else len(counts), positive, f"{counts.get(positive, 0):,}", shown,
+    )  # fmt: skip
+
+
 def positive_label(labels: list[str], target: str, positive: str | None) -> str:
-    """The positive one among the target's distinct labels (as text); refuse anything but two classes."""
+    """The positive one among the target's distinct labels (as text). More than two classes need ``positive``
+    (that class is then fitted against the rest); one class, or no way to tell, is refused."""
     shown = ", ".join(repr(v) for v in sorted(labels)[:6]) + (" ..." if len(labels) > 6 else "")
     if len(labels) < 2:
         raise LrsweepError(
             f"target {target!r} has a single class ({shown})",
             "a binary target needs two classes: check dataset.target and the file",
         )
-    if len(labels) > 2:
+    if len(labels) > 2 and positive is None:
         raise LrsweepError(
-            f"target {target!r} has {len(labels)} classes ({shown}), not 2",
-            f"pick another column with dataset.target=, or make it binary (e.g. dataset.positive={sorted(labels)[0]!r} "
-            "is not enough: lrsweep fits binary targets only)",
+            f"target {target!r} has {len(labels)} classes ({shown}), not 2, and lrsweep fits binary targets",
+            f"fit one class against the rest with dataset.positive={sorted(labels)[0]}, or pick another dataset.target",
         )
     if positive is not None:
         if positive in labels:

@@ -23,7 +23,14 @@ import pandas as pd
 
 from lrsweep.config import CVConfig, DatasetConfig, SplitConfig
 from lrsweep.data import uri
-from lrsweep.data.columns import ColumnProfile, check_named_columns, plan_columns, positive_label
+from lrsweep.data.columns import (
+    ColumnProfile,
+    check_named_columns,
+    plan_columns,
+    positive_label,
+    rest_label,
+    say_one_against_the_rest,
+)
 from lrsweep.data.source import Source
 from lrsweep.data.split import PART_NAMES, TEST, TRAIN, VAL, Split, check_both_classes, hash_parts
 from lrsweep.data.table import Table
@@ -166,6 +173,14 @@ def read_direct(
     tgt = F.col(ident(target))
     labels = [r[0] for r in raw.where(tgt.isNotNull()).select(tgt.cast("string")).distinct().limit(3).collect()]
     positive = positive_label([str(v) for v in labels], target, None if cfg.positive is None else str(cfg.positive))
+    if len(labels) > 2:  # one class against the rest: the classes' counts (one job, only for such targets)
+        top = raw.where(tgt.isNotNull()).groupBy(tgt.cast("string").alias("c")).count().orderBy(F.desc("count"))
+        counts = {str(r["c"]): int(r["count"]) for r in top.limit(8).collect()}
+        if positive not in counts:
+            counts[positive] = raw.where(tgt.cast("string") == positive).count()
+        say_one_against_the_rest(target, positive, counts, more=len(counts) > 7)
+    classes = (len(counts) if len(counts) <= 7 else "8+") if len(labels) > 2 else None
+    negative = rest_label(positive) if len(labels) > 2 else next((str(v) for v in labels if str(v) != positive), "0")
     n_missing = raw.where(tgt.isNull()).count()
     if n_missing:
         log.warning("dropped %d rows whose target %r is missing", n_missing, target)
@@ -201,13 +216,15 @@ def read_direct(
         "columns": len(raw.columns),
         "schema_sha256": hashlib.sha256("\n".join(schema).encode()).hexdigest()[:16],
         "positive_rate": n_pos / n,
-        "labels": [next((str(v) for v in labels if str(v) != positive), "0"), positive],
+        "labels": [negative, positive],
         "schema": schema,
     }
+    if classes is not None:  # fitted as one class against the rest
+        fingerprint["classes"] = classes
     if source.generated is not None:
         fingerprint["generated"] = source.generated.summary()
     example = base.where(F.col(PART) == TRAIN).select(*[F.col(ident(c)) for c in plan.features]).limit(5)
     return SparkParts(
         base, plan.numeric, plan.categorical, plan.hashed, cfg.hash_features, rows, False, fingerprint,
-        plan.dropped, example.toPandas(), (next((str(v) for v in labels if str(v) != positive), "0"), positive),
+        plan.dropped, example.toPandas(), (negative, positive),
     )  # fmt: skip

@@ -16,7 +16,14 @@ import pandas as pd
 
 from lrsweep.config import DatasetConfig
 from lrsweep.data import uri
-from lrsweep.data.columns import ColumnProfile, check_named_columns, plan_columns, positive_label
+from lrsweep.data.columns import (
+    ColumnProfile,
+    check_named_columns,
+    plan_columns,
+    positive_label,
+    rest_label,
+    say_one_against_the_rest,
+)
 from lrsweep.data.source import Source
 from lrsweep.errors import LrsweepError
 
@@ -164,7 +171,10 @@ def read_table(source: Source, cfg: DatasetConfig) -> Table:
         target = df[cfg.target]
     labels = [str(v) for v in pd.unique(target)]
     positive = positive_label(labels, str(cfg.target), None if cfg.positive is None else str(cfg.positive))
-    y = (target.astype(str).to_numpy() == positive).astype(np.int8)
+    text = target.astype(str)
+    y = (text.to_numpy() == positive).astype(np.int8)
+    if len(labels) > 2:
+        say_one_against_the_rest(str(cfg.target), positive, {str(k): int(v) for k, v in text.value_counts().items()})
 
     X = df.drop(columns=[cfg.target])
     numbers_with_stray_text(X, cfg)
@@ -175,7 +185,7 @@ def read_table(source: Source, cfg: DatasetConfig) -> Table:
     infinite_as_missing(X, plan.numeric)
 
     schema = [f"{c}:{df[c].dtype}" for c in df.columns]
-    negative = next((label for label in labels if label != positive), "")
+    negative = rest_label(positive) if len(labels) > 2 else next((label for label in labels if label != positive), "")
     fingerprint: dict[str, Any] = {
         "sha256": uri.sha256(source.location),
         "source": source.shown,
@@ -186,6 +196,8 @@ def read_table(source: Source, cfg: DatasetConfig) -> Table:
         "labels": [negative, positive],  # the target's (negative, positive) labels
         "schema": schema,  # with the column digests: what `lrsweep reproduce` names when the data changed
     }
+    if len(labels) > 2:  # fitted as one class against the rest
+        fingerprint["classes"] = len(labels)
     if df.size <= DIGEST_MAX_CELLS:
         fingerprint["column_sha256"] = column_digests(df)
     if source.generated is not None:

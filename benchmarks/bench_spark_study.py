@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -127,26 +126,11 @@ def mlflow_storage_alone(uri: str, n: int) -> dict[str, Any]:
 
 
 def lrsweep_workers(uri: str, n: int, jobs: int, work: Path) -> dict[str, Any]:
+    from benchmarks.bench_workers import run_workers
     from tests.e2e_helpers import study_trials
 
     args = [f"search.n_trials={n}", "progress=false", f"tracking.uri={uri}", "tracking.experiment=bench-workers"]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    t0 = time.perf_counter()
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "lrsweep.cli", *args],
-            cwd=work,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
-        for _ in range(jobs)
-    ]
-    errors = [p.communicate()[1] for p in procs]
-    wall = time.perf_counter() - t0
-    if any(p.returncode for p in procs):
-        raise SystemExit(f"a worker failed: {[e[-800:] for e in errors]}")
+    wall = run_workers(jobs, args, work)
     (trials,) = study_trials(work).values()
     return {"wall": wall, "session": 0.0, "trials": trials, "runs": _runs(uri, "bench-workers")}
 

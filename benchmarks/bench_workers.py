@@ -41,6 +41,30 @@ def _study_trials(work: Path, storage: str) -> list[Any]:
     return optuna.load_study(study_name=summary.study_name, storage=store).get_trials()
 
 
+def run_workers(k: int, args: list[str], cwd: Path) -> float:
+    """Start ``k`` `lrsweep ARGS` processes at once in ``cwd``; the seconds until the last exits (exit if one
+    fails, with its last words)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    t0 = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "lrsweep.cli", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(k)
+    ]
+    errors = [p.communicate()[1] for p in procs]
+    wall = time.perf_counter() - t0
+    bad = [(p.returncode, e[-500:]) for p, e in zip(procs, errors, strict=True) if p.returncode != 0]
+    if bad:
+        raise SystemExit(f"a worker failed: {bad}")
+    return wall
+
+
 def one(workers: int, trials: int, storage: str, tracking: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -48,24 +72,7 @@ def one(workers: int, trials: int, storage: str, tracking: str) -> dict[str, Any
         args += ["tracking=off"] if tracking == "off" else [f"tracking.uri=sqlite:///{work / 'mlflow.db'}"]
         if storage != "journal":
             args.append(f"study.storage={storage}")
-        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-        t0 = time.perf_counter()
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "lrsweep.cli", *args],
-                cwd=work,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )  # fmt: skip
-            for _ in range(workers)
-        ]
-        errors = [p.communicate()[1] for p in procs]
-        wall = time.perf_counter() - t0
-        bad = [(p.returncode, e[-500:]) for p, e in zip(procs, errors, strict=True) if p.returncode != 0]
-        if bad:
-            raise SystemExit(f"a worker failed: {bad}")
+        wall = run_workers(workers, args, work)
         done = [t for t in _study_trials(work, storage) if t.state.name == "COMPLETE"]
         assert len(done) == trials, (len(done), trials)
         first = min(t.datetime_start for t in done)

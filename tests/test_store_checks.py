@@ -80,21 +80,11 @@ def test_the_postgres_driver_is_offered_as_lrsweeps_extra(monkeypatch):
 
 @pytest.fixture
 def read_only_folder(tmp_path):
-    """A read-only tmpfs under tmp_path (root can mount one here and in CI; root ignores permission bits, not a
-    read-only file system), unmounted after."""
-    import subprocess
+    """A read-only tmpfs under tmp_path."""
+    from tests.mounts import tmpfs
 
-    folder = tmp_path / "read-only"
-    folder.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)], capture_output=True, text=True
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {made.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "read-only", "size=1m,ro") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
 
 
 @pytest.mark.parametrize("mode", ["background", "inline"])

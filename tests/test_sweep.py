@@ -379,20 +379,11 @@ def test_a_study_folder_that_cannot_be_written_is_one_line(tmp_path, where, said
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs mounted under tmp_path (root can mount one here and in CI), unmounted after."""
-    import subprocess
+    """A 1 MiB tmpfs under tmp_path."""
+    from tests.mounts import tmpfs
 
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, text=True
-    )
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "tiny", "size=1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
 
 
 def test_a_full_disk_is_one_line_and_the_study_resumes_once_there_is_room(cfg: Config, tiny_disk: Path):

@@ -58,8 +58,13 @@ def creating(uri: str | None) -> Iterator[None]:
     if path is None:
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(f".{path.name}.lrsweep-lock"), "a+") as fh:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path.with_name(f".{path.name}.lrsweep-lock"), "a+")  # noqa: SIM115 -- closed below
+    except OSError:  # a folder this process cannot write: no store can be created there (a reader goes on)
+        yield
+        return
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         yield
 

@@ -104,7 +104,11 @@ def _client(uri: str | None) -> Any:
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     # An explicit client, never mlflow.set_tracking_uri: that also exports MLFLOW_TRACKING_URI, so a later
     # sweep of the same process (multirun) or any child process would silently log to this store.
-    return MlflowClient(tracking_uri=uri)
+    from lrsweep.stores import creating
+
+    # the client builds a new local SQLite store's tables (Alembic migrations) as it starts: one worker at a time
+    with creating(uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"):
+        return MlflowClient(tracking_uri=uri)
 
 
 @contextlib.contextmanager

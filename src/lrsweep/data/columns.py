@@ -143,15 +143,18 @@ def rest_label(positive: str) -> str:
     return f"not {positive}"
 
 
-def say_one_against_the_rest(target: str, positive: str, counts: dict[str, int], more: bool = False) -> None:
+def say_one_against_the_rest(target: str, positive: str, counts: dict[str, int], more: bool = False) -> int | str:
     """One line when a target of more than two classes is fitted as one class against the rest: which, and the
-    others with their row counts (a stray value in a yes/no column shows here)."""
+    others with their row counts (a stray value in a yes/no column shows here). Returns the number of classes
+    (``more``: counts holds only the largest, so "N+"), as the fingerprint records it."""
     others = sorted(((k, v) for k, v in counts.items() if k != positive), key=lambda kv: -kv[1])
     shown = ", ".join(f"{k!r} {v:,}" for k, v in others[:6]) + (" ..." if len(others) > 6 or more else "")
+    classes: int | str = f"{len(counts)}+" if more else len(counts)
     log.warning(
         "target %r has %s classes: fitting %r (%s rows) against the rest (%s); check the rest holds no stray value",
-        target, f"{len(counts)}+" if more else len(counts), positive, f"{counts.get(positive, 0):,}", shown,
+        target, classes, positive, f"{counts.get(positive, 0):,}", shown,
     )  # fmt: skip
+    return classes
 
 
 def positive_label(labels: list[str], target: str, positive: str | None) -> str:

@@ -173,14 +173,14 @@ def read_direct(
     tgt = F.col(ident(target))
     labels = [r[0] for r in raw.where(tgt.isNotNull()).select(tgt.cast("string")).distinct().limit(3).collect()]
     positive = positive_label([str(v) for v in labels], target, None if cfg.positive is None else str(cfg.positive))
+    classes: int | str | None = None  # set when more than two: fitted as one class against the rest
     if len(labels) > 2:  # one class against the rest: the classes' counts (one job, only for such targets)
         top = raw.where(tgt.isNotNull()).groupBy(tgt.cast("string").alias("c")).count().orderBy(F.desc("count"))
         counts = {str(r["c"]): int(r["count"]) for r in top.limit(8).collect()}
         if positive not in counts:
             counts[positive] = raw.where(tgt.cast("string") == positive).count()
-        say_one_against_the_rest(target, positive, counts, more=len(counts) > 7)
-    classes = (len(counts) if len(counts) <= 7 else "8+") if len(labels) > 2 else None
-    negative = rest_label(positive) if len(labels) > 2 else next((str(v) for v in labels if str(v) != positive), "0")
+        classes = say_one_against_the_rest(target, positive, counts, more=len(counts) > 7)
+    negative = rest_label(positive) if classes else next((str(v) for v in labels if str(v) != positive), "0")
     n_missing = raw.where(tgt.isNull()).count()
     if n_missing:
         log.warning("dropped %d rows whose target %r is missing", n_missing, target)
@@ -219,7 +219,7 @@ def read_direct(
         "labels": [negative, positive],
         "schema": schema,
     }
-    if classes is not None:  # fitted as one class against the rest
+    if classes:
         fingerprint["classes"] = classes
     if source.generated is not None:
         fingerprint["generated"] = source.generated.summary()

@@ -173,8 +173,10 @@ def read_table(source: Source, cfg: DatasetConfig) -> Table:
     positive = positive_label(labels, str(cfg.target), None if cfg.positive is None else str(cfg.positive))
     text = target.astype(str)
     y = (text.to_numpy() == positive).astype(np.int8)
+    classes = None  # set when more than two: fitted as one class against the rest
     if len(labels) > 2:
-        say_one_against_the_rest(str(cfg.target), positive, {str(k): int(v) for k, v in text.value_counts().items()})
+        counts = {str(k): int(v) for k, v in text.value_counts().items()}
+        classes = say_one_against_the_rest(str(cfg.target), positive, counts)
 
     X = df.drop(columns=[cfg.target])
     numbers_with_stray_text(X, cfg)
@@ -185,7 +187,7 @@ def read_table(source: Source, cfg: DatasetConfig) -> Table:
     infinite_as_missing(X, plan.numeric)
 
     schema = [f"{c}:{df[c].dtype}" for c in df.columns]
-    negative = rest_label(positive) if len(labels) > 2 else next((label for label in labels if label != positive), "")
+    negative = rest_label(positive) if classes else next((label for label in labels if label != positive), "")
     fingerprint: dict[str, Any] = {
         "sha256": uri.sha256(source.location),
         "source": source.shown,
@@ -196,8 +198,8 @@ def read_table(source: Source, cfg: DatasetConfig) -> Table:
         "labels": [negative, positive],  # the target's (negative, positive) labels
         "schema": schema,  # with the column digests: what `lrsweep reproduce` names when the data changed
     }
-    if len(labels) > 2:  # fitted as one class against the rest
-        fingerprint["classes"] = len(labels)
+    if classes:
+        fingerprint["classes"] = classes
     if df.size <= DIGEST_MAX_CELLS:
         fingerprint["column_sha256"] = column_digests(df)
     if source.generated is not None:

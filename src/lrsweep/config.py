@@ -48,6 +48,7 @@ __all__ = [
     "PENALTIES",
     "METRIC_DIRECTIONS",
     "SAMPLERS",
+    "FIDELITIES",
     "SOURCES",
     "choice",
     "search_identity",
@@ -69,6 +70,7 @@ METRIC_DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
     "balanced_accuracy": "maximize",
 }
 SAMPLERS = ("tpe", "random", "grid")
+FIDELITIES = ("full", "halving")
 SOURCES = ("bundled", "file", "generated")
 
 
@@ -220,6 +222,17 @@ class SearchConfig:
     class_weight: list[str] = field(default_factory=lambda: ["none", "balanced"])
     max_iter: int = 1000
     tol: float = 1e-4
+    # full: every trial fits all the training rows; halving: successive halving over nested, seeded fractions of
+    # them (1/eta^(rungs-1), ..., 1/eta, all), a successive-halving pruner promoting the best 1/eta of each rung
+    fidelity: str = "full"
+    eta: int = 3
+    rungs: int = 3
+
+    def fractions(self) -> list[float]:
+        """The training-row fraction of each rung, smallest first (one rung of all the rows without halving)."""
+        if self.fidelity != "halving":
+            return [1.0]
+        return [float(self.eta) ** -(self.rungs - 1 - r) for r in range(self.rungs)]
 
     def check(self) -> None:
         if self.n_trials <= 0:
@@ -265,6 +278,19 @@ class SearchConfig:
             choice(cw, ("none", "balanced"), "a value in search.class_weight")
         if self.solvers is not None and not self.solvers:
             raise LrsweepError("search.solvers is empty", "remove it (null = every compatible solver)")
+        choice(self.fidelity, FIDELITIES, "search.fidelity")
+        if self.eta < 2:
+            raise LrsweepError(f"search.eta={self.eta} must be at least 2", "use search.eta=3 (keep the best third)")
+        if self.rungs < 2:
+            raise LrsweepError(
+                f"search.rungs={self.rungs} must be at least 2 (one rung is search.fidelity=full)", "use search.rungs=3"
+            )
+        if self.fidelity == "halving" and float(self.eta) ** (self.rungs - 1) > 1e4:
+            raise LrsweepError(
+                f"search.eta={self.eta} with search.rungs={self.rungs} starts on 1/{self.eta ** (self.rungs - 1):,} "
+                "of the rows",
+                "use fewer rungs (search.rungs=3) or a smaller search.eta",
+            )
 
 
 @dataclass
@@ -382,6 +408,11 @@ def validate(cfg: Config, caps: Capabilities | None = None) -> SolverPool:
             f"budget.max_usd needs a priced cluster; cluster={cfg.cluster.name} has no price",
             "use cluster=emr, or budget.max_minutes for a time limit",
         )
+    if cfg.search.fidelity == "halving" and cfg.cv.folds > 1:
+        raise LrsweepError(
+            f"search.fidelity=halving and cv.folds={cfg.cv.folds} both prune trials (by rows, by folds)",
+            "choose one: cv.folds=1 with halving, or search.fidelity=full with CV",
+        )
     # across groups: the search's solvers against the backend's, on this data
     return solver_pool(cfg.search, caps, sparse=bool(cfg.dataset.hashed))
 
@@ -420,6 +451,18 @@ def _dataset_identity(ds: DatasetConfig) -> dict[str, Any]:
     return out
 
 
+# search fields added after study names were first derived: they count only when halving is asked for
+_LATER_SEARCH_FIELDS = ("fidelity", "eta", "rungs")
+
+
+def _search_identity(search: SearchConfig) -> dict[str, Any]:
+    out = {k: v for k, v in dataclasses.asdict(search).items() if k not in ("n_trials", "n_jobs")}
+    if search.fidelity == "full":
+        for k in _LATER_SEARCH_FIELDS:
+            out.pop(k)
+    return out
+
+
 def search_identity(cfg: Config) -> dict[str, Any]:
     """The parts of the config that define which trials a study holds (not how many, nor where logged)."""
     threshold = dict(_FLAT_THRESHOLD)
@@ -429,7 +472,7 @@ def search_identity(cfg: Config) -> dict[str, Any]:
         "dataset": _dataset_identity(cfg.dataset),
         "split": dataclasses.asdict(cfg.split),
         "cv": dataclasses.asdict(cfg.cv),
-        "search": {k: v for k, v in dataclasses.asdict(cfg.search).items() if k not in ("n_trials", "n_jobs")},
+        "search": _search_identity(cfg.search),
         "threshold": threshold,
         "objective": cfg.objective.metric,
         "seed": cfg.seed,

@@ -77,6 +77,8 @@ class SweepResult:
     spend_usd: float | None = None  # what the cluster cost (priced clusters)
     experiment_id: str | None = None
     ui_url: str | None = None  # the MLflow UI's address (after ui_command, for a local store)
+    # successive halving: how many finished trials stopped at each rung ("1/9", "1/3", "all": their share of rows)
+    rungs: dict[str, int] = field(default_factory=dict)
     nothing_to_do: str = ""  # set when the call had nothing to run or log: the line saying so and what to do
 
     def as_dict(self) -> dict[str, Any]:

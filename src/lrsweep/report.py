@@ -193,6 +193,12 @@ def format_summary(r: SweepResult) -> str:
         + ", ".join(f"{k.lower()} {v}" for k, v in sorted(r.states.items()))
         + f"), wall {r.wall_seconds:.1f} s"
     )
+    if r.rungs:
+        lines.append(
+            "  halving: last rung reached "
+            + ", ".join(f"{share} of the rows: {n}" for share, n in r.rungs.items())
+            + " (the best is chosen among trials on all the rows)"
+        )
     if r.data.get("classes"):  # a multi-class target, binarised by dataset.positive
         positive = (r.data.get("labels") or ["", "?"])[1]
         lines.append(f"  target: {positive!r} against the rest (the target has {r.data['classes']} classes)")

@@ -126,6 +126,24 @@ def evaluate_params(backend: Backend, cfg: Config, params: ModelParams, trial: A
     """Validation metrics of one configuration; reports folds to ``trial`` and raises TrialPruned."""
     metric = cfg.objective.metric
     steps: list[Step] = []
+    fractions = cfg.search.fractions()
+    rung_seconds = 0.0
+    for r, fraction in enumerate(fractions[:-1]):  # successive halving: the smaller rungs first
+        ev = backend.evaluate(params, fraction=fraction)
+        rung_seconds += ev.fit.seconds
+        rung_m, _ = _metrics(ev.curve, ev.log_loss, cfg, params)
+        step = rung_step(cfg.search, r)
+        steps.append((f"rung_{metric}", rung_m[metric], step))
+        if trial is not None and hasattr(trial, "report"):
+            trial.report(rung_m[metric], step)
+            if trial.should_prune():
+                import optuna
+
+                trial.set_user_attr("lrsweep_steps", steps)
+                raise optuna.TrialPruned(
+                    f"stopped at rung {r + 1} of {len(fractions)} ({_share(fraction)} of the training rows): "
+                    f"{metric}={rung_m[metric]:.4f}"
+                )
     if backend.n_folds == 0:
         ev = backend.evaluate(params)
         evals = [ev]
@@ -146,13 +164,51 @@ def evaluate_params(backend: Backend, cfg: Config, params: ModelParams, trial: A
                     raise optuna.TrialPruned(f"pruned after fold {k}: {metric}={fold_m[metric]:.4f}")
         curve, ll = _pool(evals)
     m, feasible = _metrics(curve, ll, cfg, params)
+    if len(fractions) > 1:  # the top rung: all the rows, reported as the others were
+        top = rung_step(cfg.search, len(fractions) - 1)
+        steps.append((f"rung_{metric}", m[metric], top))
+        if trial is not None and hasattr(trial, "report"):
+            trial.report(m[metric], top)
     fit = {
-        "fit_seconds": sum(e.fit.seconds for e in evals),
+        "fit_seconds": rung_seconds + sum(e.fit.seconds for e in evals),
         "n_iter": max(e.fit.n_iter for e in evals),
         "converged": float(all(e.fit.converged for e in evals)),
         "threshold_feasible": float(feasible),
     }
     return Scored(m, steps, fit, curve)
+
+
+def rung_step(search: Any, rung: int) -> int:
+    """The step a rung is reported at: its rows in units of the smallest rung's (1, eta, eta^2, ...), the
+    resource Optuna's SuccessiveHalvingPruner counts."""
+    return int(search.eta) ** rung
+
+
+def _share(fraction: float) -> str:
+    return "all" if fraction >= 1.0 else f"1/{round(1 / fraction):g}"
+
+
+def _rung_metrics(cfg: Config, steps: list[Step]) -> dict[str, float]:
+    """With successive halving: the rungs a trial ran (1 = the smallest only) and the share of the training rows
+    its last rung fitted; nothing otherwise."""
+    fractions = cfg.search.fractions()
+    n = sum(1 for name, _, _ in steps if str(name).startswith("rung_"))
+    if len(fractions) < 2 or n == 0:
+        return {}
+    return {"rung": float(n), "train_fraction": fractions[min(n, len(fractions)) - 1]}
+
+
+def _rung_counts(cfg: Config, finished: list[Any]) -> dict[str, int]:
+    """Finished trials by the last rung they ran, smallest share first (empty without halving)."""
+    fractions = cfg.search.fractions()
+    if len(fractions) < 2:
+        return {}
+    counts = Counter(
+        rec.metrics["train_fraction"]
+        for rec in map(_record_of, finished)
+        if rec is not None and "train_fraction" in rec.metrics
+    )
+    return {_share(f): counts[f] for f in fractions if counts[f]}
 
 
 def _test_metrics(test: Evaluation, threshold: float) -> dict[str, float]:
@@ -246,6 +302,20 @@ def _sampler(cfg: Config, held: int = 0) -> Any:
     if s.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.n_startup_trials)
     return optuna.samplers.RandomSampler(seed=seed)  # random; grid enqueues its points first
+
+
+def _pruner(cfg: Config) -> Any:
+    """Successive halving over data fractions (rungs reported at steps 1, eta, eta^2: see rung_step), a median
+    pruner over CV folds, or none."""
+    import optuna
+
+    if cfg.search.fidelity == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=1, reduction_factor=cfg.search.eta, min_early_stopping_rate=0
+        )
+    if cfg.cv.folds > 1 and cfg.cv.prune:
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+    return optuna.pruners.NopPruner()
 
 
 def _disk_full(exc: OSError, study: str) -> LrsweepError | None:
@@ -475,6 +545,7 @@ class _TrialRunner:
             tags["lrsweep.failure"] = f"{type(exc).__name__}: {exc}"[:5000]
         finally:
             self.warnings.end_trial()
+        metrics |= _rung_metrics(cfg, steps)
         tags |= _warning_tags(bucket)
         if WORKER_ATTR in trial.user_attrs:  # which process ran it (several may work one study)
             tags["lrsweep.worker"] = str(trial.user_attrs[WORKER_ATTR])
@@ -694,11 +765,7 @@ class Sweep:
                 study_name=self.name,
                 storage=storage,
                 sampler=_sampler(cfg),
-                pruner=(
-                    optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
-                    if cfg.cv.folds > 1 and cfg.cv.prune
-                    else optuna.pruners.NopPruner()
-                ),
+                pruner=_pruner(cfg),
                 direction=METRIC_DIRECTIONS[cfg.objective.metric],
                 load_if_exists=True,
             )
@@ -1064,6 +1131,7 @@ class Sweep:
             ui_url=_ui_url(uri),
             trial_seconds=seconds,
             stop_reason=self.guard.stopped,
+            rungs=_rung_counts(cfg, finished),
         )
 
     def _best_curve(self, best: TrialRecord) -> Curve:

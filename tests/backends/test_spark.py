@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+from collections import Counter
 from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
@@ -268,6 +269,38 @@ def metrics_of(ev: Evaluation) -> dict[str, float]:
     """The sweep's validation metrics of one evaluation (as lrsweep.sweep.evaluate_params computes them)."""
     choice = choose_threshold(ev.curve, F1Threshold())
     return metrics_at(ev.curve, choice.index) | area_metrics(ev.curve) | {"log_loss": ev.log_loss}
+
+
+def _rows_of(df: Any) -> Counter[tuple[Any, ...]]:
+    """A cached part's rows as a multiset (features, label): parts have no row ids, telco has duplicate rows."""
+    return Counter((tuple(r[FEATURES].toArray()), r[LABEL]) for r in df.select(FEATURES, LABEL).collect())
+
+
+def test_halving_rungs_are_nested_seeded_cached_and_scored_on_all_of_validation(telco: Any) -> None:
+    """search.fidelity=halving on Spark: each rung's rows lie inside the next one's, are drawn again the same, are
+    cached once, and a rung's fit is scored on the whole validation part with regParam for its own rows."""
+    backend, reference = telco
+    n_fit = backend._folds[0].n_fit
+    (ninth, n9), (third, n3) = backend.fraction_rows(1 / 9), backend.fraction_rows(1 / 3)
+    assert abs(n9 - n_fit / 9) < 4 * math.sqrt(n_fit / 9) and abs(n3 - n_fit / 3) < 4 * math.sqrt(n_fit / 3)
+    assert ninth.is_cached and backend.fraction_rows(1 / 9)[0] is ninth  # made once per sweep
+    rows9, rows3 = _rows_of(ninth), _rows_of(third)
+    assert sum(rows9.values()) == n9 and not rows9 - rows3  # nested (as multisets)
+    drawn = dict(backend._rungs)
+    backend._rungs.clear()  # drawn again from the cached part: the same rows
+    try:
+        assert _rows_of(backend.fraction_rows(1 / 9)[0]) == rows9
+        backend._rungs.pop((0, 1 / 9))[0].unpersist()
+    finally:
+        backend._rungs.update(drawn)
+    p = params(1.0, max_iter=50)
+    rung, full = backend.evaluate(p, fraction=1 / 9), backend.evaluate(p)
+    assert rung.n == full.n == len(reference.split.val)  # all of validation, both times
+    assert rung.log_loss != full.log_loss
+    from pyspark.ml.classification import LogisticRegression
+
+    alone = LogisticRegression(featuresCol=FEATURES, labelCol=LABEL, **spark_params(p, n9)).fit(ninth)
+    assert rung.fit.n_iter == alone.summary.totalIterations  # the rung fitted its own rows at 1 / (C n_rung)
 
 
 def test_concurrent_trials_in_one_session_give_each_configurations_metrics_alone(telco: Any) -> None:

@@ -158,3 +158,21 @@ def test_estimate_arithmetic() -> None:
     assert e.low == pytest.approx(10 * math.exp(-0.2)) and e.high == pytest.approx(10 * math.exp(0.2))
     assert e.contains(10.0) and not e.contains(20.0)
     assert (e + e).mid == 20.0 and e.scaled(3).high == pytest.approx(3 * e.high)
+
+
+def test_a_halving_sweep_is_predicted_rung_by_rung(cal: Calibration) -> None:
+    """search.fidelity=halving: a trial costs its rungs, each fitted on its share of the training rows, weighted
+    by the share of trials expected to run it (1, 1/eta, 1/eta^2)."""
+    full = predict_sweep(cfg_with(n_trials=10, sampler="random"), cal, rows=ROWS, cores=2)
+    cfg = cfg_with(n_trials=10, sampler="random", fidelity="halving", eta=3, rungs=3)
+    halving = predict_sweep(cfg, cal, rows=ROWS, cores=2)
+    draws = draw_configs(cfg, 10)
+
+    def rung(p: ModelParams, fraction: float) -> float:
+        return cal.trial_parts(p, rows=ROWS, cores=2, fraction=fraction)[0]
+
+    expected = sum(rung(p, 1 / 9) + rung(p, 1 / 3) / 3 + rung(p, 1.0) / 9 for p in draws)
+    assert halving.trials.mid == pytest.approx(expected + cal.cold_start_seconds)
+    assert all(rung(p, 1 / 9) < rung(p, 1 / 3) < rung(p, 1.0) for p in draws)
+    assert halving.trials.mid < 0.7 * full.trials.mid  # fixed costs (scoring all of validation) stay
+    assert halving.setup == full.setup and halving.refit == full.refit  # the refit still fits all the rows

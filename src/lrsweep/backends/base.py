@@ -141,8 +141,11 @@ class Backend(Protocol):
         """0 for one train/validation split, K for K-fold CV."""
         ...
 
-    def evaluate(self, params: ModelParams, fold: int | None = None) -> Evaluation:
-        """Fit on the training part (of ``fold``) and score its held-out part."""
+    def evaluate(self, params: ModelParams, fold: int | None = None, fraction: float = 1.0) -> Evaluation:
+        """Fit on the training part (of ``fold``) and score its held-out part (all of it).
+
+        ``fraction`` < 1 (successive halving, one train/validation split): fit on that share of the training
+        rows only, the same rows for every configuration, each smaller share inside every larger one."""
         ...
 
     def refit(self, params: ModelParams, threshold: float) -> Refit:

@@ -28,6 +28,7 @@ from lrsweep.backends.base import BackendConfig, Capabilities, Evaluation, FitIn
 from lrsweep.clusters import ClusterConfig
 from lrsweep.data import DataHandle, DataSummary, Split, Table
 from lrsweep.datasets import Reference
+from lrsweep.errors import LrsweepError
 from lrsweep.hashing import SparkFeatureHasher
 from lrsweep.labelled import Labelled
 from lrsweep.metrics import curve_from_scores, log_loss
@@ -125,6 +126,7 @@ class SklearnBackend:
         self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._blas: Any = None
         self._wide = False  # a one-hot wider than WIDE_ONE_HOT columns: sparse features
+        self._order: dict[int, np.ndarray] = {}  # per fold: the seeded order of its fitting rows (halving)
 
     # -- prepare, once per sweep ----------------------------------------------------------------------
     def prepare(self, data: DataHandle) -> DataSummary:
@@ -189,14 +191,39 @@ class SklearnBackend:
         n_iter = int(np.max(lr.n_iter_))
         return FitInfo(seconds, n_iter, n_iter < max_iter)
 
-    def evaluate(self, params: ModelParams, fold: int | None = None) -> Evaluation:
+    def evaluate(self, params: ModelParams, fold: int | None = None, fraction: float = 1.0) -> Evaluation:
         Xa, ya, Xb, yb = self._parts[fold or 0]
+        if fraction < 1.0:
+            rows = self.fraction_rows(fraction, fold)
+            Xa, ya = Xa[rows], ya[rows]
         clf = self._classifier(params)
         info = self._fit(clf, Xa, ya, params.max_iter)
         p = clf.predict_proba(Xb)[:, 1]
         if not np.all(np.isfinite(p)):
             raise FloatingPointError("the fit produced non-finite probabilities")
         return Evaluation(curve_from_scores(yb, p), log_loss(yb, p), len(yb), info, (yb, p))
+
+    def fraction_rows(self, fraction: float, fold: int | None = None) -> np.ndarray:
+        """Positions (in the fitting part) of the first ``fraction`` of its rows in a seeded, stratified order:
+        every class's rows shuffled and interleaved in proportion, so a prefix keeps the class shares and each
+        smaller fraction lies inside every larger one."""
+        y = self._parts[fold or 0][1]
+        order = self._order.get(fold or 0)
+        if order is None:
+            rng = np.random.default_rng([self.seed, 1])
+            key = np.empty(len(y))
+            for c in np.unique(y):
+                idx = np.flatnonzero(y == c)
+                key[idx] = (rng.permutation(len(idx)) + rng.random(len(idx))) / len(idx)
+            order = self._order[fold or 0] = np.argsort(key, kind="stable")
+        n = max(int(round(fraction * len(y))), 2)
+        rows = np.sort(order[:n])
+        if len(np.unique(y[rows])) < 2:
+            raise LrsweepError(
+                f"{fraction:.3g} of the training rows ({n:,}) hold a single class",
+                "use fewer search.rungs or a smaller search.eta",
+            )
+        return rows
 
     # -- after the search ----------------------------------------------------------------------------
     def refit(self, params: ModelParams, threshold: float) -> Refit:

@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -425,6 +426,9 @@ class SparkBackend:
         self._folds: list[_Fold] = []
         self._cv = False
         self.timings: dict[str, float] = {}
+        # successive halving: (fold, fraction) -> (the cached fitting rows of that rung, their count)
+        self._rungs: dict[tuple[int, float], tuple[Any, int]] = {}
+        self._rungs_lock = threading.Lock()
 
     # -- prepare, once per sweep ----------------------------------------------------------------------
     def _session(self) -> tuple[Any, bool]:
@@ -600,11 +604,36 @@ class SparkBackend:
         curve = binned_curve(got[:, 0], got[:, 1], got[:, 2], bins)
         return curve, float(got[:, 3].sum() / got[:, 1:3].sum()), None
 
-    def evaluate(self, params: ModelParams, fold: int | None = None) -> Evaluation:
+    def evaluate(self, params: ModelParams, fold: int | None = None, fraction: float = 1.0) -> Evaluation:
         part = self._folds[fold or 0]
-        model, info = self._fit_lr(params, part.fit, part.n_fit)
+        fit, n_fit = self.fraction_rows(fraction, fold) if fraction < 1.0 else (part.fit, part.n_fit)
+        model, info = self._fit_lr(params, fit, n_fit)
         curve, loss, scores = self._held_out(model.transform(part.held), part.n_held)
         return Evaluation(curve, loss, part.n_held, info, scores)
+
+    def fraction_rows(self, fraction: float, fold: int | None = None) -> tuple[Any, int]:
+        """The first ``fraction`` of the fitting part's rows (cached, with their count): a row is in when its
+        seeded uniform draw is below ``fraction``, so each smaller fraction lies inside every larger one and every
+        configuration fits the same rows. Made once per fraction (concurrent trials wait for the first)."""
+        from pyspark.sql import functions as F
+
+        key = (fold or 0, float(fraction))
+        with self._rungs_lock:
+            if key not in self._rungs:
+                part = self._folds[fold or 0]
+                u = F.rand(self.seed)  # the same draw for every row on every call: the cached part is fixed
+                rows = part.fit.withColumn("_lrsweep_u", u).where(F.col("_lrsweep_u") < fraction).drop("_lrsweep_u")
+                rows = rows.cache()
+                n = rows.count()
+                classes = rows.select(F.countDistinct(LABEL)).first()[0]
+                if n < 2 or classes < 2:
+                    rows.unpersist()
+                    raise LrsweepError(
+                        f"{fraction:.3g} of the training rows ({n:,}) hold a single class",
+                        "use fewer search.rungs or a smaller search.eta",
+                    )
+                self._rungs[key] = (rows, n)
+            return self._rungs[key]
 
     # -- after the search ----------------------------------------------------------------------------
     def refit(self, params: ModelParams, threshold: float) -> Refit:
@@ -663,6 +692,9 @@ class SparkBackend:
         return Evaluation(curve, loss, n, FitInfo(0.0, 0, True), scores)
 
     def close(self) -> None:
+        for rows, _ in self._rungs.values():
+            rows.unpersist()
+        self._rungs.clear()
         for f in self._folds:
             f.fit.unpersist()
             f.held.unpersist()

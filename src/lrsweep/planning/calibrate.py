@@ -568,13 +568,18 @@ class Calibration:
         scoring = Ernest.from_dict(self.eval_model).predict(n_held, m)
         return fit + scoring, it
 
-    def trial_parts(self, params: ModelParams, *, rows: int, cores: int, speed: float = 1.0) -> tuple[float, float]:
-        """(mid seconds, independent log-scale sd) of one trial; the shared sd is :meth:`model_sd`."""
+    def trial_parts(
+        self, params: ModelParams, *, rows: int, cores: int, speed: float = 1.0, fraction: float = 1.0
+    ) -> tuple[float, float]:
+        """(mid seconds, independent log-scale sd) of one trial; the shared sd is :meth:`model_sd`.
+        ``fraction``: one successive-halving rung, fitted on that share of the training rows (scored on all of
+        validation)."""
         assert self.iterations is not None
         p = self._parts(rows)
-        one, _ = self.fold_seconds(params, p.n_fit, p.n_held, cores)
+        n_fit = p.n_fit * fraction
+        one, _ = self.fold_seconds(params, n_fit, p.n_held, cores)
         # an iteration error moves the passes, not the fixed part: scale it by the passes' share of the fold
-        fixed, _ = self.fold_seconds(dataclasses.replace(params, max_iter=0), p.n_fit, p.n_held, cores)
+        fixed, _ = self.fold_seconds(dataclasses.replace(params, max_iter=0), n_fit, p.n_held, cores)
         share = max(one - fixed, 0.0) / one if one > 0 else 0.0
         # folds of one trial share its iteration error (same configuration, similar data)
         return p.folds * one / speed, share * self.iterations.loo_sd

@@ -319,6 +319,14 @@ def make_plan(cfg: Config, *, calibration: Calibration | None = None) -> Plan:
     )
     startup = startup_seconds(c)
     evidence = list(cal.evidence())
+    if cfg.search.fidelity == "halving":
+        from lrsweep.planning.predict import rung_shares
+
+        shares = ", ".join(
+            f"{f:.3g} of the rows by {s:.3g} of the trials"
+            for f, s in zip(cfg.search.fractions(), rung_shares(cfg), strict=True)
+        )
+        evidence.append(f"successive halving (search.eta={cfg.search.eta}): a trial's rungs fit {shares} (expected)")
     if hist is not None:
         evidence.append(hist.line())
     plan = Plan(

@@ -26,7 +26,15 @@ if TYPE_CHECKING:
     from lrsweep.config import Config
     from lrsweep.space import ModelParams
 
-__all__ = ["SweepEstimate", "predict_sweep", "draw_configs", "known_trials", "MIN_SAMPLES", "MAX_SAMPLES"]
+__all__ = [
+    "SweepEstimate",
+    "predict_sweep",
+    "draw_configs",
+    "known_trials",
+    "rung_shares",
+    "MIN_SAMPLES",
+    "MAX_SAMPLES",
+]
 
 # the per-trial average over the search space uses at least this many draws
 MIN_SAMPLES = 64
@@ -94,6 +102,28 @@ def _log_sd(values: list[float]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in logs) / (len(logs) - 1))
 
 
+def rung_shares(cfg: Config) -> list[float]:
+    """The expected share of a sweep's trials that run each rung of successive halving: 1, 1/eta, 1/eta^2, ...
+    (Optuna's asynchronous pruner promotes about the best 1/eta of a rung; [1.0] without halving)."""
+    return [float(cfg.search.eta) ** -r for r in range(len(cfg.search.fractions()))]
+
+
+def _trial_parts(
+    cfg: Config, cal: Calibration, p: ModelParams, rows: int, cores: int, speed: float
+) -> tuple[float, float]:
+    """(mid seconds, log-scale sd) of one trial: with halving, its rungs weighted by the share of trials that
+    run them (a rung fits its share of the training rows and scores all of validation)."""
+    fractions = cfg.search.fractions()
+    if len(fractions) == 1:
+        return cal.trial_parts(p, rows=rows, cores=cores, speed=speed)
+    mid, var = 0.0, 0.0
+    for share, fraction in zip(rung_shares(cfg), fractions, strict=True):
+        m, sd = cal.trial_parts(p, rows=rows, cores=cores, speed=speed, fraction=fraction)
+        mid += share * m
+        var += (share * m * sd) ** 2
+    return mid, math.sqrt(var) / mid if mid > 0 else 0.0
+
+
 def predict_sweep(
     cfg: Config,
     cal: Calibration,
@@ -112,7 +142,7 @@ def predict_sweep(
     n = cfg.search.n_trials
     samples = max(min(n, MAX_SAMPLES), MIN_SAMPLES)
     configs = draw_configs(cfg, samples)
-    parts = [cal.trial_parts(p, rows=rows, cores=cores, speed=speed) for p in configs]
+    parts = [_trial_parts(cfg, cal, p, rows, cores, speed) for p in configs]
     mids = [m * correction for m, _ in parts]
     ind = [sd for _, sd in parts]
     shared = math.sqrt(cal.model_sd(rows, cores) ** 2 + correction_spread**2)

@@ -1,0 +1,164 @@
+"""Successive halving over data fractions (search.fidelity=halving) on scikit-learn, telco churn: the rungs are
+nested and seeded, a pruned trial never fits the next rung, the pruner's decisions are Optuna's successive-halving
+rule over every trial of the study (a resumed study included), the best trial and the refit use all the rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lrsweep.backends.sklearn import SklearnBackend
+from lrsweep.config import Config, search_identity, validate
+from lrsweep.data import open_data
+from lrsweep.errors import LrsweepError
+from lrsweep.report import format_summary
+from lrsweep.sweep import run_sweep
+from tests.e2e_helpers import study_trials
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    monkeypatch.chdir(tmp_path)
+    c = Config()  # the bundled telco churn table
+    c.search.fidelity = "halving"
+    c.search.solvers = ["lbfgs", "saga"]
+    c.search.n_trials = 12
+    c.progress = False
+    c.tracking.enabled = False
+    return c
+
+
+class RecordingBackend(SklearnBackend):
+    """The real backend, noting how many rows every fit got (trial by trial: the sweep runs one at a time)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fits: list[tuple[str, int]] = []  # (what: "evaluate" | "refit", rows fitted)
+        self.fractions: list[float] = []
+
+    def evaluate(self, params, fold=None, fraction=1.0):  # type: ignore[override]
+        self.fractions.append(fraction)
+        return super().evaluate(params, fold, fraction)
+
+    def _fit(self, clf, X, y, max_iter):  # type: ignore[override]
+        self.fits.append(("refit" if hasattr(X, "columns") else "evaluate", X.shape[0]))
+        return super()._fit(clf, X, y, max_iter)
+
+
+def _prepared(cfg: Config, seed: int | None = None) -> SklearnBackend:
+    backend = SklearnBackend(cfg.backend, seed=cfg.seed if seed is None else seed)
+    backend.prepare(open_data(cfg.dataset, cfg.split, cfg.cv, cfg.seed))
+    return backend
+
+
+def test_rung_rows_are_nested_seeded_and_keep_the_class_shares(cfg: Config):
+    backend = _prepared(cfg)
+    y = backend._parts[0][1]
+    ninth, third = backend.fraction_rows(1 / 9), backend.fraction_rows(1 / 3)
+    assert len(ninth) == round(len(y) / 9) and len(third) == round(len(y) / 3)
+    assert set(ninth) <= set(third)  # nested
+    assert np.array_equal(_prepared(cfg).fraction_rows(1 / 9), ninth)  # seeded: the same rows again
+    other = _prepared(cfg, seed=cfg.seed + 1).fraction_rows(1 / 9)
+    assert not np.array_equal(other, ninth)  # and another seed draws other rows
+    # stratified: the positive share of a rung is the part's to within one row
+    assert abs(y[ninth].sum() - y.mean() * len(ninth)) <= 1.0
+    assert abs(y[third].sum() - y.mean() * len(third)) <= 1.0
+
+
+def _halving_says(trials: list[Any], eta: int) -> dict[int, int]:
+    """Trial number -> how many rungs Optuna's SuccessiveHalvingPruner (min_resource 1, rate 0) lets it run, the
+    trials taken in order (one at a time): at a rung it goes on when its value is among the best
+    max(1, n // eta) of the n values reported at that rung so far (its own included); otherwise it stops there."""
+    reached: dict[int, list[float]] = {}  # rung -> the values that competed there
+    out: dict[int, int] = {}
+    for t in trials:
+        steps = sorted(t.intermediate_values)
+        out[t.number] = len(steps)
+        if t.user_attrs.get("lrsweep_record", {}).get("tags", {}).get("lrsweep.repeat_of"):
+            continue  # a repeated configuration replays its original's values without competing again
+        for r, step in enumerate(steps[:-1] if t.state.name == "COMPLETE" else steps):
+            value = t.intermediate_values[step]
+            competing = sorted(reached.setdefault(r, []) + [value], reverse=True)
+            reached[r].append(value)
+            k = max(len(competing) // eta, 1)
+            if value < competing[k - 1]:
+                out[t.number] = r + 1
+                break
+    return out
+
+
+def test_a_halving_sweep_prunes_by_rung_refits_on_all_rows_and_resumes_its_rungs(cfg: Config, tmp_path: Path):
+    rows = open_data(cfg.dataset, cfg.split, cfg.cv, cfg.seed).pandas()[1]
+    n_train, n_trainval = len(rows.train), len(rows.trainval)
+    first = RecordingBackend(cfg.backend, seed=cfg.seed)
+    run_sweep(cfg, backend=first)
+    cfg.search.n_trials = 24  # the same study, resumed: its rungs go on with the first call's values
+    backend = RecordingBackend(cfg.backend, seed=cfg.seed)
+    result = run_sweep(cfg, backend=backend)
+
+    (trials,) = study_trials(tmp_path).values()
+    trials = sorted(trials, key=lambda t: t.number)
+    assert len(trials) == 24 and result.n_finished == 24 and result.n_new == 12
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(pruned) + len(complete) == 24 and len(pruned) >= 8  # most configurations stop early
+    # reported at steps 1, 3, 9 (rows in units of the smallest rung); complete trials ran every rung
+    assert all(sorted(t.intermediate_values) == [1, 3, 9] for t in complete)
+    assert all(sorted(t.intermediate_values) in ([1], [1, 3]) for t in pruned)
+    # each trial stopped exactly where successive halving over all 24 trials says: the resumed call's pruner
+    # competed against the first call's rung values
+    assert {t.number: len(t.intermediate_values) for t in trials} == _halving_says(trials, eta=3)
+
+    # a pruned trial never fitted the next rung: the fits of the resumed call, trial by trial
+    fits = [n for what, n in backend.fits if what == "evaluate"]
+    sizes = {round(n_train / 9): 1, round(n_train / 3): 2, n_train: 3}
+    expected = []
+    for t in trials[12:]:
+        if "lrsweep.repeat_of" in t.user_attrs["lrsweep_record"]["tags"]:
+            continue
+        expected += [size for size, rung in sizes.items() if rung <= len(t.intermediate_values)]
+    assert sorted(fits) == sorted(expected) and len(fits) == len(expected)
+    assert set(backend.fractions) == {1 / 9, 1 / 3, 1.0}
+
+    # the trial records say the rung; the best is a trial on all the rows, refitted on train+validation
+    records = {t.number: t.user_attrs["lrsweep_record"] for t in trials}
+    for t in trials:
+        m = records[t.number]["metrics"]
+        assert m["rung"] == len(t.intermediate_values)
+        assert m["train_fraction"] == pytest.approx({1: 1 / 9, 2: 1 / 3, 3: 1.0}[len(t.intermediate_values)])
+    best = records[result.best_trial]
+    assert best["state"] == "COMPLETE" and best["metrics"]["train_fraction"] == 1.0
+    assert result.best_value == pytest.approx(max(t.value for t in complete))
+    assert backend.fits[-1] == ("refit", n_trainval)
+    assert sum(result.rungs.values()) == 24 and result.rungs.get("all") == len(complete)
+    assert all("of the training rows" in records[t.number]["tags"]["lrsweep.pruned"] for t in pruned)
+    (line,) = [x for x in format_summary(result).splitlines() if "halving" in x]
+    assert f"all of the rows: {len(complete)}" in line and "1/9 of the rows: " in line
+
+
+def test_halving_settings_are_checked(cfg: Config):
+    cfg.cv.folds = 5
+    with pytest.raises(LrsweepError, match="choose one"):
+        validate(cfg)
+    cfg.cv.folds = 1
+    for key, value, said in [("eta", 1, "search.eta=1"), ("rungs", 1, "search.rungs=1"), ("fidelity", "x", "x")]:
+        bad = Config()
+        setattr(bad.search, key, value)
+        bad.search.fidelity = "halving" if key != "fidelity" else value
+        with pytest.raises(LrsweepError, match=said):
+            validate(bad)
+    cfg.search.eta, cfg.search.rungs = 10, 6
+    with pytest.raises(LrsweepError, match="fewer rungs"):
+        validate(cfg)
+
+
+def test_halving_is_part_of_the_study_identity_and_full_fidelity_studies_keep_their_names():
+    full, halving = Config(), Config()
+    halving.search.fidelity = "halving"
+    assert not {"fidelity", "eta", "rungs"} & set(search_identity(full)["search"])
+    assert search_identity(halving)["search"]["fidelity"] == "halving"
+    assert full.search.fractions() == [1.0]
+    assert halving.search.fractions() == pytest.approx([1 / 9, 1 / 3, 1.0])

@@ -136,7 +136,7 @@ def test_a_halving_sweep_prunes_by_rung_refits_on_all_rows_and_resumes_its_rungs
     assert sum(result.rungs.values()) == 24 and result.rungs.get("all") == len(complete)
     assert all("of the training rows" in records[t.number]["tags"]["lrsweep.pruned"] for t in pruned)
     (line,) = [x for x in format_summary(result).splitlines() if "halving" in x]
-    assert f"all of the rows: {len(complete)}" in line and "1/9 of the rows: " in line
+    assert f"; {len(complete)} ran on all of them" in line and "stopped " in line and " at 1/9" in line
 
 
 def test_halving_settings_are_checked(cfg: Config):

@@ -194,10 +194,10 @@ def format_summary(r: SweepResult) -> str:
         + f"), wall {r.wall_seconds:.1f} s"
     )
     if r.rungs:
+        stopped = [f"{n} at {share}" for share, n in r.rungs.items() if share != "all"]
         lines.append(
-            "  halving: last rung reached "
-            + ", ".join(f"{share} of the rows: {n}" for share, n in r.rungs.items())
-            + " (the best is chosen among trials on all the rows)"
+            f"  halving: trials stopped {', '.join(stopped) or 'at no rung'} of the training rows; "
+            f"{r.rungs.get('all', 0)} ran on all of them (the best is one of those)"
         )
     if r.data.get("classes"):  # a multi-class target, binarised by dataset.positive
         positive = (r.data.get("labels") or ["", "?"])[1]

@@ -43,7 +43,7 @@ import numpy as np
 
 from lrsweep import __version__, runinfo
 from lrsweep.backends import Backend, Evaluation, capabilities_of, make_backend
-from lrsweep.config import METRIC_DIRECTIONS, Config, search_identity, study_name, validate
+from lrsweep.config import METRIC_DIRECTIONS, Config, SearchConfig, search_identity, study_name, validate
 from lrsweep.data import DataSummary, open_data
 from lrsweep.errors import LrsweepError, Terminated
 from lrsweep.metrics import Curve, area_metrics, curve_from_scores, merge_curves, metrics_at
@@ -178,10 +178,10 @@ def evaluate_params(backend: Backend, cfg: Config, params: ModelParams, trial: A
     return Scored(m, steps, fit, curve)
 
 
-def rung_step(search: Any, rung: int) -> int:
+def rung_step(search: SearchConfig, rung: int) -> int:
     """The step a rung is reported at: its rows in units of the smallest rung's (1, eta, eta^2, ...), the
     resource Optuna's SuccessiveHalvingPruner counts."""
-    return int(search.eta) ** rung
+    return search.eta**rung
 
 
 def _share(fraction: float) -> str:

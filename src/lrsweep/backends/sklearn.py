@@ -127,6 +127,7 @@ class SklearnBackend:
         self._blas: Any = None
         self._wide = False  # a one-hot wider than WIDE_ONE_HOT columns: sparse features
         self._order: dict[int, np.ndarray] = {}  # per fold: the seeded order of its fitting rows (halving)
+        self._rungs: dict[tuple[int, float], tuple[Any, np.ndarray]] = {}  # (fold, fraction) -> (X, y) of a rung
 
     # -- prepare, once per sweep ----------------------------------------------------------------------
     def prepare(self, data: DataHandle) -> DataSummary:
@@ -194,14 +195,23 @@ class SklearnBackend:
     def evaluate(self, params: ModelParams, fold: int | None = None, fraction: float = 1.0) -> Evaluation:
         Xa, ya, Xb, yb = self._parts[fold or 0]
         if fraction < 1.0:
-            rows = self.fraction_rows(fraction, fold)
-            Xa, ya = Xa[rows], ya[rows]
+            Xa, ya = self._rung(fraction, fold)
         clf = self._classifier(params)
         info = self._fit(clf, Xa, ya, params.max_iter)
         p = clf.predict_proba(Xb)[:, 1]
         if not np.all(np.isfinite(p)):
             raise FloatingPointError("the fit produced non-finite probabilities")
         return Evaluation(curve_from_scores(yb, p), log_loss(yb, p), len(yb), info, (yb, p))
+
+    def _rung(self, fraction: float, fold: int | None) -> tuple[Any, np.ndarray]:
+        """A rung's fitting rows, copied out once per sweep (not once per trial); two threads racing here make
+        the same copy."""
+        key = (fold or 0, float(fraction))
+        if key not in self._rungs:
+            Xa, ya = self._parts[fold or 0][:2]
+            rows = self.fraction_rows(fraction, fold)
+            self._rungs[key] = (_contiguous(Xa[rows]), ya[rows])
+        return self._rungs[key]
 
     def fraction_rows(self, fraction: float, fold: int | None = None) -> np.ndarray:
         """Positions (in the fitting part) of the first ``fraction`` of its rows in a seeded, stratified order:
@@ -259,6 +269,7 @@ class SklearnBackend:
 
     def close(self) -> None:
         self._parts.clear()
+        self._rungs.clear()
         if self._blas is not None:
             self._blas.restore_original_limits()
             self._blas = None

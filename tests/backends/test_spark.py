@@ -40,6 +40,7 @@ from lrsweep.backends.spark import (
     binned_curve,
     fit_preprocessing,
     spark_params,
+    with_dense_coefficients,
 )
 from lrsweep.clusters import LocalCluster
 from lrsweep.config import (
@@ -263,6 +264,16 @@ def test_setup_splits_like_sklearn_and_caches(telco: Any) -> None:
     native = backend.native_params(params(2.0, 0.5))
     assert native["regParam"] == pytest.approx(1 / (2.0 * len(reference.split.train)))
     assert native["elasticNetParam"] == 0.5
+    # cached frames: ceil(rows / rows_per_partition) partitions, at most partitions_per_core per core (local[2])
+    assert [backend._partitions(n) for n in (1, 100_000, 100_001, 10**7)] == [1, 1, 2, 2]
+    settings = backend.settings
+    try:
+        backend.settings = replace(settings, partitions_per_core=3)
+        assert [backend._partitions(n) for n in (250_000, 10**7)] == [3, 6]
+    finally:
+        backend.settings = settings
+    with pytest.raises(LrsweepError, match="partitions_per_core=0"):
+        replace(settings, partitions_per_core=0).check()
 
 
 def metrics_of(ev: Evaluation) -> dict[str, float]:
@@ -762,9 +773,26 @@ def test_hashed_ctr_sweep_part_matches_sklearn(spark: Any, tmp_path: Path, monke
         fit = backend._folds[0].fit
         assert fit.schema[FEATURES].metadata == {"ml_attr": {"num_attrs": fit.first()[FEATURES].size}}  # compact
         p, threshold = params(0.5, tol=1e-10), 0.2
+        # Spark stores these coefficients sparse (most buckets unseen): scored with them dense, to the bit
+        from pyspark.ml.classification import LogisticRegression as SparkLR
+
+        stored = SparkLR(featuresCol=FEATURES, labelCol=LABEL, **spark_params(p, backend._folds[0].n_fit)).fit(fit)
+        stored.setThreshold(0.3)
+        kind = lambda m: m._java_obj.coefficientMatrix().getClass().getSimpleName()  # noqa: E731
+        dense = with_dense_coefficients(stored)
+        assert (kind(stored), kind(dense)) == ("SparseMatrix", "DenseMatrix")
+        assert (dense.uid, dense.getThreshold(), dense.getFeaturesCol()) == (stored.uid, 0.3, FEATURES)
+        held = backend._folds[0].held
+        scored = [m.transform(held).select("probability", "prediction").toPandas() for m in (stored, dense)]
+        assert scored[0]["prediction"].tolist() == scored[1]["prediction"].tolist()
+        assert [v.toArray().tolist() for v in scored[0]["probability"]] == [
+            v.toArray().tolist() for v in scored[1]["probability"]
+        ]
+        assert with_dense_coefficients(dense) is dense  # dense already: the model as it is
         ev, sk_ev = backend.evaluate(p), reference.evaluate(p)
         assert area_metrics(ev.curve)["roc_auc"] == pytest.approx(area_metrics(sk_ev.curve)["roc_auc"], abs=1e-4)
         refit = backend.refit(p, threshold)
+        assert kind(refit.model.stages[-2]) == "DenseMatrix"  # the logged model scores with dense coefficients
         sk = reference.refit(ModelParams(0.5, 0.0, "l2", "lbfgs", "none", 100_000, 1e-10), threshold)
         named = ["feature", "level", "scale"]
         spark_named = refit.coefficients[refit.coefficients["feature"] != "(hashed)"]

@@ -1,12 +1,15 @@
 """A sweep that stops inside a trial on cue, so a test can kill or interrupt it at a known point.
 
-The Nth call of the scikit-learn backend's ``evaluate`` (N = $LRSWEEP_TEST_BLOCK_AT) writes a marker file
+The Nth call of the backend's ``evaluate`` (N = $LRSWEEP_TEST_BLOCK_AT) writes a marker file
 ($LRSWEEP_TEST_MARKER, JSON: the call number, the configuration, the pid) and then waits for a release file
 ($LRSWEEP_TEST_RELEASE) that the tests never create: the trial is running, and stays so until the test sends its
-signal. Without $LRSWEEP_TEST_BLOCK_AT nothing blocks. Run as a process:
+signal. Without $LRSWEEP_TEST_BLOCK_AT nothing blocks. $LRSWEEP_TEST_BLOCK_AT may name several calls ("3,4": two
+concurrent trials held at once, search.n_jobs=2); each then writes its own marker, the marker's path + ".N".
+The calls are counted across threads. Run as a process:
 
     python -m tests.blocking sweep WORKDIR N_TRIALS SAMPLER   # run_sweep with BlockingBackend (tests/test_cli.py)
     python -m tests.blocking cli OVERRIDES...                 # the lrsweep CLI, its backend's evaluate patched
+                                                              # (scikit-learn's, or Spark's with backend=spark)
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -32,10 +36,22 @@ GRID = {"penalties": ["l2"], "solvers": ["lbfgs"], "class_weight": ["none", "bal
 GRID_SIZE = 8
 
 
+def blocked_calls() -> list[int]:
+    """The evaluate() calls to hold ($LRSWEEP_TEST_BLOCK_AT: "N" or "N,M,...")."""
+    return [int(v) for v in os.environ.get(BLOCK_AT, "").split(",") if v.strip() and int(v) > 0]
+
+
+def marker_of(call: int, calls: list[int]) -> Path:
+    """Where the held call ``call`` says so: the marker itself when one call is held, else marker + ".N"."""
+    marker = Path(os.environ[MARKER])
+    return marker if len(calls) == 1 else marker.with_name(f"{marker.name}.{call}")
+
+
 def block_if_due(call: int, params: Any) -> None:
-    if call != int(os.environ.get(BLOCK_AT, "0") or 0):
+    calls = blocked_calls()
+    if call not in calls:
         return
-    marker, release = Path(os.environ[MARKER]), Path(os.environ[RELEASE])
+    marker, release = marker_of(call, calls), Path(os.environ[RELEASE])
     tmp = marker.with_name(marker.name + ".tmp")
     tmp.write_text(json.dumps({"call": call, "params": params.as_dict(), "pid": os.getpid()}, default=str))
     tmp.rename(marker)  # the test sees the whole file or none of it
@@ -71,16 +87,20 @@ def sweep_config(work: Path, n_trials: int, sampler: str) -> Config:
     return cfg
 
 
-def _patch_sklearn_backend() -> None:
-    original = SklearnBackend.evaluate
+def _patch_backend(cls: Any) -> None:
+    """Count ``cls.evaluate`` calls (across the threads of search.n_jobs) and hold the due ones."""
+    original = cls.evaluate
     calls = [0]
+    lock = threading.Lock()
 
-    def evaluate(self: SklearnBackend, params: Any, fold: int | None = None) -> Any:
-        calls[0] += 1
-        block_if_due(calls[0], params)
-        return original(self, params, fold)
+    def evaluate(self: Any, params: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            calls[0] += 1
+            call = calls[0]
+        block_if_due(call, params)
+        return original(self, params, *args, **kwargs)
 
-    SklearnBackend.evaluate = evaluate  # type: ignore[method-assign]
+    cls.evaluate = evaluate
 
 
 def main(argv: list[str]) -> None:
@@ -95,7 +115,12 @@ def main(argv: list[str]) -> None:
         result = run_sweep(cfg, backend=BlockingBackend(cfg.backend, seed=cfg.seed))
         print(json.dumps({"n_finished": result.n_finished, "n_new": result.n_new, "states": result.states}))
     elif argv[0] == "cli":
-        _patch_sklearn_backend()
+        if "backend=spark" in argv:
+            from lrsweep.backends.spark import SparkBackend
+
+            _patch_backend(SparkBackend)
+        else:
+            _patch_backend(SklearnBackend)
         from lrsweep.cli import main as cli_main
 
         sys.argv = ["lrsweep", *argv[1:]]

@@ -228,7 +228,9 @@ HANG_GUARD = 600.0  # seconds: only so that a hung sweep fails the test with a m
 
 
 @pytest.fixture
-def start_blocked(tmp_path: Path) -> Iterator[Callable[[list[str], int], tuple[subprocess.Popen[str], Path]]]:
+def start_blocked(
+    tmp_path: Path,
+) -> Iterator[Callable[[list[str], int | str], tuple[subprocess.Popen[str], Path]]]:
     """Start ``python -m tests.blocking ARGS`` in tmp_path, its ``block_at``-th evaluate() blocking (tests/blocking.py),
     in its own process group so the whole sweep (with its MLflow writer) can be signalled; at teardown whatever is
     left of that group (a hung sweep, an orphaned writer) is killed, by its group id."""
@@ -236,11 +238,12 @@ def start_blocked(tmp_path: Path) -> Iterator[Callable[[list[str], int], tuple[s
 
     groups: list[int] = []
 
-    def start(args: list[str], block_at: int) -> tuple[subprocess.Popen[str], Path]:
+    def start(args: list[str], block_at: int | str) -> tuple[subprocess.Popen[str], Path]:
         marker = tmp_path / "blocked.json"
         env = {
             **os.environ,
             "PYTHONWARNINGS": "ignore",
+            "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),  # a Spark sweep binds loopback
             blocking.BLOCK_AT: str(block_at),
             blocking.MARKER: str(marker),
             blocking.RELEASE: str(tmp_path / "never-released"),
@@ -599,6 +602,53 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, start_blocked):
     calls = [json.loads(parents[0].data.tags[f"lrsweep.invocation.00{i}"])["status"] for i in (1, 2)]
     assert calls == ["KILLED", "FINISHED"]
     assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == sorted(t.number for t in counted)
+
+
+@pytest.mark.spark
+def test_a_kill_during_concurrent_spark_trials_resumes_with_nothing_lost_or_repeated(tmp_path, start_blocked):
+    """Issue 13: search.n_jobs=2 on one Spark session, kill -9 while two trials run at once (evaluate calls 3 and 4
+    held, tests/blocking.py): both are found RUNNING, the next call marks both interrupted and runs their slots
+    again, and the study ends with exactly n_trials counted trials, one MLflow child each, under the same parent."""
+    target = 6
+    args = ["backend=spark", "cluster.master='local[2]'", f"search.n_trials={target}", "search.n_jobs=2"]
+    args += ["search.max_iter=30", "progress=false", "tracking.log_model=false", "tracking.artifacts=false"]
+    proc, marker = start_blocked(["cli", *args], "3,4")
+    markers = [marker.with_name(f"{marker.name}.{call}") for call in (3, 4)]
+    _wait_until(lambda: all(m.exists() for m in markers), proc, marker, "two trials held at once")
+    held = [json.loads(m.read_text())["params"] for m in markers]
+    _wait_for_parent_run(proc, tmp_path / "mlflow.db", marker)
+    os.kill(proc.pid, signal.SIGKILL)  # the sweep alone: its MLflow writer drains what it was sent and exits
+    assert _exit_code(proc) == -signal.SIGKILL
+
+    (trials,) = study_trials(tmp_path).values()
+    running = [t for t in trials if t.state.name == "RUNNING"]
+    assert len(running) == 2, [t.state.name for t in trials]
+    assert all(any(_same_config(t, p) for t in running) for p in held)  # the two held configurations, both cut
+    before = {t.number: (t.state.name, t.params, t.value) for t in trials if t.state.is_finished()}
+    assert len(before) == 2 and all(state == "COMPLETE" for state, _, _ in before.values())
+
+    res = run_cli(args, tmp_path, env_extra={"SPARK_LOCAL_IP": "127.0.0.1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    (trials,) = study_trials(tmp_path).values()
+    after = {t.number: t for t in trials}
+    interrupted = sorted(t.number for t in trials if t.user_attrs.get("lrsweep_interrupted"))
+    assert interrupted == sorted(t.number for t in running)
+    assert all(after[n].state.name == "FAIL" for n in interrupted)
+    counted = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("lrsweep_interrupted")]
+    assert len(counted) == target and not [t for t in trials if t.state.name == "RUNNING"]
+    for number, (state, params, value) in before.items():  # nothing finished is lost, changed or run again
+        assert (after[number].state.name, after[number].params, after[number].value) == (state, params, value)
+    assert len(trials) == target + 2  # the two cut trials and n_trials counted ones: no surplus trial ran
+
+    parents, children = mlflow_runs(tmp_path)
+    (parent,) = parents
+    assert parent.info.status == "FINISHED"
+    killed, resumed = (json.loads(parent.data.tags[f"lrsweep.invocation.00{i}"]) for i in (1, 2))
+    assert (killed["status"], resumed["status"]) == ("KILLED", "FINISHED")
+    assert resumed["new_trials"] == target - len(before)
+    logged = sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children)
+    assert logged == sorted(t.number for t in counted)  # one child per counted trial, none for the cut ones
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
 
 
 def test_a_second_main_in_one_process_starts_from_a_clean_slate(tmp_path, monkeypatch, capsys):

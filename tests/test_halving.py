@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lrsweep.backends.sklearn import SklearnBackend
@@ -162,3 +163,22 @@ def test_halving_is_part_of_the_study_identity_and_full_fidelity_studies_keep_th
     assert search_identity(halving)["search"]["fidelity"] == "halving"
     assert full.search.fractions() == [1.0]
     assert halving.search.fractions() == pytest.approx([1 / 9, 1 / 3, 1.0])
+
+
+def test_a_rung_of_a_single_class_is_one_line_in_the_setup_before_any_trial(cfg: Config, tmp_path: Path):
+    """A rare positive class and a small first rung (1/100 of 600 training rows: 6 rows, 12 positives among the
+    600): the rung is drawn and checked while the sweep sets up, so the sweep stops with one line naming the rung
+    and the fix, before any trial and before a study exists (it used to fail every trial inside its first rung)."""
+    rng = np.random.default_rng(0)
+    y = np.zeros(1000, dtype=int)
+    y[rng.choice(1000, size=20, replace=False)] = 1
+    path = tmp_path / "rare.csv"
+    pd.DataFrame({"x": rng.normal(size=1000) + y, "y": y}).to_csv(path, index=False)
+    cfg.dataset.name, cfg.dataset.path, cfg.dataset.target, cfg.dataset.positive = None, str(path), "y", None
+    cfg.search.eta, cfg.search.rungs = 10, 3
+    backend = RecordingBackend(cfg.backend, seed=cfg.seed)
+    with pytest.raises(LrsweepError, match=r"^0\.01 of the training rows \(6\) hold a single class") as err:
+        run_sweep(cfg, backend=backend)
+    assert "search.rungs" in err.value.fix
+    assert backend.fractions == [] and backend.fits == []  # no trial ran
+    assert not list(tmp_path.rglob("*.journal"))  # no study was opened

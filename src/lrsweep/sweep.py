@@ -748,6 +748,9 @@ class Sweep:
         summary = self.backend.prepare(data)
         if summary.sparse and not cfg.dataset.hashed:  # a very wide one-hot: no solver that builds a dense Hessian
             self.pool = solver_pool(cfg.search, self.backend.capabilities, sparse=True)
+        # successive halving: the rungs' rows are drawn and checked here, once, not inside the first trial that
+        # fits them (a rung of a single class would fail every trial)
+        self.backend.prepare_rungs(cfg.search.fractions()[:-1])
         self._phase("setup")
         return summary
 

@@ -236,6 +236,10 @@ class FakeBackend:
             raise FloatingPointError("the fit produced non-finite probabilities")
         return Evaluation(curve_from_scores(yb, p), log_loss(yb, p), len(yb), info, (yb, p))
 
+    def prepare_rungs(self, fractions: Any) -> None:
+        if len(fractions):
+            raise ValueError("the fake backend fits every training row: no successive halving")
+
     def refit(self, params: ModelParams, threshold: float) -> Refit:
         assert self.table is not None and self.split is not None, "prepare first"
         _check(params)

@@ -233,8 +233,9 @@ def test_a_real_small_calibration_on_telco(tmp_path: Path, monkeypatch: pytest.M
     active = SparkSession.getActiveSession()
     session = active or SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
     try:
-        # one sample, no throwaway warm-up sample, both children at once: the machinery, not good figures
-        knobs = {"fractions": 1, "configs": 2, "small_configs": 1, "refit": False, "warmup": False, "probes": 0}
+        # one sample, no throwaway warm-up sample, one round of probes, both children at once: the machinery, not
+        # good figures
+        knobs = {"fractions": 1, "configs": 2, "small_configs": 1, "refit": False, "warmup": False, "probes": 1}
         cfg = spark_cfg(tmp_path, parallel=True, budget=None, **knobs)
         cal = calibrate(cfg)
         assert session.sparkContext.master == "local[2]"  # the caller's session is untouched
@@ -244,7 +245,16 @@ def test_a_real_small_calibration_on_telco(tmp_path: Path, monkeypatch: pytest.M
     assert not cal.cache_hit and Path(cal.cache_file).is_file()
     assert {s.master for s in cal.setup_runs} == {"local[1]", "local[2]"}
     assert {r.cores for r in cal.fit_runs} == {1, 2}
-    assert all(r.n_fit < 0.1 * cal.rows for r in cal.fit_runs)  # at most max_fraction of the rows
+    sampled = [r for r in cal.fit_runs if r.repeats == 1]
+    assert all(r.n_fit < 0.1 * cal.rows for r in sampled)  # at most max_fraction of the rows are read
+    # each child probed its sample and the sample repeated in memory to about the full table's fitting rows
+    repeated = [r for r in cal.fit_runs if r.repeats > 1]
+    assert sorted(r.cores for r in repeated) == [1, 2] and all(r.probe for r in repeated)
+    for r in repeated:
+        (one,) = {s.n_fit for s in sampled if s.cores == r.cores and s.probe}
+        assert r.n_fit == r.repeats * one and r.n_held > 0
+        assert abs(r.n_fit - cal._parts(cal.rows).n_fit) <= one  # as near the full table's as whole copies get
+    assert "repeated in memory to" in " ".join(cal.evidence())
     assert any(r.n_iter > 0 for r in cal.fit_runs)
     for r in cal.fit_runs:
         assert r.jobs >= r.n_iter  # at least one Spark job per optimiser iteration

@@ -10,7 +10,7 @@ as a test: a new backend is done when it passes it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -146,6 +146,11 @@ class Backend(Protocol):
 
         ``fraction`` < 1 (successive halving, one train/validation split): fit on that share of the training
         rows only, the same rows for every configuration, each smaller share inside every larger one."""
+        ...
+
+    def prepare_rungs(self, fractions: Sequence[float]) -> None:
+        """Successive halving: draw, check (two classes) and keep each rung's share of the training rows, once per
+        sweep, in its setup; a rung that cannot be fitted is one clear error before any trial runs."""
         ...
 
     def refit(self, params: ModelParams, threshold: float) -> Refit:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -202,6 +203,10 @@ class SklearnBackend:
         if not np.all(np.isfinite(p)):
             raise FloatingPointError("the fit produced non-finite probabilities")
         return Evaluation(curve_from_scores(yb, p), log_loss(yb, p), len(yb), info, (yb, p))
+
+    def prepare_rungs(self, fractions: Sequence[float]) -> None:
+        for fraction in fractions:
+            self._rung(fraction, None)
 
     def _rung(self, fraction: float, fold: int | None) -> tuple[Any, np.ndarray]:
         """A rung's fitting rows, copied out once per sweep (not once per trial); two threads racing here make

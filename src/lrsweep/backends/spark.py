@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -643,6 +644,10 @@ class SparkBackend:
         model, info = self._fit_lr(params, fit, n_fit)
         curve, loss, scores = self._held_out(model.transform(part.held), part.n_held)
         return Evaluation(curve, loss, part.n_held, info, scores)
+
+    def prepare_rungs(self, fractions: Sequence[float]) -> None:
+        for fraction in fractions:
+            self.fraction_rows(fraction)
 
     def fraction_rows(self, fraction: float, fold: int | None = None) -> tuple[Any, int]:
         """The first ``fraction`` of the fitting part's rows (cached, with their count): a row is in when its

@@ -9,10 +9,13 @@ its own (:class:`Calibration` puts them back together):
   ``jobs = a + b * iterations`` per optimiser, and iterations from the configurations it measured (below);
 - **time per pass**: the Ernest model (:mod:`lrsweep.planning.ernest`) of the rows of the part fitted and the
   cores it actually runs on: ``min(cores, partitions)``, the partitions being ``ceil(rows /
-  backend.rows_per_partition)``. Calibration samples keep the full table's partition count (rows_per_partition
-  is scaled down with the sample), so a sample runs on as many cores as the full table would. The per-row term,
-  small at sample sizes and dominant at full size, comes from probe pairs: short fits on the smallest and the
-  largest sample back to back, so that a change of the machine's load cancels in their difference;
+  backend.rows_per_partition)`` (at most backend.partitions_per_core per core). Calibration samples keep the full
+  table's partition count (rows_per_partition is scaled down with the sample), so a sample runs on as many cores
+  as the full table would. The per-row term, small at sample sizes and dominant at full size, comes from probe
+  pairs: short fits on the smallest sample and on the largest sample repeated in memory up to the full table's
+  rows (``probe_scale``), back to back, so that a change of the machine's load cancels in their difference. The
+  repetition reads no more of the table; it gives the per-row cost the lever that samples of at most 10% lack
+  (a pass's fixed cost per task hides it there);
 - **setup, scoring and refit**: session start, data and preprocessing (once per sweep, predicted cold: every
   child first runs a throwaway sample in its fresh JVM, which also prices the JIT of a sweep's first fits),
   scoring the held-out part (once per fit), and the refit on train+validation (once), each from its own
@@ -36,6 +39,7 @@ This module is imported by ``config.py`` (for :class:`CalibrationConfig`): nothi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -48,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,6 +91,7 @@ NOISE = 0.10
 PER_DECADE = 0.10
 SCHEMA = 1  # the cache file's layout
 PROBE_ITER = 8  # iterations of a probe fit
+MAX_REPEATS = 100  # a repeated probe holds its sample at most this many times over
 
 
 @dataclass
@@ -117,6 +123,12 @@ class CalibrationConfig:
     # rounds of probes: each round, a short fit on every sample of a child in turn (the order alternating), and
     # (first round) every sample prepared once more; 0: none (the size terms then come from the fits alone)
     probes: int = 3
+    # the probes also fit each child's largest sample repeated in memory (a union of its own cached rows) up to
+    # this share of the full table's rows: a pass's cost per row is small beside its fixed cost (a dense gradient
+    # per task on hashed features), too small to see between samples of at most max_fraction of the rows, and
+    # extrapolated tenfold it decides the prediction; repeated rows show it at full size without reading more of
+    # the table (only what a short fit costs there). 0: no repeated probe
+    probe_scale: float = 1.0
     # start each child on a throwaway sample of min_rows rows: its fresh JVM compiles Spark's code paths there
     # (measured as the cold start a sweep pays once), so every measured sample runs warm, as a sweep's trials do
     warmup: bool = True
@@ -141,6 +153,8 @@ class CalibrationConfig:
             raise LrsweepError(
                 "plan.calibration.configs and small_configs must be >= 1", "use configs=6 small_configs=2"
             )
+        if self.probe_scale < 0:
+            raise LrsweepError(f"plan.calibration.probe_scale={self.probe_scale} is negative", "use 1 (or 0: none)")
         if self.min_rows < 100 or self.max_iter < 1:
             raise LrsweepError("plan.calibration.min_rows must be >= 100, max_iter >= 1", "use min_rows=200")
 
@@ -200,6 +214,8 @@ class FitRun:
     # the child's very first fit (a strong-regularisation fit stopped at 10 iterations): left out of every model
     # but the price of a cold start
     warmup: bool = False
+    # the sample's rows held this many times over in memory (a probe of the repeated sample; 1: the sample)
+    repeats: int = 1
     # a short fit (PROBE_ITER iterations) run in turn on every sample of one child: adjacent pairs of them give
     # the cost per row of a pass, free of a drift of the machine's load (which hits both alike)
     probe: bool = False
@@ -630,14 +646,21 @@ class Calibration:
             f"calibration: {'cache hit' if self.cache_hit else 'measured now'} ({where}; measuring took "
             f"{self.seconds:.0f} s)"
         )
-        fr = sorted({r.fraction for r in self.fit_runs})
+        fr = sorted({r.fraction for r in self.fit_runs if r.repeats == 1})
         cores = sorted({r.cores for r in self.fit_runs})
+        repeated = [r for r in self.fit_runs if r.repeats > 1]
         lines.append(
             f"runs: {len(self.fit_runs)} fits and {len(self.setup_runs)} setups on samples of "
             f"{', '.join(f'{f:.2%}' for f in fr)} of the {self.rows:,} rows, on "
             + ", ".join(f"local[{c}]" for c in cores)
+            + (
+                f"; probes of the largest sample repeated in memory to {max(r.n_fit for r in repeated):,} fitting rows "
+                f"(x{max(r.repeats for r in repeated)})"
+                if repeated
+                else ""
+            )
         )
-        its = [r.n_iter for r in self.fit_runs if not r.warmup]
+        its = [r.n_iter for r in self.fit_runs if not (r.warmup or r.probe)] or [0]
         lines.append(
             f"iterations measured: {min(its)}-{max(its)} (median {int(np.median(its))}); model: kernel average of "
             f"{len(self.iterations.anchors) if self.iterations else 0} configurations fitted at the full table's "
@@ -942,6 +965,7 @@ def _spec(
         "cv": dataclasses.asdict(cfg.cv),
         "seed": cfg.seed,
         "probes": cal.probes,
+        "repeat_to": int(cal.probe_scale * rows) if cal.probes else 0,
     }
     if warmup is not None:
         common["warmup"] = {
@@ -994,7 +1018,7 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
         )
         return backend, summary
 
-    def fit(backend: Any, point: dict[str, Any], params: Any, target: float, **flags: bool) -> None:
+    def fit(backend: Any, point: dict[str, Any], params: Any, target: float, **flags: Any) -> None:
         fold = 0 if backend.n_folds else None
         part = backend._folds[0]  # the fold a trial fits first: its rows and partitions, as the backend cached them
         ev, jobs, total = _measured(backend, params, fold, f"fit-{len(out['fits'])}")
@@ -1038,17 +1062,60 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
             out["refits"].append(_refit_record(backend, summary, ModelParams(**point["refit"]), point, cores))
         if point is not spec.get("warmup"):
             live.append((point, backend))
-    if len(live) >= 2:
-        for r in range(int(spec.get("probes", 0))):
-            for point, backend in live if r % 2 == 0 else live[::-1]:
+    # probes: the samples in turn, and the largest repeated in memory up to repeat_to rows (its own fold swapped in)
+    probed: list[tuple[dict[str, Any], Any, Any]] = [(point, backend, None) for point, backend in live]
+    rounds = int(spec.get("probes", 0))
+    if rounds and live and int(spec.get("repeat_to", 0)) > live[-1][0]["rows"]:
+        point, backend = live[-1]
+        k = min(max(2, round(int(spec["repeat_to"]) / point["rows"])), MAX_REPEATS)
+        probed.append(({**point, "fraction": point["fraction"] * k}, backend, _repeated(backend, k)))
+    if len(probed) >= 2:
+        for r in range(rounds):
+            for point, backend, fold in probed if r % 2 == 0 else probed[::-1]:
                 p, t = strongest(point)
-                fit(backend, point, dataclasses.replace(p, max_iter=min(p.max_iter, PROBE_ITER)), t, probe=True)
-                if r == 0:  # a second measurement of the setup, between the first ones' neighbours
+                with _fold_swapped(backend, fold):
+                    short = dataclasses.replace(p, max_iter=min(p.max_iter, PROBE_ITER))
+                    fit(backend, point, short, t, probe=True, repeats=fold[1] if fold else 1)
+                if r == 0 and fold is None:  # a second measurement of the setup, between the first ones' neighbours
                     again, _ = prepare(point)
                     again.close()
+        for _, _, fold in probed:
+            if fold is not None:
+                fold[0].fit.unpersist()
+                fold[0].held.unpersist()
     for backend in backends[1:] + backends[:1]:
         backend.close()
     return out
+
+
+def _repeated(backend: Any, k: int) -> tuple[Any, int]:
+    """The backend's first fold with its fitting and held-out rows each repeated ``k`` times (cached, in as many
+    partitions as the backend gives that many rows), and ``k``."""
+    from functools import reduce
+
+    from lrsweep.backends.spark import _Fold
+
+    part = backend._folds[0]
+    frames = []
+    for frame, n in ((part.fit, part.n_fit), (part.held, part.n_held)):
+        many = reduce(lambda a, b: a.union(b), [frame] * k).coalesce(backend._partitions(n * k)).cache()
+        frames.append(many)
+    fold = _Fold(frames[0], frames[1], frames[0].count(), frames[1].count())
+    return fold, k
+
+
+@contextlib.contextmanager
+def _fold_swapped(backend: Any, fold: tuple[Any, int] | None) -> Iterator[None]:
+    """``backend``'s first fold replaced by ``fold[0]`` inside the block (nothing changed for None)."""
+    if fold is None:
+        yield
+        return
+    saved = backend._folds[0]
+    backend._folds[0] = fold[0]
+    try:
+        yield
+    finally:
+        backend._folds[0] = saved
 
 
 def _refit_record(backend: Any, summary: Any, params: Any, point: dict[str, Any], cores: int) -> dict[str, Any]:

@@ -255,6 +255,10 @@ def test_a_real_small_calibration_on_telco(tmp_path: Path, monkeypatch: pytest.M
         assert r.n_fit == r.repeats * one and r.n_held > 0
         assert abs(r.n_fit - cal._parts(cal.rows).n_fit) <= one  # as near the full table's as whole copies get
     assert "repeated in memory to" in " ".join(cal.evidence())
+    # the most cores' child also ran two probes at once, on its sample: the overlap of concurrent trials
+    pairs = [r for r in cal.fit_runs if r.together == 2]
+    assert len(pairs) == 2 and {r.cores for r in pairs} == {2} and all(r.repeats == 1 for r in pairs)
+    assert cal.overlap is not None and 0.0 <= cal.overlap <= 1.0
     assert any(r.n_iter > 0 for r in cal.fit_runs)
     for r in cal.fit_runs:
         assert r.jobs >= r.n_iter  # at least one Spark job per optimiser iteration
@@ -298,3 +302,46 @@ def test_probes_that_contradict_every_other_fit_are_not_believed() -> None:
     wild = [run(20_000, 12, 2.0, True), run(60_000, 12, 40.0, True)]  # one probe slowed twentyfold by load
     theta, res = _fit_time_model(law + wild)
     assert theta[3] < 1e-5  # not the probes' 1.5e-4 s per row
+
+
+def test_concurrent_probes_measure_the_overlap_and_k_trials_pay_their_share_of_the_fixed_cost() -> None:
+    """Two probes at once that each took 1.5x a probe alone (e = 0.75 of running them one after the other) overlap
+    o = 2 (1 - e) = 50% of the fixed cost; K trials at once then pay 1 - o + o/K of it, and all of their per-row
+    work. The concurrency probes enter no other model."""
+    from lrsweep.planning.calibrate import FitRun, _overlap
+
+    def probe(seconds: float, together: int = 1) -> FitRun:
+        return FitRun(2, 2, 0.1, 60_000, 20_000, 1.0, 1.0, 0.0, "none", 8, 8, 15, seconds, 0.5, probe=True,
+                      together=together)  # fmt: skip
+
+    rounds = [(2.0, 1.0), (2.2, 1.1), (4.0, 1.0)]  # (alone, load): the third round's pair is no faster than alone
+    runs = []
+    for alone, _ in rounds:
+        runs.append(probe(alone - 0.5))  # fit + eval = alone
+        runs += [probe(1.5 * alone - 0.5, together=2)] * 2
+    assert _overlap(runs) == pytest.approx(0.5)  # the median of e = 0.75, 0.75, 0.75
+    assert _overlap([r for r in runs if r.together == 1]) is None  # no pairs: not measured
+
+    cal = synthetic_calibration()
+    p = ModelParams(1.0, 0.0, "l2", None, "none", 300, 1e-4)
+    before = {k: cal.trial_parts(p, rows=cal.rows, cores=8, together=k)[0] for k in (1, 2, 4)}
+    assert cal.overlap is None and before[1] == before[2] == before[4]  # not measured: no gain assumed
+    cal.fit_runs += runs
+    cal.fit_models()
+    assert cal.overlap == pytest.approx(0.5)
+    assert [cal.at_once(k) for k in (1, 2, 4)] == pytest.approx([1.0, 0.75, 0.625])
+    # at the full table on 8 cores: K at once save (1 - at_once(K)) of one and the same fixed part, which is
+    # neither nothing nor the whole fold (the law's per-row work stays)
+    full = cal._parts(cal.rows)
+    one, _ = cal.fold_seconds(p, full.n_fit, full.n_held, 8)
+    saved = {k: one - cal.fold_seconds(p, full.n_fit, full.n_held, 8, together=k)[0] for k in (2, 4)}
+    fixed = saved[2] / (1 - cal.at_once(2))
+    assert saved[4] / (1 - cal.at_once(4)) == pytest.approx(fixed)
+    assert 0.05 * one < fixed < 0.95 * one
+    # the pairs enter no other model: one trial at a time is predicted as without them
+    alone = synthetic_calibration()
+    alone.fit_runs += [r for r in runs if r.together == 1]
+    alone.fit_models()
+    assert cal.trial_parts(p, rows=cal.rows, cores=8)[0] == alone.trial_parts(p, rows=cal.rows, cores=8)[0]
+    assert cal.eval_model == alone.eval_model and cal.passes == alone.passes
+    assert any("trials at once" in line and "ASSUMPTION" in line for line in cal.evidence())

@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -51,6 +52,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -129,6 +131,9 @@ class CalibrationConfig:
     # extrapolated tenfold it decides the prediction; repeated rows show it at full size without reading more of
     # the table (only what a short fit costs there). 0: no repeated probe
     probe_scale: float = 1.0
+    # each probe round also runs two probes of the largest sample at once on the most cores' session: how much of
+    # a fit's fixed cost two concurrent trials overlap (search.n_jobs), see Calibration.at_once
+    concurrency: bool = True
     # start each child on a throwaway sample of min_rows rows: its fresh JVM compiles Spark's code paths there
     # (measured as the cold start a sweep pays once), so every measured sample runs warm, as a sweep's trials do
     warmup: bool = True
@@ -216,6 +221,8 @@ class FitRun:
     warmup: bool = False
     # the sample's rows held this many times over in memory (a probe of the repeated sample; 1: the sample)
     repeats: int = 1
+    # fits running at once in the child's one session (search.n_jobs): >1 only for the concurrency probes
+    together: int = 1
     # a short fit (PROBE_ITER iterations) run in turn on every sample of one child: adjacent pairs of them give
     # the cost per row of a pass, free of a drift of the machine's load (which hits both alike)
     probe: bool = False
@@ -469,6 +476,33 @@ def _cold_start(runs: list[FitRun], theta: list[float]) -> float:
     return float(statistics.median(per_child.values())) if per_child else 0.0
 
 
+def _overlap(runs: list[FitRun]) -> float | None:
+    """The share ``o`` of a fit's fixed cost that two concurrent fits on one session overlap, from the concurrency
+    probes: per round, the two fits run at once took e = (their mean wall) / (2 x the same sample's probe alone
+    in that round) of running one after the other (1: no gain, 1/2: each as fast as alone), and o = 2 (1 - e),
+    within [0, 1]; the median over rounds (None without such probes). The probes run on a sample, where a pass
+    is nearly all fixed cost: what K trials at once make of it is :meth:`Calibration.at_once`."""
+    pairs = [r for r in runs if r.together == 2]
+    alone = [r for r in runs if r.probe and r.together == 1 and r.repeats == 1]
+    if not pairs or not alone:
+        return None
+    es: list[float] = []
+    for i in range(0, len(pairs) - 1, 2):  # the two fits of one round, in the order they ended
+        a, b = pairs[i], pairs[i + 1]
+        same = [r for r in alone if r.cores == a.cores and r.n_fit == a.n_fit]
+        if not same:
+            continue
+        # the probe alone of the same round: probes and pairs alternate round by round in the same order
+        k = min(i // 2, len(same) - 1)
+        solo = same[k].fit_seconds + same[k].eval_seconds
+        both = (a.fit_seconds + a.eval_seconds + b.fit_seconds + b.eval_seconds) / 2
+        if solo > 0:
+            es.append(both / (2 * solo))
+    if not es:
+        return None
+    return float(min(max(2 * (1 - statistics.median(es)), 0.0), 1.0))
+
+
 # -- the calibration ------------------------------------------------------------------------------------------
 @dataclass
 class Parts:
@@ -514,6 +548,8 @@ class Calibration:
     session_seconds: float = 0.0
     refit_extra: dict[str, Any] = field(default_factory=dict)  # Ernest of the refit beyond its fit and test scoring
     cold_start_seconds: float = 0.0  # a fresh JVM's first fits beyond warm ones (once per sweep)
+    # the share of a fit's fixed cost that concurrent trials on one session overlap (None: not measured)
+    overlap: float | None = None
     seconds: float = 0.0  # wall time of the calibration itself
     created: str = ""
     cache_hit: bool = False
@@ -527,11 +563,12 @@ class Calibration:
         if not self.fit_runs:
             raise LrsweepError("the calibration measured no fits", "check the calibration knobs (plan.calibration)")
         full = self._parts(self.rows)
-        runs = [r for r in self.fit_runs if not r.warmup]
+        runs = [r for r in self.fit_runs if not r.warmup and r.together == 1]
         self.iterations = IterationModel.fit([r for r in runs if not r.probe], full.n_fit)
         self.passes = _passes_fit(runs)
         self.fit_theta, self.fit_residuals = _fit_time_model(runs)
         self.cold_start_seconds = _cold_start(self.fit_runs, self.fit_theta)
+        self.overlap = _overlap(self.fit_runs)
         evals = [Point(r.n_held, r.machines, max(r.eval_seconds, 1e-3)) for r in runs if not r.cold]
         self.eval_model = Ernest.fit(evals or [Point(r.n_held, r.machines, max(r.eval_seconds, 1e-3)) for r in runs])
         self.eval_model = self.eval_model.to_dict()
@@ -572,30 +609,53 @@ class Calibration:
         rms = float(np.sqrt(np.mean(res**2)))
         return math.sqrt(rms**2 + NOISE**2 + self._extrapolation_sd(p.n_fit, self.machines(p.n_fit, cores)) ** 2)
 
-    def fold_seconds(self, params: ModelParams, n_fit: float, n_held: float, cores: int) -> tuple[float, float]:
-        """(predicted seconds of one evaluate, predicted iterations) at one core's speed here."""
+    def at_once(self, k: int) -> float:
+        """The share of its fixed cost a trial pays when ``k`` trials run at once on one session (search.n_jobs):
+        1 - o + o / k, ``o`` the overlap measured for two at once (:func:`_overlap`; the law beyond two is an
+        assumption the evidence states); 1 for one trial, or when the overlap was not measured."""
+        if k <= 1 or self.overlap is None:
+            return 1.0
+        return 1.0 - self.overlap + self.overlap / k
+
+    def fold_seconds(
+        self, params: ModelParams, n_fit: float, n_held: float, cores: int, *, together: int = 1
+    ) -> tuple[float, float]:
+        """(predicted seconds of one evaluate, predicted iterations) at one core's speed here. ``together``
+        trials at once (search.n_jobs): the fold's share of the wall, its fixed cost overlapped as
+        :meth:`at_once` says, its per-row work not at all (the cores are busy with it)."""
         from lrsweep.planning.ernest import Ernest
 
         assert self.iterations is not None, "fit_models() first"
         m = self.machines(n_fit, cores)
         it = self.iterations.iterations(params, n_fit)
         a, b = self.passes[_family(params.l1_ratio, params.C)]
-        fit = _fit_time(self.fit_theta, n_fit, m, a + b * it)
-        scoring = Ernest.from_dict(self.eval_model).predict(n_held, m)
-        return fit + scoring, it
+        scoring = Ernest.from_dict(self.eval_model)
+        total = _fit_time(self.fit_theta, n_fit, m, a + b * it) + scoring.predict(n_held, m)
+        if together <= 1:
+            return total, it
+        fixed = _fit_time(self.fit_theta, 0.0, m, a + b * it) + scoring.predict(0.0, m)
+        return fixed * self.at_once(together) + max(total - fixed, 0.0), it
 
     def trial_parts(
-        self, params: ModelParams, *, rows: int, cores: int, speed: float = 1.0, fraction: float = 1.0
+        self,
+        params: ModelParams,
+        *,
+        rows: int,
+        cores: int,
+        speed: float = 1.0,
+        fraction: float = 1.0,
+        together: int = 1,
     ) -> tuple[float, float]:
         """(mid seconds, independent log-scale sd) of one trial; the shared sd is :meth:`model_sd`.
         ``fraction``: one successive-halving rung, fitted on that share of the training rows (scored on all of
-        validation)."""
+        validation). ``together``: trials at once (search.n_jobs), the trial's share of the sweep's wall."""
         assert self.iterations is not None
         p = self._parts(rows)
         n_fit = p.n_fit * fraction
-        one, _ = self.fold_seconds(params, n_fit, p.n_held, cores)
+        one, _ = self.fold_seconds(params, n_fit, p.n_held, cores, together=together)
         # an iteration error moves the passes, not the fixed part: scale it by the passes' share of the fold
-        fixed, _ = self.fold_seconds(dataclasses.replace(params, max_iter=0), n_fit, p.n_held, cores)
+        no_passes = dataclasses.replace(params, max_iter=0)
+        fixed, _ = self.fold_seconds(no_passes, n_fit, p.n_held, cores, together=together)
         share = max(one - fixed, 0.0) / one if one > 0 else 0.0
         # folds of one trial share its iteration error (same configuration, similar data)
         return p.folds * one / speed, share * self.iterations.loo_sd
@@ -679,6 +739,12 @@ class Calibration:
                 f"{float(np.sqrt(np.mean(res**2))):.1%}, worst {float(np.max(np.abs(res))):.1%}"
             )
         lines.append(f"a fresh JVM's first fits (once per sweep): +{self.cold_start_seconds:.1f} s")
+        if self.overlap is not None:
+            lines.append(
+                f"trials at once (search.n_jobs=K): two concurrent probes overlapped {self.overlap:.0%} of a fit's "
+                f"fixed cost (ASSUMPTION for K > 2: a trial pays 1 - o + o/K of it, {self.at_once(4):.2f} at K=4); "
+                "per-row work never overlaps"
+            )
         if self.eval_model:
             lines.append(f"scoring the held-out part: {Ernest.from_dict(self.eval_model).describe()}")
         if self.data_model:
@@ -966,6 +1032,7 @@ def _spec(
         "seed": cfg.seed,
         "probes": cal.probes,
         "repeat_to": int(cal.probe_scale * rows) if cal.probes else 0,
+        "together_on": max(cal.cores) if (cal.probes and cal.concurrency and max(cal.cores) > 1) else 0,
     }
     if warmup is not None:
         common["warmup"] = {
@@ -999,6 +1066,7 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
     )
     split, cv, seed = SplitConfig(**spec["split"]), CVConfig(**spec["cv"]), int(spec["seed"])
     out: dict[str, list[dict[str, Any]]] = {"fits": [], "setups": [], "refits": []}
+    groups = itertools.count()  # job group names, unique across the threads of concurrent probes
     backends: list[Any] = []  # the first one started the session: closed last
 
     def prepare(point: dict[str, Any]) -> tuple[Any, Any]:
@@ -1021,7 +1089,7 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
     def fit(backend: Any, point: dict[str, Any], params: Any, target: float, **flags: Any) -> None:
         fold = 0 if backend.n_folds else None
         part = backend._folds[0]  # the fold a trial fits first: its rows and partitions, as the backend cached them
-        ev, jobs, total = _measured(backend, params, fold, f"fit-{len(out['fits'])}")
+        ev, jobs, total = _measured(backend, params, fold, f"fit-{next(groups)}")
         out["fits"].append(
             {
                 "cores": cores,
@@ -1069,6 +1137,7 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
         point, backend = live[-1]
         k = min(max(2, round(int(spec["repeat_to"]) / point["rows"])), MAX_REPEATS)
         probed.append(({**point, "fraction": point["fraction"] * k}, backend, _repeated(backend, k)))
+    together = int(spec.get("together_on", 0)) == cores and bool(live)
     if len(probed) >= 2:
         for r in range(rounds):
             for point, backend, fold in probed if r % 2 == 0 else probed[::-1]:
@@ -1079,6 +1148,18 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
                 if r == 0 and fold is None:  # a second measurement of the setup, between the first ones' neighbours
                     again, _ = prepare(point)
                     again.close()
+            if together:  # two probes of the largest sample at once, in the same round as its probe alone
+                point, backend = live[-1]
+                p, t = strongest(point)
+                short = dataclasses.replace(p, max_iter=min(p.max_iter, PROBE_ITER))
+                threads = [
+                    threading.Thread(target=fit, args=(backend, point, short, t), kwargs={"probe": True, "together": 2})
+                    for _ in range(2)
+                ]
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
         for _, _, fold in probed:
             if fold is not None:
                 fold[0].fit.unpersist()

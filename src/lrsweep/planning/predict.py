@@ -112,13 +112,15 @@ def _trial_parts(
     cfg: Config, cal: Calibration, p: ModelParams, rows: int, cores: int, speed: float
 ) -> tuple[float, float]:
     """(mid seconds, log-scale sd) of one trial: with halving, its rungs weighted by the share of trials that
-    run them (a rung fits its share of the training rows and scores all of validation)."""
+    run them (a rung fits its share of the training rows and scores all of validation); with search.n_jobs=K, its
+    share of the sweep's wall when K run at once."""
     fractions = cfg.search.fractions()
+    k = cfg.search.n_jobs
     if len(fractions) == 1:
-        return cal.trial_parts(p, rows=rows, cores=cores, speed=speed)
+        return cal.trial_parts(p, rows=rows, cores=cores, speed=speed, together=k)
     mid, var = 0.0, 0.0
     for share, fraction in zip(rung_shares(cfg), fractions, strict=True):
-        m, sd = cal.trial_parts(p, rows=rows, cores=cores, speed=speed, fraction=fraction)
+        m, sd = cal.trial_parts(p, rows=rows, cores=cores, speed=speed, fraction=fraction, together=k)
         mid += share * m
         var += (share * m * sd) ** 2
     return mid, math.sqrt(var) / mid if mid > 0 else 0.0

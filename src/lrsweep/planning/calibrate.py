@@ -611,11 +611,13 @@ class Calibration:
 
     def at_once(self, k: int) -> float:
         """The share of its fixed cost a trial pays when ``k`` trials run at once on one session (search.n_jobs):
-        1 - o + o / k, ``o`` the overlap measured for two at once (:func:`_overlap`; the law beyond two is an
-        assumption the evidence states); 1 for one trial, or when the overlap was not measured."""
+        1 - o/2, ``o`` the overlap measured for two at once (:func:`_overlap`), for any ``k`` >= 2: more than two
+        at once gain nothing more (an assumption the evidence states; measured on telco, local[2] and a standalone
+        cluster of two cores: four at once were 4-8% slower than two, benchmarks/bench_concurrency.py); 1 for one
+        trial, or when the overlap was not measured."""
         if k <= 1 or self.overlap is None:
             return 1.0
-        return 1.0 - self.overlap + self.overlap / k
+        return 1.0 - self.overlap / 2
 
     def fold_seconds(
         self, params: ModelParams, n_fit: float, n_held: float, cores: int, *, together: int = 1
@@ -742,7 +744,7 @@ class Calibration:
         if self.overlap is not None:
             lines.append(
                 f"trials at once (search.n_jobs=K): two concurrent probes overlapped {self.overlap:.0%} of a fit's "
-                f"fixed cost (ASSUMPTION for K > 2: a trial pays 1 - o + o/K of it, {self.at_once(4):.2f} at K=4); "
+                f"fixed cost, so a trial pays {self.at_once(2):.2f} of it (ASSUMPTION: no more gain beyond K=2); "
                 "per-row work never overlaps"
             )
         if self.eval_model:

@@ -98,6 +98,11 @@ def test_knobs_that_change_measurements_change_the_key_others_do_not(tmp_path: P
     assert cache_key(elsewhere, "data", {"cpu": "x"}) == key  # where the cache lives is not what it measured
     trials = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, n_trials=999))
     assert cache_key(trials, "data", {"cpu": "x"}) == key
+    # a sweep with successive halving or several trials at once is predicted from the same measurements
+    halving = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, fidelity="halving", eta=4, n_jobs=2))
+    assert cache_key(halving, "data", {"cpu": "x"}) == key
+    weaker = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, max_iter=30))
+    assert cache_key(weaker, "data", {"cpu": "x"}) != key  # the fits' iteration cap is measured
 
 
 def test_a_changed_file_changes_the_fingerprint(tmp_path: Path) -> None:

@@ -881,7 +881,11 @@ def cache_key(cfg: Config, data: str, hw: dict[str, Any]) -> str:
         "folds": cfg.cv.folds,
         "seed": cfg.seed,
         "search": {
-            k: v for k, v in dataclasses.asdict(s).items() if k not in ("n_trials", "n_jobs", "name", "sampler")
+            # what is measured does not depend on how many trials, how many at once, how they are drawn, nor on
+            # successive halving (a rung is a share of the rows: the same models predict it)
+            k: v
+            for k, v in dataclasses.asdict(s).items()
+            if k not in ("n_trials", "n_jobs", "name", "sampler", "fidelity", "eta", "rungs")
         },
         "schema": SCHEMA,
     }

@@ -55,7 +55,7 @@ from lrsweep.runinfo import flatten
 from lrsweep.space import ModelParams, SolverPool, grid, solver_pool, suggest
 from lrsweep.stores import check_database_driver, writable_folder
 from lrsweep.thresholds import choose_threshold
-from lrsweep.tracking import Final, ModelToLog, NullTracker, ParentSpec, Tracker, open_tracker
+from lrsweep.tracking import SETUP_METRIC, Final, ModelToLog, NullTracker, ParentSpec, Tracker, open_tracker
 from lrsweep.workers import WORKER_ATTR, Worker, WorkerRecord
 
 __all__ = ["Sweep", "Scored", "run_sweep", "evaluate_params", "flatten"]
@@ -1158,6 +1158,9 @@ class Sweep:
             "threshold": result.threshold,
             "best_trial": float(best.number),
             "finished_trials": result.n_finished,
+            # this call's setup (session, data, preprocessing, caches): what the next plan of this data on this
+            # kind of cluster learns its setup from (lrsweep.planning.history)
+            SETUP_METRIC: self.phases.get("setup", 0.0),
         }
         bayes = result.bayes_metrics or {}
         metrics |= {f"bayes_test_{k}": v for k, v in bayes.items() if not math.isnan(v)}

@@ -53,7 +53,9 @@ __all__ = [
     "ModelToLog",
     "open_tracker",
     "PlanRecord",
+    "PastSetup",
     "PastTrial",
+    "SETUP_METRIC",
     "log_plan",
     "past_trials",
 ]
@@ -76,6 +78,7 @@ INVOCATION_TAG = "lrsweep.invocation."  # + 3 digits, on a parent run: one JSON 
 FAILURE_TAG = "lrsweep.failure"
 BEST_TAG = "lrsweep.best"  # "true" on the child run of the study's best trial
 SERIES_TAG = "lrsweep.series_until"  # the last trial number whose best-so-far point is on the parent
+SETUP_METRIC = "setup_seconds"  # on a parent run: its last call's setup (read back by the planner's history)
 MODEL_URI_TAG = "lrsweep.model_uri"
 MODEL_TRIAL_TAG = "lrsweep.model_trial"  # the trial whose refit the logged model is
 WORKER_TAG = "lrsweep.worker"  # on a trial's child run: the worker (lrsweep.workers) that ran it
@@ -1121,10 +1124,20 @@ class PastTrial:
     sweep_run_id: str
 
 
-def past_trials(uri: str | None, *, cluster_type: str, data_sha256: str, limit: int = 20) -> list[PastTrial]:
-    """Trials of the last ``limit`` finished Spark sweeps on ``cluster_type`` over the same data, in every
-    experiment of the store (repeats of an earlier configuration, which fit nothing, left out)."""
-    client = _client(uri)
+@dataclass
+class PastSetup:
+    """The setup a finished Spark sweep's last call paid (session, data, preprocessing, caches), as MLflow
+    recorded it on the parent run."""
+
+    seconds: float
+    rows: int  # the sweep's table rows
+    cores: int
+    sweep_run_id: str
+
+
+def _finished_sweeps(client: Any, cluster_type: str, data_sha256: str, limit: int) -> list[Any]:
+    """The last ``limit`` finished Spark sweeps on ``cluster_type`` over the same data, in every experiment of the
+    store, that recorded their table's rows and their cores."""
     sweeps = client.search_runs(
         [e.experiment_id for e in client.search_experiments()],
         filter_string=(
@@ -1134,11 +1147,29 @@ def past_trials(uri: str | None, *, cluster_type: str, data_sha256: str, limit: 
         order_by=["attributes.start_time DESC"],
         max_results=limit,
     )
+    return [s for s in sweeps if "lrsweep.cores" in s.data.tags and "lrsweep.table_rows" in s.data.tags]
+
+
+def past_setups(uri: str | None, *, cluster_type: str, data_sha256: str, limit: int = 20) -> list[PastSetup]:
+    """The setups of the last ``limit`` finished Spark sweeps on ``cluster_type`` over the same data (sweeps
+    logged before lrsweep recorded their setup have none)."""
+    out = []
+    for sweep in _finished_sweeps(_client(uri), cluster_type, data_sha256, limit):
+        seconds = sweep.data.metrics.get(SETUP_METRIC)
+        if seconds:
+            tags = sweep.data.tags
+            out.append(PastSetup(float(seconds), int(tags["lrsweep.table_rows"]), int(tags["lrsweep.cores"]),
+                                 sweep.info.run_id))  # fmt: skip
+    return out
+
+
+def past_trials(uri: str | None, *, cluster_type: str, data_sha256: str, limit: int = 20) -> list[PastTrial]:
+    """Trials of the last ``limit`` finished Spark sweeps on ``cluster_type`` over the same data, in every
+    experiment of the store (repeats of an earlier configuration, which fit nothing, left out)."""
+    client = _client(uri)
     out: list[PastTrial] = []
-    for sweep in sweeps:
+    for sweep in _finished_sweeps(client, cluster_type, data_sha256, limit):
         tags = sweep.data.tags
-        if "lrsweep.cores" not in tags or "lrsweep.table_rows" not in tags:
-            continue
         children = _search_all(
             client,
             sweep.info.experiment_id,

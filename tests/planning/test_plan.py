@@ -6,6 +6,7 @@ predictions stands in for it, so every figure below is worked out by hand.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ class KnownCalibration:
         mid = 10.0 * rows / 10_000 / (cores * speed)
         return Estimate(mid * 0.8, mid, mid * 1.2)
 
+    def setup(self, *, rows: int, cores: int, speed: float = 1.0) -> Estimate:
+        return Estimate(50.0, 60.0, 80.0)
+
     def evidence(self) -> list[str]:
         return ["calibration: known figures (test)"]
 
@@ -39,12 +43,12 @@ class KnownCalibration:
 
 
 def _estimate(cfg: Config, cal: Any, *, rows: int, cores: int, speed: float = 1.0, correction: float = 1.0,
-              correction_spread: float = 0.0) -> SweepEstimate:  # fmt: skip
-    """What predict_sweep returns, made by hand: trial (8, 10, 12) s x correction; setup (50, 60, 80); refit
-    (18, 20, 24)."""
+              correction_spread: float = 0.0, setup_correction: float = 1.0) -> SweepEstimate:  # fmt: skip
+    """What predict_sweep returns, made by hand: trial (8, 10, 12) s x correction; setup (50, 60, 80) x
+    setup_correction; refit (18, 20, 24)."""
     n = cfg.search.n_trials
     t = Estimate(8.0 * correction, 10.0 * correction, 12.0 * correction)
-    setup, refit = Estimate(50.0, 60.0, 80.0), Estimate(18.0, 20.0, 24.0)
+    setup, refit = Estimate(50.0, 60.0, 80.0).scaled(setup_correction), Estimate(18.0, 20.0, 24.0)
     trials = Estimate(t.low * n, t.mid * n, t.high * n)
     total = Estimate(*(getattr(setup, k) + getattr(trials, k) + getattr(refit, k) for k in ("low", "mid", "high")))
     return SweepEstimate(n_trials=n, setup=setup, trial=t, trials=trials, refit=refit, total=total, samples=100)
@@ -132,12 +136,16 @@ def test_what_cannot_be_planned_is_one_line_before_any_calibration(cfg: Config, 
         make_plan(cfg, calibration=Untouchable())
 
 
-def _finished_sweep(uri: str, seconds: list[float], cluster_type: str = "emr m5.xlarge", sha: str = "sha-of-the-data"):
-    """A finished Spark sweep as MLflow holds it: a parent run and one child run per trial."""
+def _finished_sweep(
+    uri: str, seconds: list[float], cluster_type: str = "emr m5.xlarge", sha: str = "sha-of-the-data",
+    setup: float | None = None,
+) -> str:  # fmt: skip
+    """A finished Spark sweep as MLflow holds it: a parent run (with its setup's seconds, if given) and one child
+    run per trial."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    exp = client.create_experiment(f"past-{cluster_type}-{sha}-{len(seconds)}")
+    exp = client.create_experiment(f"past-{cluster_type}-{sha}-{uuid.uuid4().hex[:8]}")
     tags = {"lrsweep.kind": "sweep", "lrsweep.cluster_type": cluster_type, "lrsweep.data_sha256": sha,
             "lrsweep.cores": "16", "lrsweep.table_rows": "10000"}  # fmt: skip
     parent = client.create_run(exp, tags=tags)
@@ -151,8 +159,10 @@ def _finished_sweep(uri: str, seconds: list[float], cluster_type: str = "emr m5.
             if v is not None:
                 client.log_param(child.info.run_id, k, v)
         client.set_terminated(child.info.run_id, "FINISHED", end_time=1_000_000 + int(s * 1000))
+    if setup is not None:
+        client.log_metric(parent.info.run_id, "setup_seconds", setup)
     client.set_terminated(parent.info.run_id, "FINISHED")
-    return parent.info.run_id
+    return str(parent.info.run_id)
 
 
 def test_history_on_the_same_cluster_type_replaces_the_speed_assumption(cfg: Config):
@@ -166,6 +176,21 @@ def test_history_on_the_same_cluster_type_replaces_the_speed_assumption(cfg: Con
     assert p.sweep.trial.mid == pytest.approx(20.0)  # the model's 10 s x 2
     assert "history: 4 trial(s) of 1 finished sweep(s) on emr m5.xlarge: measured / predicted = 2.00" in p.text()
     assert "per-core speed taken from history" in p.text()
+
+
+def test_history_corrects_the_setup_from_the_setups_sweeps_recorded(cfg: Config):
+    """The known calibration predicts a 60 s setup; the sweeps of this data on this cluster type took 90 and 150 s
+    (their executors start slower than this machine's, say): the plan's setup is the model's x their median ratio
+    2.0, and says so. A sweep logged before setups were recorded counts for the trials only."""
+    _finished_sweep(cfg.tracking.uri, [1.25] * 3, setup=90.0)
+    _finished_sweep(cfg.tracking.uri, [1.25] * 3, setup=150.0)
+    _finished_sweep(cfg.tracking.uri, [1.25] * 3)
+    _finished_sweep(cfg.tracking.uri, [1.25] * 3, setup=999.0, cluster_type="emr r5.xlarge")  # not evidence
+    p = make_plan(cfg, calibration=KnownCalibration())
+    assert p.history is not None and p.history.used and p.history.trials == 9
+    assert (p.history.setups, p.history.setup_ratio) == (2, pytest.approx(2.0))
+    assert p.sweep.setup.mid == pytest.approx(120.0) and p.sweep.trial.mid == pytest.approx(20.0)
+    assert "; setup of 2: measured / predicted = 2.00" in p.text()
 
 
 def test_too_little_history_leaves_the_assumption(cfg: Config):

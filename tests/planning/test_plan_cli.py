@@ -78,10 +78,12 @@ def test_a_sweep_links_to_its_plan_and_the_next_plan_learns_from_it(tmp_path: Pa
     (parent,), children = mlflow_runs(tmp_path)
     assert parent.data.tags["lrsweep.plan_run_id"] == plan.info.run_id
     assert parent.data.tags["lrsweep.cluster_type"] == "local" and parent.data.tags["lrsweep.cores"] == "2"
+    assert parent.data.metrics["setup_seconds"] > 0  # the sweep's setup, for the next plan
     second = cli_in_process(["plan", *local, *cheap_calibration(calibration_cache)], tmp_path)
     assert second.returncode == 0, second.stderr
     assert "history: 3 trial(s) of 1 finished sweep(s) on local: measured / predicted = " in second.stdout
     assert "per-core speed taken from history (3 measured trials on local)" in second.stdout
+    assert "; setup of 1: measured / predicted = " in second.stdout
 
 
 @pytest.mark.parametrize(

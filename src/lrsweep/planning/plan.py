@@ -249,21 +249,22 @@ def _scale(e: Estimate, k: float, add: float = 0.0) -> Estimate:
 
 def _history(cfg: Config, cal: Calibration, kind: str) -> History | None:
     from lrsweep.planning.history import learn
-    from lrsweep.tracking import past_trials
+    from lrsweep.tracking import past_setups, past_trials
 
     if not (cfg.plan.history and cfg.tracking.enabled):
         return None
-    past = []
+    past, setups = [], []
     try:
         for sha in _data_shas(cfg):
             past += past_trials(cfg.tracking.uri, cluster_type=kind, data_sha256=sha)
+            setups += past_setups(cfg.tracking.uri, cluster_type=kind, data_sha256=sha)
     except Exception as exc:  # history refines a plan; an unreachable store must not stop it
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         log.warning("history not read from MLflow (%s): %s", tracking_line(cfg), redact_uri(first))
         return History(
             kind, 0, 0, 1.0, 0.0, used=False, note=f"not read: MLflow at {tracking_line(cfg)} did not answer"
         )
-    return learn(cal, past, kind)
+    return learn(cal, past, kind, setups)
 
 
 def _data_shas(cfg: Config) -> list[str]:
@@ -302,8 +303,10 @@ def make_plan(cfg: Config, *, calibration: Calibration | None = None) -> Plan:
     kind = cluster_type(c)
     hist = _history(cfg, cal, kind)
     assumed = c.core_speed if isinstance(c, EmrCluster) else 1.0
+    setup_correction = 1.0
     if hist is not None and hist.used:
         speed, correction, spread = 1.0, hist.ratio, hist.spread
+        setup_correction = hist.setup_ratio  # 1.0 when no sweep recorded its setup
         assumption = (
             f"per-core speed taken from history ({hist.trials} measured trials on {kind}), "
             f"not cluster.core_speed={assumed:g}"
@@ -315,8 +318,9 @@ def make_plan(cfg: Config, *, calibration: Calibration | None = None) -> Plan:
         if not emr:
             assumption = f"{what} works as fast as one core here (calibrated on this machine)"
     est = predict_sweep(
-        cfg, cal, rows=cal.rows, cores=cores, speed=speed, correction=correction, correction_spread=spread
-    )
+        cfg, cal, rows=cal.rows, cores=cores, speed=speed, correction=correction, correction_spread=spread,
+        setup_correction=setup_correction,
+    )  # fmt: skip
     startup = startup_seconds(c)
     evidence = list(cal.evidence())
     if cfg.search.fidelity == "halving":

@@ -135,12 +135,16 @@ def predict_sweep(
     speed: float = 1.0,
     correction: float = 1.0,
     correction_spread: float = 0.0,
+    setup_correction: float = 1.0,
 ) -> SweepEstimate:
     """Setup, trials (``cfg.search.n_trials``), refit and their total on ``cores`` executor cores, each
-    ``speed`` times as fast as one core here. ``correction`` multiplies trial times (a factor learnt from
-    finished sweeps), ``correction_spread`` (log scale) widens their range."""
+    ``speed`` times as fast as one core here. ``correction`` multiplies trial and refit times (a factor learnt
+    from finished sweeps), ``correction_spread`` (log scale) widens their range; ``setup_correction`` multiplies
+    the setup (learnt from the same sweeps' setups)."""
     if rows < 1 or cores < 1 or not speed > 0 or not correction > 0 or correction_spread < 0:
         raise ValueError("rows, cores, speed and correction must be positive, correction_spread >= 0")
+    if not setup_correction > 0:
+        raise ValueError("setup_correction must be positive")
     n = cfg.search.n_trials
     samples = max(min(n, MAX_SAMPLES), MIN_SAMPLES)
     configs = draw_configs(cfg, samples)
@@ -164,9 +168,10 @@ def predict_sweep(
     rel_ind = math.sqrt(var_ind) / total_mid if total_mid > 0 else 0.0
     trials = Estimate.spread(total_mid, math.sqrt(shared**2 + rel_ind**2))
 
-    setup = cal.setup(rows=rows, cores=cores, speed=speed)
-    # the refit's configuration is the best one, unknown before the sweep: the average over the draws
-    refits = [cal.refit(p, rows=rows, cores=cores, speed=speed) for p in configs[: min(samples, 32)]]
+    setup = cal.setup(rows=rows, cores=cores, speed=speed).scaled(setup_correction)
+    # the refit's configuration is the best one, unknown before the sweep: the average over the draws (a fit on
+    # the cluster, corrected as the trials are)
+    refits = [cal.refit(p, rows=rows, cores=cores, speed=speed).scaled(correction) for p in configs[: min(samples, 32)]]
     r_mid = sum(r.mid for r in refits) / len(refits)
     r_sd = max(math.log(r.high / r.mid) / Z for r in refits if r.mid > 0)
     refit = Estimate.spread(r_mid, math.sqrt(r_sd**2 + _log_sd([r.mid for r in refits]) ** 2))

@@ -411,7 +411,8 @@ def with_dense_coefficients(lr_model: Any) -> Any:
     matrix = j.coefficientMatrix()
     if j.numClasses() != 2 or matrix.numRows() != 1 or not matrix.getClass().getName().endswith("SparseMatrix"):
         return lr_model
-    cls = SparkContext._jvm.org.apache.spark.ml.classification.LogisticRegressionModel
+    jvm: Any = SparkContext._jvm  # set while a session is up, as it is for any fitted model
+    cls = jvm.org.apache.spark.ml.classification.LogisticRegressionModel
     dense = LogisticRegressionModel(cls(j.uid(), matrix.toDense(), j.interceptVector(), 2, False))
     lr_model._copyValues(dense)  # every param (columns, threshold, ...) as set on the fitted model
     return dense

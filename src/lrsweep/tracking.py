@@ -1163,13 +1163,40 @@ def past_setups(uri: str | None, *, cluster_type: str, data_sha256: str, limit: 
     return out
 
 
+def _ran_trials_at_once(tags: dict[str, str]) -> bool:
+    """Whether a sweep's calls (its parent run's invocation records) ran trials concurrently: search.n_jobs > 1
+    in any call, or two calls (workers) whose spans overlap."""
+    import datetime as dt
+
+    calls = []
+    for key, value in tags.items():
+        if key.startswith(INVOCATION_TAG):
+            with contextlib.suppress(ValueError, TypeError):
+                call = json.loads(value)
+                if isinstance(call, dict):
+                    calls.append(call)
+    if any(int(c.get("n_jobs") or 1) > 1 for c in calls):
+        return True
+    spans = []
+    for c in calls:
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            start = dt.datetime.strptime(c["started"], "%Y-%m-%d %H:%M:%S").timestamp()
+            spans.append((start, start + float(c["wall_seconds"])))
+    spans.sort()
+    # "started" is recorded to the second: a call that began within a second of the last one's end ran after it
+    return any(later[0] + 1.0 < earlier[1] for earlier, later in zip(spans, spans[1:], strict=False))
+
+
 def past_trials(uri: str | None, *, cluster_type: str, data_sha256: str, limit: int = 20) -> list[PastTrial]:
     """Trials of the last ``limit`` finished Spark sweeps on ``cluster_type`` over the same data, in every
-    experiment of the store (repeats of an earlier configuration, which fit nothing, left out)."""
+    experiment of the store (repeats of an earlier configuration, which fit nothing, left out, and so are the
+    trials of sweeps that ran several at once: a trial's wall then measures the sharing, not the cluster)."""
     client = _client(uri)
     out: list[PastTrial] = []
     for sweep in _finished_sweeps(client, cluster_type, data_sha256, limit):
         tags = sweep.data.tags
+        if _ran_trials_at_once(tags):
+            continue
         children = _search_all(
             client,
             sweep.info.experiment_id,

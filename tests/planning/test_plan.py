@@ -6,6 +6,7 @@ predictions stands in for it, so every figure below is worked out by hand.
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ def test_what_cannot_be_planned_is_one_line_before_any_calibration(cfg: Config, 
 
 def _finished_sweep(
     uri: str, seconds: list[float], cluster_type: str = "emr m5.xlarge", sha: str = "sha-of-the-data",
-    setup: float | None = None,
+    setup: float | None = None, calls: list[dict[str, Any]] | None = None,
 ) -> str:  # fmt: skip
     """A finished Spark sweep as MLflow holds it: a parent run (with its setup's seconds, if given) and one child
     run per trial."""
@@ -148,6 +149,8 @@ def _finished_sweep(
     exp = client.create_experiment(f"past-{cluster_type}-{sha}-{uuid.uuid4().hex[:8]}")
     tags = {"lrsweep.kind": "sweep", "lrsweep.cluster_type": cluster_type, "lrsweep.data_sha256": sha,
             "lrsweep.cores": "16", "lrsweep.table_rows": "10000"}  # fmt: skip
+    for i, call in enumerate(calls or [], start=1):  # the calls' records, as a sweep's parent run holds them
+        tags[f"lrsweep.invocation.{i:03d}"] = json.dumps(call)
     parent = client.create_run(exp, tags=tags)
     for i, s in enumerate(seconds):
         child = client.create_run(
@@ -191,6 +194,19 @@ def test_history_corrects_the_setup_from_the_setups_sweeps_recorded(cfg: Config)
     assert (p.history.setups, p.history.setup_ratio) == (2, pytest.approx(2.0))
     assert p.sweep.setup.mid == pytest.approx(120.0) and p.sweep.trial.mid == pytest.approx(20.0)
     assert "; setup of 2: measured / predicted = 2.00" in p.text()
+
+
+def test_trials_run_at_once_are_no_evidence_of_a_clusters_speed(cfg: Config):
+    """A trial's wall in a sweep that ran several at once (search.n_jobs > 1, or workers whose calls overlapped)
+    measures the sharing: such sweeps' trials are left out; a study resumed call after call is evidence."""
+    one = {"n_jobs": 1, "worker": "a", "started": "2026-12-04 10:00:00", "wall_seconds": 30.0}
+    _finished_sweep(cfg.tracking.uri, [9.0] * 4, calls=[{**one, "n_jobs": 2}])
+    _finished_sweep(cfg.tracking.uri, [9.0] * 4, calls=[one, {**one, "worker": "b", "started": "2026-12-04 10:00:10"}])
+    resumed = [one, {**one, "worker": "b", "started": "2026-12-04 10:00:30"}]  # began as the first call ended
+    run = _finished_sweep(cfg.tracking.uri, [1.25] * 4, calls=resumed)
+    p = make_plan(cfg, calibration=KnownCalibration())
+    assert p.history is not None and p.history.runs == [run] and p.history.trials == 4
+    assert p.history.ratio == pytest.approx(2.0)  # the resumed sweep's 1.25 s against 0.625 s: not the 9 s
 
 
 def test_too_little_history_leaves_the_assumption(cfg: Config):

@@ -42,7 +42,10 @@ class History:
         if self.note:
             return f"history: {self.note}"
         if not self.trials:
-            return f"history: no finished Spark sweep of this data on {self.cluster_type} in MLflow"
+            return (
+                f"history: no finished Spark sweep of this data on {self.cluster_type} in MLflow "
+                "(sweeps that ran trials at once do not count)"
+            )
         what = f"history: {self.trials} trial(s) of {self.sweeps} finished sweep(s) on {self.cluster_type}"
         if not self.used:
             return f"{what}: fewer than {MIN_TRIALS}, not used"

@@ -57,7 +57,7 @@ __all__ = [
     "PastTrial",
     "SETUP_METRIC",
     "log_plan",
-    "past_trials",
+    "past_sweeps",
 ]
 
 log = logging.getLogger("lrsweep")
@@ -1150,19 +1150,6 @@ def _finished_sweeps(client: Any, cluster_type: str, data_sha256: str, limit: in
     return [s for s in sweeps if "lrsweep.cores" in s.data.tags and "lrsweep.table_rows" in s.data.tags]
 
 
-def past_setups(uri: str | None, *, cluster_type: str, data_sha256: str, limit: int = 20) -> list[PastSetup]:
-    """The setups of the last ``limit`` finished Spark sweeps on ``cluster_type`` over the same data (sweeps
-    logged before lrsweep recorded their setup have none)."""
-    out = []
-    for sweep in _finished_sweeps(_client(uri), cluster_type, data_sha256, limit):
-        seconds = sweep.data.metrics.get(SETUP_METRIC)
-        if seconds:
-            tags = sweep.data.tags
-            out.append(PastSetup(float(seconds), int(tags["lrsweep.table_rows"]), int(tags["lrsweep.cores"]),
-                                 sweep.info.run_id))  # fmt: skip
-    return out
-
-
 def _ran_trials_at_once(tags: dict[str, str]) -> bool:
     """Whether a sweep's calls (its parent run's invocation records) ran trials concurrently: search.n_jobs > 1
     in any call, or two calls (workers) whose spans overlap."""
@@ -1187,14 +1174,23 @@ def _ran_trials_at_once(tags: dict[str, str]) -> bool:
     return any(later[0] + 1.0 < earlier[1] for earlier, later in zip(spans, spans[1:], strict=False))
 
 
-def past_trials(uri: str | None, *, cluster_type: str, data_sha256: str, limit: int = 20) -> list[PastTrial]:
-    """Trials of the last ``limit`` finished Spark sweeps on ``cluster_type`` over the same data, in every
-    experiment of the store (repeats of an earlier configuration, which fit nothing, left out, and so are the
-    trials of sweeps that ran several at once: a trial's wall then measures the sharing, not the cluster)."""
+def past_sweeps(
+    uri: str | None, *, cluster_type: str, data_sha256: str, limit: int = 20
+) -> tuple[list[PastTrial], list[PastSetup]]:
+    """The trials and the setups of the last ``limit`` finished Spark sweeps on ``cluster_type`` over the same
+    data, in every experiment of the store, from one search of the parent runs. Trials: repeats of an earlier
+    configuration (which fit nothing) left out, and so are the trials of sweeps that ran several at once (a
+    trial's wall then measures the sharing, not the cluster). Setups: sweeps logged before lrsweep recorded
+    their setup have none."""
     client = _client(uri)
     out: list[PastTrial] = []
+    setups: list[PastSetup] = []
     for sweep in _finished_sweeps(client, cluster_type, data_sha256, limit):
         tags = sweep.data.tags
+        seconds = sweep.data.metrics.get(SETUP_METRIC)
+        if seconds:
+            setups.append(PastSetup(float(seconds), int(tags["lrsweep.table_rows"]), int(tags["lrsweep.cores"]),
+                                    sweep.info.run_id))  # fmt: skip
         if _ran_trials_at_once(tags):
             continue
         children = _search_all(
@@ -1230,4 +1226,4 @@ def past_trials(uri: str | None, *, cluster_type: str, data_sha256: str, limit: 
                         sweep_run_id=sweep.info.run_id,
                     )
                 )
-    return out
+    return out, setups

@@ -662,17 +662,16 @@ class SparkBackend:
                 part = self._folds[fold or 0]
                 u = F.rand(self.seed)  # the same draw for every row on every call: the cached part is fixed
                 drawn = part.fit.withColumn("_lrsweep_u", u).where(F.col("_lrsweep_u") < fraction).drop("_lrsweep_u")
-                n = drawn.count()
-                rows = drawn.coalesce(self._partitions(n)).cache()  # a rung's fewer rows in fewer tasks
-                rows.count()
-                classes = rows.select(F.countDistinct(LABEL)).first()[0]
+                # its size and classes in one pass, checked before anything is cached
+                n, classes = drawn.agg(F.count(F.lit(1)), F.countDistinct(LABEL)).first()
                 if n < 2 or classes < 2:
-                    rows.unpersist()
                     raise LrsweepError(
                         f"{fraction:.3g} of the training rows ({n:,}) hold a single class",
                         "use fewer search.rungs or a smaller search.eta",
                     )
-                self._rungs[key] = (rows, n)
+                rows = drawn.coalesce(self._partitions(n)).cache()  # a rung's fewer rows in fewer tasks
+                rows.count()  # materialised now, in the sweep's setup
+                self._rungs[key] = (rows, int(n))
             return self._rungs[key]
 
     # -- after the search ----------------------------------------------------------------------------

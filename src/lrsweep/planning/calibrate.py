@@ -1137,20 +1137,21 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
         if point is not spec.get("warmup"):
             live.append((point, backend))
     # probes: the samples in turn, and the largest repeated in memory up to repeat_to rows (its own fold swapped in)
-    probed: list[tuple[dict[str, Any], Any, Any]] = [(point, backend, None) for point, backend in live]
+    # (point, backend, the fold it fits, or None for the backend's own, repeats)
+    probed: list[tuple[dict[str, Any], Any, Any, int]] = [(point, backend, None, 1) for point, backend in live]
     rounds = int(spec.get("probes", 0))
     if rounds and live and int(spec.get("repeat_to", 0)) > live[-1][0]["rows"]:
         point, backend = live[-1]
         k = min(max(2, round(int(spec["repeat_to"]) / point["rows"])), MAX_REPEATS)
-        probed.append(({**point, "fraction": point["fraction"] * k}, backend, _repeated(backend, k)))
+        probed.append(({**point, "fraction": point["fraction"] * k}, backend, _repeated(backend, k), k))
     together = int(spec.get("together_on", 0)) == cores and bool(live)
     if len(probed) >= 2:
         for r in range(rounds):
-            for point, backend, fold in probed if r % 2 == 0 else probed[::-1]:
+            for point, backend, fold, repeats in probed if r % 2 == 0 else probed[::-1]:
                 p, t = strongest(point)
                 with _fold_swapped(backend, fold):
                     short = dataclasses.replace(p, max_iter=min(p.max_iter, PROBE_ITER))
-                    fit(backend, point, short, t, probe=True, repeats=fold[1] if fold else 1)
+                    fit(backend, point, short, t, probe=True, repeats=repeats)
                 if r == 0 and fold is None:  # a second measurement of the setup, between the first ones' neighbours
                     again, _ = prepare(point)
                     again.close()
@@ -1166,18 +1167,18 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
                     th.start()
                 for th in threads:
                     th.join()
-        for _, _, fold in probed:
+        for _, _, fold, _ in probed:
             if fold is not None:
-                fold[0].fit.unpersist()
-                fold[0].held.unpersist()
+                fold.fit.unpersist()
+                fold.held.unpersist()
     for backend in backends[1:] + backends[:1]:
         backend.close()
     return out
 
 
-def _repeated(backend: Any, k: int) -> tuple[Any, int]:
+def _repeated(backend: Any, k: int) -> Any:
     """The backend's first fold with its fitting and held-out rows each repeated ``k`` times (cached, in as many
-    partitions as the backend gives that many rows), and ``k``."""
+    partitions as the backend gives that many rows)."""
     from functools import reduce
 
     from lrsweep.backends.spark import _Fold
@@ -1187,18 +1188,17 @@ def _repeated(backend: Any, k: int) -> tuple[Any, int]:
     for frame, n in ((part.fit, part.n_fit), (part.held, part.n_held)):
         many = reduce(lambda a, b: a.union(b), [frame] * k).coalesce(backend._partitions(n * k)).cache()
         frames.append(many)
-    fold = _Fold(frames[0], frames[1], frames[0].count(), frames[1].count())
-    return fold, k
+    return _Fold(frames[0], frames[1], frames[0].count(), frames[1].count())
 
 
 @contextlib.contextmanager
-def _fold_swapped(backend: Any, fold: tuple[Any, int] | None) -> Iterator[None]:
-    """``backend``'s first fold replaced by ``fold[0]`` inside the block (nothing changed for None)."""
+def _fold_swapped(backend: Any, fold: Any) -> Iterator[None]:
+    """``backend``'s first fold replaced by ``fold`` inside the block (nothing changed for None)."""
     if fold is None:
         yield
         return
     saved = backend._folds[0]
-    backend._folds[0] = fold[0]
+    backend._folds[0] = fold
     try:
         yield
     finally:

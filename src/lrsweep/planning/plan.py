@@ -249,15 +249,16 @@ def _scale(e: Estimate, k: float, add: float = 0.0) -> Estimate:
 
 def _history(cfg: Config, cal: Calibration, kind: str) -> History | None:
     from lrsweep.planning.history import learn
-    from lrsweep.tracking import past_setups, past_trials
+    from lrsweep.tracking import past_sweeps
 
     if not (cfg.plan.history and cfg.tracking.enabled):
         return None
     past, setups = [], []
     try:
         for sha in _data_shas(cfg):
-            past += past_trials(cfg.tracking.uri, cluster_type=kind, data_sha256=sha)
-            setups += past_setups(cfg.tracking.uri, cluster_type=kind, data_sha256=sha)
+            trials, done = past_sweeps(cfg.tracking.uri, cluster_type=kind, data_sha256=sha)
+            past += trials
+            setups += done
     except Exception as exc:  # history refines a plan; an unreachable store must not stop it
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         log.warning("history not read from MLflow (%s): %s", tracking_line(cfg), redact_uri(first))

@@ -14,7 +14,8 @@ Cases (``--cases``; the config is composed exactly as the command line composes 
   ctr3m       dataset=ctr dataset.rows=3000000 search=default search.max_iter=30, local[2] (fewer trials)
   standalone  telco on a Spark standalone cluster on this machine (a master + 2 workers of 1 core each,
               tests/spark_cluster.py: run with the repository root on PYTHONPATH); its calibration is telco's,
-              from the cache (a calibration belongs to the machine that measured it, not to the cluster)
+              from the cache (a calibration belongs to the machine that measured it, not to the cluster), and
+              the cluster's own overheads are measured by the plan's cluster probe (lrsweep.planning.probe)
 
 Run: PYTHONPATH=src:. python benchmarks/bench_plan.py [--cases telco ctr1m ctr3m standalone] [--trials N]
 The machine may be shared: the load average is printed before and after every case. Each case runs in a process
@@ -43,6 +44,7 @@ from lrsweep.cli import register_configs, to_config
 from lrsweep.config import Config
 from lrsweep.planning.calibrate import calibrate, full_rows
 from lrsweep.planning.predict import draw_configs, predict_sweep
+from lrsweep.planning.probe import probe_cluster
 from lrsweep.sweep import run_sweep
 
 CONF = str(Path(lrsweep.__file__).parent / "conf")
@@ -95,9 +97,9 @@ def run_case(case: str, trials: int | None, cache_dir: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         cal = calibrate(cfg)
         cal_s = time.perf_counter() - t0
-        est = predict_sweep(cfg, cal, rows=rows, cores=cores)
+        est, ratio, probe = predict_corrected(cfg, cal, rows, cores)
         configs = draw_configs(cfg, n)
-        predicted = [cal.trial(p, rows=rows, cores=cores) for p in configs]
+        predicted = [cal.trial(p, rows=rows, cores=cores).scaled(ratio) for p in configs]
         n_fit = cal._parts(rows).n_fit
         its = [cal.iterations.iterations(p, n_fit) for p in configs] if cal.iterations else []
         if cfg.dataset.kind == "generated":  # the table is generated before the sweep: not part of its time
@@ -137,10 +139,25 @@ def run_case(case: str, trials: int | None, cache_dir: str) -> dict[str, Any]:
             }
             for p, e, it, m, rec in zip(configs, predicted, its, measured_trials, records + [None] * n, strict=False)
         ],
-        "evidence": cal.evidence(),
+        "evidence": cal.evidence() + ([probe.line()] if probe else []),
+        "probe": probe.to_dict() if probe else None,
         "load_before_sweep": before,
         "load_after": load(),
     }
+
+
+def predict_corrected(cfg: Config, cal: Any, rows: int, cores: int) -> tuple[Any, float, Any]:
+    """The sweep predicted as `lrsweep plan` predicts it without history (the benchmark tracks nothing): on a
+    standalone cluster with the cluster probe's corrections (lrsweep.planning.probe). (estimate, the trials'
+    correction, the probe or None)."""
+    probe = probe_cluster(cfg, cal, cores)
+    if probe is None:
+        return predict_sweep(cfg, cal, rows=rows, cores=cores), 1.0, None
+    est = predict_sweep(
+        cfg, cal, rows=rows, cores=cores, correction=probe.trial_ratio, correction_spread=probe.spread,
+        setup_correction=probe.setup_ratio,
+    )  # fmt: skip
+    return est, probe.trial_ratio, probe
 
 
 def predict_case(case: str, n: int, cores: int, cache_dir: str, cluster: list[str] | None = None) -> dict[str, Any]:

@@ -351,6 +351,9 @@ class PlanConfig:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     # refine the model with the per-trial times finished sweeps on the same cluster type logged to MLflow
     history: bool = True
+    # measure a reachable cluster's own overheads (cluster=standalone: per Spark job, per setup) with a short
+    # probe on it before planning (lrsweep.planning.probe); history, when there is enough, replaces it
+    probe: bool = True
     # the plan run a launched sweep follows (set by `lrsweep launch`; the sweep's parent run links to it)
     run_id: str | None = None
 

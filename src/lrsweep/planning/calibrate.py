@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrsweep.errors import LrsweepError
+from lrsweep.redact import redact_text
 
 if TYPE_CHECKING:
     from lrsweep.config import Config, DatasetConfig
@@ -1067,8 +1068,10 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
     from lrsweep.space import ModelParams
 
     cores = int(spec["cores"])
+    quiet = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
+    # a calibration runs on local[cores]; a cluster probe (lrsweep.planning.probe) on the cluster's own master
     cluster = LocalCluster(
-        master=f"local[{cores}]", spark_conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
+        master=spec.get("master") or f"local[{cores}]", spark_conf={**spec.get("spark_conf", {}), **quiet}
     )
     split, cv, seed = SplitConfig(**spec["split"]), CVConfig(**spec["cv"]), int(spec["seed"])
     out: dict[str, list[dict[str, Any]]] = {"fits": [], "setups": [], "refits": []}
@@ -1249,8 +1252,11 @@ def _child_main(argv: list[str]) -> int:
     return 0
 
 
-def _spawn(spec: dict[str, Any], workdir: Path, timeout: float) -> dict[str, Any]:
+def _spawn(spec: dict[str, Any], workdir: Path, timeout: float, what: str = "") -> dict[str, Any]:
+    """Run ``spec`` in a fresh child process (``what``: how errors name it; the calibration on local[N] by
+    default)."""
     cores = spec["cores"]
+    what = what or f"the calibration on local[{cores}]"
     spec_path, out_path, log_path = (workdir / f"{name}-{cores}.{ext}" for name, ext in
                                      (("spec", "json"), ("out", "json"), ("log", "txt")))  # fmt: skip
     spec_path.write_text(json.dumps(spec))
@@ -1264,14 +1270,14 @@ def _spawn(spec: dict[str, Any], workdir: Path, timeout: float) -> dict[str, Any
             proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             raise LrsweepError(
-                f"the calibration on local[{cores}] took more than {timeout:.0f} s",
+                f"{what} took more than {timeout:.0f} s",
                 "lower plan.calibration.max_fraction or plan.calibration.configs",
             ) from exc
     if proc.returncode != 0 or not out_path.is_file():
         text = log_path.read_text(errors="replace").strip().splitlines()
         last = next((ln for ln in reversed(text) if ln.strip() and not ln.startswith((" ", "\t"))), "no output")
         raise LrsweepError(
-            f"the calibration run on local[{cores}] failed (exit {proc.returncode}): {last[:300]}",
+            f"{what} failed (exit {proc.returncode}): {redact_text(last[:300])}",
             "check that backend=spark works here (pyspark, Java 17), or run with LRSWEEP_DEBUG=1",
         )
     result: dict[str, Any] = json.loads(out_path.read_text())

@@ -78,6 +78,7 @@ class Plan:
     assumption: str = ""
     run_id: str | None = None  # its MLflow run
     calibration: dict[str, Any] = field(default_factory=dict)
+    probe: dict[str, Any] | None = None  # the cluster probe's measurements (lrsweep.planning.probe)
 
     # -- what a budget affords -----------------------------------------------------------------------
     def _trials_within(self, seconds: float, which: str) -> int:
@@ -185,6 +186,7 @@ class Plan:
             "assumption": self.assumption,
             "evidence": self.evidence,
             "history": self.history.as_dict() if self.history else None,
+            "probe": self.probe,
             "prices": self.prices,
             "study": self.study,
         }
@@ -284,6 +286,7 @@ def make_plan(cfg: Config, *, calibration: Calibration | None = None) -> Plan:
     """Calibrate (or reuse), correct with history, predict, price. Raises LrsweepError for what cannot be planned."""
     from lrsweep.planning.calibrate import calibrate
     from lrsweep.planning.predict import predict_sweep
+    from lrsweep.planning.probe import probe_cluster
 
     if cfg.backend.name != "spark":
         raise LrsweepError(
@@ -305,12 +308,20 @@ def make_plan(cfg: Config, *, calibration: Calibration | None = None) -> Plan:
     hist = _history(cfg, cal, kind)
     assumed = c.core_speed if isinstance(c, EmrCluster) else 1.0
     setup_correction = 1.0
+    probe = None if (hist is not None and hist.used) else probe_cluster(cfg, cal, cores, say=log)
     if hist is not None and hist.used:
         speed, correction, spread = 1.0, hist.ratio, hist.spread
         setup_correction = hist.setup_ratio  # 1.0 when no sweep recorded its setup
         assumption = (
             f"per-core speed taken from history ({hist.trials} measured trials on {kind}), "
             f"not cluster.core_speed={assumed:g}"
+        )
+    elif probe is not None:
+        speed, correction, spread = 1.0, probe.trial_ratio, probe.spread
+        setup_correction = probe.setup_ratio
+        assumption = (
+            f"one core of {c.name} works as fast as one core here (calibrated on this machine), "
+            "plus the cluster's own overheads per Spark job and per setup (measured by a probe on it)"
         )
     else:
         speed, correction, spread = assumed, 1.0, 0.0
@@ -332,6 +343,8 @@ def make_plan(cfg: Config, *, calibration: Calibration | None = None) -> Plan:
             for f, s in zip(cfg.search.fractions(), rung_shares(cfg), strict=True)
         )
         evidence.append(f"successive halving (search.eta={cfg.search.eta}): a trial's rungs fit {shares} (expected)")
+    if probe is not None:
+        evidence.append(probe.line())
     if hist is not None:
         evidence.append(hist.line())
     plan = Plan(
@@ -352,6 +365,7 @@ def make_plan(cfg: Config, *, calibration: Calibration | None = None) -> Plan:
         budget_minutes=cfg.budget.max_minutes,
         assumption=assumption,
         calibration=cal.to_dict(),
+        probe=probe.to_dict() if probe is not None else None,
     )
     if isinstance(c, EmrCluster):
         plan.usd = Estimate(*(bill(c, cfg.prices, getattr(est.total, k)).usd for k in ("low", "mid", "high")))

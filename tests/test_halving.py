@@ -1,6 +1,7 @@
 """Successive halving over data fractions (search.fidelity=halving) on scikit-learn, telco churn: the rungs are
-nested and seeded, a pruned trial never fits the next rung, the pruner's decisions are Optuna's successive-halving
-rule over every trial of the study (a resumed study included), the best trial and the refit use all the rows."""
+nested and seeded, a pruned trial never fits the next rung, the pruner's decisions are the promotion rule's
+(lrsweep.halving's quota, or Optuna's asynchronous successive halving) over every trial of the study (a resumed
+study included), the best trial and the refit use all the rows."""
 
 from __future__ import annotations
 
@@ -69,11 +70,14 @@ def test_rung_rows_are_nested_seeded_and_keep_the_class_shares(cfg: Config):
     assert abs(y[third].sum() - y.mean() * len(third)) <= 1.0
 
 
-def _halving_says(trials: list[Any], eta: int) -> dict[int, int]:
-    """Trial number -> how many rungs Optuna's SuccessiveHalvingPruner (min_resource 1, rate 0) lets it run, the
-    trials taken in order (one at a time): at a rung it goes on when its value is among the best
-    max(1, n // eta) of the n values reported at that rung so far (its own included); otherwise it stops there."""
+def _halving_says(trials: list[Any], eta: int, promotion: str) -> dict[int, int]:
+    """Trial number -> how many rungs successive halving lets it run, the trials taken in order (one at a time).
+    At a rung, among the n values reported there so far (its own included):
+    asha (Optuna's SuccessiveHalvingPruner, min_resource 1, rate 0): it goes on when among the best max(1, n // eta);
+    quota (lrsweep.halving): when it is the best so far, or among the best n // eta while fewer than n // eta have
+    gone on from there. Otherwise it stops there."""
     reached: dict[int, list[float]] = {}  # rung -> the values that competed there
+    went_on: dict[int, int] = {}  # rung -> trials that went on from there
     out: dict[int, int] = {}
     for t in trials:
         steps = sorted(t.intermediate_values)
@@ -84,14 +88,25 @@ def _halving_says(trials: list[Any], eta: int) -> dict[int, int]:
             value = t.intermediate_values[step]
             competing = sorted(reached.setdefault(r, []) + [value], reverse=True)
             reached[r].append(value)
-            k = max(len(competing) // eta, 1)
-            if value < competing[k - 1]:
+            if promotion == "asha":
+                k = max(len(competing) // eta, 1)
+                goes_on = value >= competing[k - 1]
+            else:
+                k = len(competing) // eta
+                within = k > 0 and value >= competing[k - 1]
+                goes_on = value == competing[0] or (within and went_on.get(r, 0) < k)
+            if not goes_on:
                 out[t.number] = r + 1
                 break
+            went_on[r] = went_on.get(r, 0) + 1
     return out
 
 
-def test_a_halving_sweep_prunes_by_rung_refits_on_all_rows_and_resumes_its_rungs(cfg: Config, tmp_path: Path):
+@pytest.mark.parametrize("promotion", ["quota", "asha"])
+def test_a_halving_sweep_prunes_by_rung_refits_on_all_rows_and_resumes_its_rungs(
+    cfg: Config, tmp_path: Path, promotion: str
+):
+    cfg.search.promotion = promotion
     rows = open_data(cfg.dataset, cfg.split, cfg.cv, cfg.seed).pandas()[1]
     n_train, n_trainval = len(rows.train), len(rows.trainval)
     first = RecordingBackend(cfg.backend, seed=cfg.seed)
@@ -111,7 +126,7 @@ def test_a_halving_sweep_prunes_by_rung_refits_on_all_rows_and_resumes_its_rungs
     assert all(sorted(t.intermediate_values) in ([1], [1, 3]) for t in pruned)
     # each trial stopped exactly where successive halving over all 24 trials says: the resumed call's pruner
     # competed against the first call's rung values
-    assert {t.number: len(t.intermediate_values) for t in trials} == _halving_says(trials, eta=3)
+    assert {t.number: len(t.intermediate_values) for t in trials} == _halving_says(trials, 3, promotion)
 
     # a pruned trial never fitted the next rung: the fits of the resumed call, trial by trial
     fits = [n for what, n in backend.fits if what == "evaluate"]
@@ -122,7 +137,7 @@ def test_a_halving_sweep_prunes_by_rung_refits_on_all_rows_and_resumes_its_rungs
             continue
         expected += [size for size, rung in sizes.items() if rung <= len(t.intermediate_values)]
     assert sorted(fits) == sorted(expected) and len(fits) == len(expected)
-    assert set(backend.fractions) == {1 / 9, 1 / 3, 1.0}
+    assert set(backend.fractions) <= {1 / 9, 1 / 3, 1.0} and 1 / 9 in backend.fractions
 
     # the trial records say the rung; the best is a trial on all the rows, refitted on train+validation
     records = {t.number: t.user_attrs["lrsweep_record"] for t in trials}
@@ -182,3 +197,60 @@ def test_a_rung_of_a_single_class_is_one_line_in_the_setup_before_any_trial(cfg:
     assert "search.rungs" in err.value.fix
     assert backend.fractions == [] and backend.fits == []  # no trial ran
     assert not list(tmp_path.rglob("*.journal"))  # no study was opened
+
+
+def _simulate(pruner: Any, values: list[float], eta: int = 3, rungs: int = 3, maximize: bool = True) -> list[int]:
+    """Rungs each trial ran when ``pruner`` decides, trial by trial; a trial scores ``values[i]`` at every rung."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize" if maximize else "minimize", pruner=pruner)
+    ran = []
+    for v in values:
+        trial = study.ask()
+        for r in range(rungs):
+            trial.report(v, eta**r)
+            if r < rungs - 1 and trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                ran.append(r + 1)
+                break
+        else:
+            study.tell(trial, v)
+            ran.append(rungs)
+    return ran
+
+
+def test_quota_promotions_keep_each_rung_to_its_share_where_asha_promotes_most_late_trials():
+    """A sampler that improves (TPE): values trend upwards with noise. Optuna's asynchronous rule ranks each trial
+    against those before it, so most late trials go on; the quota lets about 1/eta of a rung's trials (and each new
+    best) go on."""
+    import optuna
+
+    from lrsweep.halving import QuotaHalvingPruner
+
+    rng = np.random.default_rng(0)
+    values = list(0.70 + 0.004 * np.arange(30) + rng.normal(0, 0.02, 30))
+    asha = _simulate(optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3), values)
+    quota = _simulate(QuotaHalvingPruner(3, 3), values)
+    records = sum(1 for i, v in enumerate(values) if v >= max(values[: i + 1]))
+    went_on = sum(r >= 2 for r in quota)
+    assert went_on <= 30 // 3 + records
+    assert went_on < sum(r >= 2 for r in asha) and sum(quota) < sum(asha)
+    top = int(np.argmax(values))
+    assert quota[top] == 3  # the best configuration ran every rung
+    # the same, minimising (log loss)
+    assert _simulate(QuotaHalvingPruner(3, 3), [-v for v in values], maximize=False) == quota
+
+
+def test_quota_promotion_by_hand():
+    """eta 3, two rungs. Trial 0 is the best so far: on. Trial 1, worse, among none of the best 2 // 3 = 0: stops.
+    Trial 2: the best again: on. Trial 3 (0.5): among the best 4 // 3 = 1? no (0.9 is): stops. Trial 4 (0.85): the
+    best 5 // 3 = 1? no: stops. Trial 5 (0.88): among the best 6 // 3 = 2, but 2 went on already: stops. Trial 6
+    (0.95): the best: on."""
+    from lrsweep.halving import QuotaHalvingPruner
+
+    ran = _simulate(QuotaHalvingPruner(3, 2), [0.6, 0.4, 0.9, 0.5, 0.85, 0.88, 0.95], rungs=2)
+    assert ran == [2, 1, 2, 1, 1, 1, 2]
+    # a place left: trial 5 (0.7) is among the best 6 // 3 = 2, and only trial 0 went on before it
+    assert _simulate(QuotaHalvingPruner(3, 2), [0.9, 0.4, 0.5, 0.3, 0.2, 0.7], rungs=2) == [2, 1, 1, 1, 1, 2]
+    assert _simulate(QuotaHalvingPruner(3, 2), [float("nan"), 0.4], rungs=2) == [1, 2]

@@ -71,6 +71,7 @@ METRIC_DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
 }
 SAMPLERS = ("tpe", "random", "grid")
 FIDELITIES = ("full", "halving")
+PROMOTIONS = ("quota", "asha")  # search.promotion under halving (lrsweep.halving)
 SOURCES = ("bundled", "file", "generated")
 
 
@@ -227,6 +228,10 @@ class SearchConfig:
     fidelity: str = "full"
     eta: int = 3
     rungs: int = 3
+    # which trials go on from a rung (lrsweep.halving): quota, the best 1/eta of those that reached it (and its best
+    # so far); asha, Optuna's SuccessiveHalvingPruner (the best 1/eta of those that reached it so far: under TPE
+    # nearly every late trial)
+    promotion: str = "quota"
 
     def fractions(self) -> list[float]:
         """The training-row fraction of each rung, smallest first (one rung of all the rows without halving)."""
@@ -279,6 +284,7 @@ class SearchConfig:
         if self.solvers is not None and not self.solvers:
             raise LrsweepError("search.solvers is empty", "remove it (null = every compatible solver)")
         choice(self.fidelity, FIDELITIES, "search.fidelity")
+        choice(self.promotion, PROMOTIONS, "search.promotion")
         if self.eta < 2:
             raise LrsweepError(f"search.eta={self.eta} must be at least 2", "use search.eta=3 (keep the best third)")
         if self.rungs < 2:
@@ -455,7 +461,7 @@ def _dataset_identity(ds: DatasetConfig) -> dict[str, Any]:
 
 
 # search fields added after study names were first derived: they count only when halving is asked for
-_LATER_SEARCH_FIELDS = ("fidelity", "eta", "rungs")
+_LATER_SEARCH_FIELDS = ("fidelity", "eta", "rungs", "promotion")
 
 
 def _search_identity(search: SearchConfig) -> dict[str, Any]:

@@ -305,14 +305,14 @@ def _sampler(cfg: Config, held: int = 0) -> Any:
 
 
 def _pruner(cfg: Config) -> Any:
-    """Successive halving over data fractions (rungs reported at steps 1, eta, eta^2: see rung_step), a median
-    pruner over CV folds, or none."""
+    """Successive halving over data fractions (rungs reported at steps 1, eta, eta^2: see rung_step; promotions:
+    lrsweep.halving), a median pruner over CV folds, or none."""
     import optuna
 
     if cfg.search.fidelity == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=1, reduction_factor=cfg.search.eta, min_early_stopping_rate=0
-        )
+        from lrsweep.halving import pruner_for
+
+        return pruner_for(cfg.search.eta, cfg.search.rungs, cfg.search.promotion)
     if cfg.cv.folds > 1 and cfg.cv.prune:
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
     return optuna.pruners.NopPruner()

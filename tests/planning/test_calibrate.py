@@ -208,6 +208,29 @@ def test_setup_is_predicted_cold() -> None:
     assert warm_at_200 < 12.0
 
 
+def test_a_cold_full_size_setup_adds_what_a_fresh_jvm_pays_per_row() -> None:
+    """Law: warm 0.5 + 1e-5 rows/cores; a cold JVM adds 2.5 s and 8e-6 s a row. The samples alone (cold only at
+    200 rows) cannot see the cold per-row part; with the full-size cold setup the prediction follows the law."""
+    from lrsweep.planning.calibrate import SetupRun, _setup_model, _setup_seconds
+
+    def law(rows: int, cores: int, cold: bool) -> float:
+        return 0.5 + 1e-5 * rows / cores + (2.5 + 8e-6 * rows if cold else 0.0)
+
+    samples = [
+        SetupRun(c, f"local[{c}]", rows / 1e6, rows, 3.0 if cold else 0.0, law(rows, c, cold), cold=cold)
+        for c in (1, 2)
+        for rows, cold in ((200, True), (30_000, False), (100_000, False))
+    ]
+    full = SetupRun(2, "local[2]", 1.0, 1_000_000, 3.0, law(1_000_000, 2, True), cold=True)
+    truth = law(1_000_000, 2, True)
+    assert _setup_seconds(_setup_model(samples), 1_000_000, 2) < 0.75 * truth
+    with_full = _setup_model([*samples, full])
+    assert _setup_seconds(with_full, 1_000_000, 2) == pytest.approx(truth, rel=0.05)
+    assert _setup_seconds(with_full, 300_000, 2) == pytest.approx(law(300_000, 2, True), rel=0.1)
+    # a warm setup (the refit's preprocessing grows as it does) carries no cold part
+    assert _setup_seconds(with_full, 1_000_000, 2, cold=False) == pytest.approx(law(1_000_000, 2, False), rel=0.1)
+
+
 def test_file_data_is_sampled_into_a_file(tmp_path: Path) -> None:
     cfg = spark_cfg(tmp_path)
     rows = full_rows(cfg)
@@ -260,6 +283,14 @@ def test_a_real_small_calibration_on_telco(tmp_path: Path, monkeypatch: pytest.M
         assert r.n_fit == r.repeats * one and r.n_held > 0
         assert abs(r.n_fit - cal._parts(cal.rows).n_fit) <= one  # as near the full table's as whole copies get
     assert "repeated in memory to" in " ".join(cal.evidence())
+    # a child of its own prepared the largest sample written over and over to about the full table's rows, as the
+    # first thing its fresh JVM did (a sweep's setup is cold)
+    (big,) = [s for s in cal.setup_runs if s.rows > 0.5 * cal.rows]
+    one = max(s.rows for s in cal.setup_runs if s is not big)
+    assert big.cores == 2 and big.cold and big.session_seconds > 0 and big.data_seconds > 0
+    assert big.rows % one == 0 and abs(big.rows - cal.rows) <= one
+    assert f"repeated to {big.rows:,} rows" in " ".join(cal.evidence())
+    assert len(cal.data_model["theta"]) == 5
     # the most cores' child also ran two probes at once, on its sample: the overlap of concurrent trials
     pairs = [r for r in cal.fit_runs if r.together == 2]
     assert len(pairs) == 2 and {r.cores for r in pairs} == {2} and all(r.repeats == 1 for r in pairs)
@@ -350,3 +381,22 @@ def test_concurrent_probes_measure_the_overlap_and_k_trials_pay_their_share_of_t
     assert cal.trial_parts(p, rows=cal.rows, cores=8)[0] == alone.trial_parts(p, rows=cal.rows, cores=8)[0]
     assert cal.eval_model == alone.eval_model and cal.passes == alone.passes
     assert any("trials at once" in line and "ASSUMPTION" in line for line in cal.evidence())
+
+
+def test_a_generated_sample_repeated_as_one_file_reads_back_k_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The full-size setup's table: a sample written k times over as one Parquet file, read as a plain file."""
+    from lrsweep.data import uri
+    from lrsweep.data.source import resolve_source
+    from lrsweep.planning.calibrate import _repeated_table
+
+    monkeypatch.chdir(tmp_path)
+    sample = dataclasses.replace(CTR, rows=1_000)
+    out = DatasetConfig(**_repeated_table(dataclasses.asdict(sample), 3, tmp_path))
+    assert (out.kind, out.rows, out.generator, out.target) == ("file", None, None, "click")
+    one = uri.read_pandas(resolve_source(sample).location, "parquet")
+    src = resolve_source(out)
+    many = uri.read_pandas(src.location, src.format)
+    assert len(one) == 1_000 and len(many) == 3_000
+    assert "hour_of_day" in many.columns and "hour_of_day" not in one.columns  # derived, as reading the table does
+    for k in range(3):
+        assert many[one.columns].iloc[k * 1_000 : (k + 1) * 1_000].reset_index(drop=True).equals(one)

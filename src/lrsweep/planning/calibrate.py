@@ -132,6 +132,12 @@ class CalibrationConfig:
     # extrapolated tenfold it decides the prediction; repeated rows show it at full size without reading more of
     # the table (only what a short fit costs there). 0: no repeated probe
     probe_scale: float = 1.0
+    # the child with the most cores also prepares its largest sample repeated (k copies written as one file) up
+    # to this share of the full table's rows, at most setup_max_rows: a setup's cost per row at full size (the
+    # samples' setups are mostly fixed cost: measured on CTR, 9e-6 s a row between 10^5 and 3x10^5 rows, 1.9e-5
+    # at 10^6 and 3x10^6), for the price of one full-size setup, without reading more of the table. 0: none
+    setup_scale: float = 1.0
+    setup_max_rows: int = 5_000_000
     # each probe round also runs two probes of the largest sample at once on the most cores' session: how much of
     # a fit's fixed cost two concurrent trials overlap (search.n_jobs), see Calibration.at_once
     concurrency: bool = True
@@ -158,6 +164,10 @@ class CalibrationConfig:
         if self.configs < 1 or self.small_configs < 1:
             raise LrsweepError(
                 "plan.calibration.configs and small_configs must be >= 1", "use configs=6 small_configs=2"
+            )
+        if self.setup_scale < 0 or self.setup_max_rows < 0:
+            raise LrsweepError(
+                "plan.calibration.setup_scale and setup_max_rows must not be negative", "use 1 and 5000000 (or 0: none)"
             )
         if self.probe_scale < 0:
             raise LrsweepError(f"plan.calibration.probe_scale={self.probe_scale} is negative", "use 1 (or 0: none)")
@@ -431,11 +441,13 @@ def _fit_time(theta: list[float], n: float, m: float, jobs: float, *, cold: bool
 
 
 def _setup_model(runs: list[SetupRun]) -> dict[str, Any]:
-    """Data + preprocessing seconds = cold + a + b * rows / cores + c * rows (NNLS on relative errors; the
-    fastest of repeated runs of one sample, as load only ever adds time). ``c``: the driver's serial part (the
-    table read and converted by pandas), ``b``: Spark's jobs. A sweep's setup is the first thing its fresh JVM
-    does, so it is predicted cold: the cold term is what the child's first (throwaway) sample cost beyond the
-    warm ones."""
+    """Data + preprocessing seconds = cold + a + b * rows / cores + c * rows + d * rows * cold (NNLS on relative
+    errors; the fastest of repeated runs of one sample, as load only ever adds time). ``c``: the driver's serial
+    part (the table read and converted by pandas), ``b``: Spark's jobs. A sweep's setup is the first thing its
+    fresh JVM does, so it is predicted cold: the cold term is what the child's first (throwaway) sample cost
+    beyond the warm ones, and ``d`` what a fresh JVM pays per row beyond a warm one (its heap grows and its code
+    compiles while it converts and caches a large table: measured on CTR 10^6, 22 s cold against 13 s warm), from
+    the full-size setup made in a child of its own."""
     import numpy as np
 
     from lrsweep.planning.ernest import fit_nnls
@@ -448,9 +460,12 @@ def _setup_model(runs: list[SetupRun]) -> dict[str, Any]:
         if key not in best or r.data_seconds < best[key].data_seconds:
             best[key] = r
     kept = list(best.values())
-    A = np.array([[float(r.cold), 1.0, r.rows / r.cores, float(r.rows)] for r in kept])
+    A = np.array([[float(r.cold), 1.0, r.rows / r.cores, float(r.rows), float(r.cold) * r.rows] for r in kept])
     if all(r.cold for r in kept) or not any(r.cold for r in kept):
-        A[:, 0] = 0.0
+        A[:, [0, 4]] = 0.0
+    cold_sizes = sorted({r.rows for r in kept if r.cold})
+    if len(cold_sizes) < 2 or cold_sizes[-1] < 10 * cold_sizes[0]:
+        A[:, 4] = 0.0  # a cold JVM's cost per row needs a cold setup of a large table (the full-size setup child)
     if len({r.cores for r in kept if not r.cold}) < 2:
         A[:, 3] = 0.0  # serial and parallel parts look alike on one core count
     y = np.array([max(r.data_seconds, 1e-3) for r in kept])
@@ -462,8 +477,8 @@ def _setup_seconds(model: dict[str, Any], rows: float, cores: int, *, cold: bool
     """Data + preprocessing seconds of a setup (a sweep's is cold)."""
     if not model:
         return 0.0
-    th = list(model["theta"]) + [0.0] * (4 - len(model["theta"]))
-    return float(th[0] * cold + th[1] + th[2] * rows / cores + th[3] * rows)
+    th = list(model["theta"]) + [0.0] * (5 - len(model["theta"]))
+    return float(th[0] * cold + th[1] + th[2] * rows / cores + th[3] * rows + th[4] * rows * cold)
 
 
 def _cold_start(runs: list[FitRun], theta: list[float]) -> float:
@@ -752,10 +767,18 @@ class Calibration:
             lines.append(f"scoring the held-out part: {Ernest.from_dict(self.eval_model).describe()}")
         if self.data_model:
             th, r = self.data_model["theta"], np.asarray(self.data_model["residuals"])
+            th = list(th) + [0.0] * (5 - len(th))
+            big = max(s.rows for s in self.setup_runs)
             lines.append(
                 f"setup: session {self.session_seconds:.1f} s + data and preprocessing {th[0] + th[1]:.3g} (cold JVM) "
-                f"+ {th[2]:.3g}*rows/cores + {th[3] if len(th) > 3 else 0:.3g}*rows s (rms residual "
-                f"{float(np.sqrt(np.mean(r**2))):.1%} over {r.size} runs)"
+                f"+ {th[2]:.3g}*rows/cores + {th[3] + th[4]:.3g}*rows s (cold; {th[3]:.3g} warm) (rms residual "
+                f"{float(np.sqrt(np.mean(r**2))):.1%} over {r.size} runs"
+                + (
+                    f"; one cold, of the largest sample repeated to {big:,} rows"
+                    if big > max(fr or [1.0]) * self.rows * 1.5
+                    else ""
+                )
+                + ")"
             )
         lines.append(
             f"cores: a fit uses min(cores, ceil(rows / {self.rows_per_partition:,})) of them (the cached frames' "
@@ -886,7 +909,7 @@ def cache_key(cfg: Config, data: str, hw: dict[str, Any]) -> str:
             # successive halving (a rung is a share of the rows: the same models predict it)
             k: v
             for k, v in dataclasses.asdict(s).items()
-            if k not in ("n_trials", "n_jobs", "name", "sampler", "fidelity", "eta", "rungs")
+            if k not in ("n_trials", "n_jobs", "name", "sampler", "fidelity", "eta", "rungs", "promotion")
         },
         "schema": SCHEMA,
     }
@@ -1053,6 +1076,23 @@ def _spec(
     return [spec | common for _, spec in sorted(specs.items())]
 
 
+def _setup_spec(cfg: Config, rows: int, specs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The full-size setup's child (None when setup_scale asks for no more rows than the largest sample has): the
+    most cores' largest sample, to be written k times over up to min(setup_scale x rows, setup_max_rows) rows and
+    prepared as the first thing its fresh JVM does, as a sweep's setup is."""
+    cal = cfg.plan.calibration
+    spec = max(specs, key=lambda sp: sp["cores"])
+    point = max(spec["points"], key=lambda p: p["rows"])
+    target = min(int(cal.setup_scale * rows), cal.setup_max_rows)
+    if target < 1.5 * point["rows"]:
+        return None
+    k = min(max(2, round(target / point["rows"])), MAX_REPEATS)
+    keep = ("split", "cv", "seed")
+    return {"cores": spec["cores"], "name": f"setup-{spec['cores']}", "setup_only": k, "points": [point]} | {
+        key: spec[key] for key in keep
+    }
+
+
 # -- the child process ----------------------------------------------------------------------------------------
 def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one core count's points in this (fresh) process; returns the measurements as dicts.
@@ -1123,6 +1163,12 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
         p, target = min(point["fits"], key=lambda f: f[0]["C"])
         return ModelParams(**p), float(target)
 
+    if spec.get("setup_only"):  # a full-size setup in a fresh JVM: the sample written k times over as one file
+        point, k = spec["points"][0], int(spec["setup_only"])
+        table = _repeated_table(point["dataset"], k, Path(spec["workdir"]))
+        backend, _ = prepare({**point, "fraction": point["fraction"] * k, "dataset": table})
+        backend.close()
+        return out
     first = [spec["warmup"]] if spec.get("warmup") else []
     live: list[tuple[dict[str, Any], Any]] = []
     for point in first + sorted(spec["points"], key=lambda p: p["fraction"]):
@@ -1177,6 +1223,29 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
     for backend in backends[1:] + backends[:1]:
         backend.close()
     return out
+
+
+def _repeated_table(dataset: dict[str, Any], k: int, workdir: Path) -> dict[str, Any]:
+    """A sample's table written ``k`` times over as one Parquet file (its DatasetConfig as a dict)."""
+    import pandas as pd
+
+    from lrsweep.config import DatasetConfig
+    from lrsweep.data import uri
+    from lrsweep.data.source import resolve_source
+
+    ds = DatasetConfig(**dataset)
+    src = resolve_source(ds)
+    frame = uri.read_pandas(src.location, src.format)
+    if src.generated is not None:  # a generated table's derived columns (its copy is read as a plain file)
+        for name, expr in src.generated.derived.items():
+            if name not in frame.columns:
+                frame[name] = frame.eval(expr)
+    path = workdir / f"repeated-{len(frame)}x{k}.parquet"
+    pd.concat([frame] * k, ignore_index=True).to_parquet(path, index=False)
+    file = dataclasses.replace(
+        ds, source="file", format="parquet", name=ds.label, path=str(path), generator=None, rows=None
+    )  # (a generated table's copy: no generator's reference model; the backend's setup does not score one)
+    return dataclasses.asdict(file)
 
 
 def _repeated(backend: Any, k: int) -> Any:
@@ -1257,9 +1326,10 @@ def _spawn(spec: dict[str, Any], workdir: Path, timeout: float, what: str = "") 
     default)."""
     cores = spec["cores"]
     what = what or f"the calibration on local[{cores}]"
-    spec_path, out_path, log_path = (workdir / f"{name}-{cores}.{ext}" for name, ext in
+    tag = spec.get("name", cores)
+    spec_path, out_path, log_path = (workdir / f"{name}-{tag}.{ext}" for name, ext in
                                      (("spec", "json"), ("out", "json"), ("log", "txt")))  # fmt: skip
-    spec_path.write_text(json.dumps(spec))
+    spec_path.write_text(json.dumps(spec | {"workdir": str(workdir)}))
     env = os.environ.copy()
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     src = str(Path(__file__).resolve().parents[2])  # this lrsweep, whichever copy the caller imported
@@ -1328,6 +1398,13 @@ def calibrate(cfg: Config, *, log: logging.Logger | None = None) -> Calibration:
         for spec in specs:
             shown = ", ".join(str(p["rows"]) for p in spec["points"])
             say.info("calibration: local[%d], samples of %s rows", spec["cores"], shown)
+        big = _setup_spec(cfg, rows, specs)
+        if big is not None:
+            specs.append(big)
+            say.info(
+                "calibration: local[%d], one setup of %s rows (a sample %d times over)",
+                big["cores"], f"{big['points'][0]['rows'] * big['setup_only']:,}", big["setup_only"],
+            )  # fmt: skip
         if cal_cfg.parallel:
             from concurrent.futures import ThreadPoolExecutor
 

@@ -11,6 +11,7 @@ Cases (``--case``):
   ctr1m   Spark local[2], generated CTR at 10^6 rows, max_iter 30, objective log loss
 
 Run: PYTHONPATH=src python benchmarks/bench_halving.py [--case telco] [--seeds 1 2 3] [--full 20] [--halving 20 40]
+     [--halving-overrides search.rung_resource=iterations ...]
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ CASES = {
 }
 
 
-def sweep(case: str, seed: int, n: int, fidelity: str) -> dict[str, Any]:
+def sweep(case: str, seed: int, n: int, fidelity: str, extra: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-halving-") as tmp:
         overrides = [
             *CASES[case],
+            *(extra or []),
             f"seed={seed}",
             f"search.n_trials={n}",
             f"search.fidelity={fidelity}",
@@ -81,6 +83,12 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--full", type=int, default=20, help="trials of the full sweep")
     ap.add_argument("--halving", type=int, nargs="+", default=[20, 40], help="trials of each halving sweep")
+    ap.add_argument(
+        "--halving-overrides",
+        nargs="*",
+        default=[],
+        help="more overrides for the halving sweeps, e.g. search.rung_resource=iterations search.promotion=asha",
+    )
     args = ap.parse_args()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     register_configs()
@@ -90,7 +98,7 @@ def main() -> int:
         print(json.dumps(full), flush=True)
         rows.append(full | {"of_full": None})
         for n in args.halving:
-            h = sweep(args.case, seed, n, "halving")
+            h = sweep(args.case, seed, n, "halving", args.halving_overrides)
             print(json.dumps(h), flush=True)
             rows.append(h | {"of_full": full})
     maximise = args.case == "telco"

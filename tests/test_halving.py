@@ -40,6 +40,7 @@ class RecordingBackend(SklearnBackend):
         super().__init__(*args, **kwargs)
         self.fits: list[tuple[str, int]] = []  # (what: "evaluate" | "refit", rows fitted)
         self.fractions: list[float] = []
+        self.caps: list[int] = []  # max_iter of every fit, in order
 
     def evaluate(self, params, fold=None, fraction=1.0):  # type: ignore[override]
         self.fractions.append(fraction)
@@ -47,6 +48,7 @@ class RecordingBackend(SklearnBackend):
 
     def _fit(self, clf, X, y, max_iter):  # type: ignore[override]
         self.fits.append(("refit" if hasattr(X, "columns") else "evaluate", X.shape[0]))
+        self.caps.append(max_iter)
         return super()._fit(clf, X, y, max_iter)
 
 
@@ -155,12 +157,47 @@ def test_a_halving_sweep_prunes_by_rung_refits_on_all_rows_and_resumes_its_rungs
     assert f"; {len(complete)} ran on all of them" in line and "stopped " in line and " at 1/9" in line
 
 
+def test_rungs_over_iterations_fit_all_the_rows_with_a_share_of_max_iter(cfg: Config, tmp_path: Path):
+    """search.rung_resource=iterations: rungs of 10, 30 and 90 iterations (max_iter 90, eta 3), each on all the
+    training rows; a pruned trial never fits the next rung; the records and the summary say iterations."""
+    cfg.search.rung_resource = "iterations"
+    cfg.search.max_iter = 90
+    n_train = len(open_data(cfg.dataset, cfg.split, cfg.cv, cfg.seed).pandas()[1].train)
+    backend = RecordingBackend(cfg.backend, seed=cfg.seed)
+    result = run_sweep(cfg, backend=backend)
+
+    (trials,) = study_trials(tmp_path).values()
+    trials = sorted(trials, key=lambda t: t.number)
+    assert set(backend.fractions) == {1.0}  # never a share of the rows
+    evaluated = [(n, cap) for (what, n), cap in zip(backend.fits, backend.caps, strict=True) if what == "evaluate"]
+    assert {n for n, _ in evaluated} == {n_train}
+    expected = []
+    for t in trials:
+        if "lrsweep.repeat_of" not in t.user_attrs["lrsweep_record"]["tags"]:
+            expected += [10, 30, 90][: len(t.intermediate_values)]
+    assert [cap for _, cap in evaluated] == expected  # trial by trial, rung by rung
+    assert 10 in expected and expected.count(90) < expected.count(10)  # some stopped early
+    assert {t.number: len(t.intermediate_values) for t in trials} == _halving_says(trials, 3, "quota")
+    for t in trials:
+        m = t.user_attrs["lrsweep_record"]["metrics"]
+        assert m["train_fraction"] == 1.0
+        assert m["rung_share"] == pytest.approx({1: 1 / 9, 2: 1 / 3, 3: 1.0}[len(t.intermediate_values)])
+        if t.state.name == "PRUNED":
+            assert "of the iterations" in t.user_attrs["lrsweep_record"]["tags"]["lrsweep.pruned"]
+    assert backend.caps[-1] == 90 and backend.fits[-1][0] == "refit"  # the refit runs to max_iter
+    (line,) = [x for x in format_summary(result).splitlines() if "halving" in x]
+    assert "of the iterations (search.max_iter)" in line and "at 1/9" in line
+
+
 def test_halving_settings_are_checked(cfg: Config):
     cfg.cv.folds = 5
     with pytest.raises(LrsweepError, match="choose one"):
         validate(cfg)
     cfg.cv.folds = 1
-    for key, value, said in [("eta", 1, "search.eta=1"), ("rungs", 1, "search.rungs=1"), ("fidelity", "x", "x")]:
+    for key, value, said in [
+        ("eta", 1, "search.eta=1"), ("rungs", 1, "search.rungs=1"), ("fidelity", "x", "x"),
+        ("rung_resource", "epochs", "search.rung_resource"), ("promotion", "sync", "search.promotion"),
+    ]:  # fmt: skip
         bad = Config()
         setattr(bad.search, key, value)
         bad.search.fidelity = "halving" if key != "fidelity" else value

@@ -72,6 +72,7 @@ METRIC_DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
 SAMPLERS = ("tpe", "random", "grid")
 FIDELITIES = ("full", "halving")
 PROMOTIONS = ("quota", "asha")  # search.promotion under halving (lrsweep.halving)
+RUNG_RESOURCES = ("rows", "iterations")  # search.rung_resource: what a halving rung gives a share of
 SOURCES = ("bundled", "file", "generated")
 
 
@@ -232,6 +233,17 @@ class SearchConfig:
     # so far); asha, Optuna's SuccessiveHalvingPruner (the best 1/eta of those that reached it so far: under TPE
     # nearly every late trial)
     promotion: str = "quota"
+    # what a rung is a share of: rows, the training rows (nested, seeded); iterations, search.max_iter on all the
+    # rows (on Spark a pass over the data, not a row, is the unit of cost: a fit on 1/9 of the rows costs nearly
+    # what one on all of them does)
+    rung_resource: str = "rows"
+
+    def rung_params(self, params: Any, fraction: float) -> Any:
+        """A rung's configuration: ``params`` with its iterations cut to ``fraction`` of them (rung_resource=
+        iterations; at least one), else unchanged (a rung over rows fits fewer rows instead)."""
+        if self.rung_resource != "iterations" or fraction >= 1.0:
+            return params
+        return dataclasses.replace(params, max_iter=max(1, round(params.max_iter * fraction)))
 
     def fractions(self) -> list[float]:
         """The training-row fraction of each rung, smallest first (one rung of all the rows without halving)."""
@@ -285,6 +297,7 @@ class SearchConfig:
             raise LrsweepError("search.solvers is empty", "remove it (null = every compatible solver)")
         choice(self.fidelity, FIDELITIES, "search.fidelity")
         choice(self.promotion, PROMOTIONS, "search.promotion")
+        choice(self.rung_resource, RUNG_RESOURCES, "search.rung_resource")
         if self.eta < 2:
             raise LrsweepError(f"search.eta={self.eta} must be at least 2", "use search.eta=3 (keep the best third)")
         if self.rungs < 2:
@@ -461,7 +474,7 @@ def _dataset_identity(ds: DatasetConfig) -> dict[str, Any]:
 
 
 # search fields added after study names were first derived: they count only when halving is asked for
-_LATER_SEARCH_FIELDS = ("fidelity", "eta", "rungs", "promotion")
+_LATER_SEARCH_FIELDS = ("fidelity", "eta", "rungs", "promotion", "rung_resource")
 
 
 def _search_identity(search: SearchConfig) -> dict[str, Any]:

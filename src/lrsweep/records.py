@@ -79,6 +79,7 @@ class SweepResult:
     ui_url: str | None = None  # the MLflow UI's address (after ui_command, for a local store)
     # successive halving: how many finished trials stopped at each rung ("1/9", "1/3", "all": their share of rows)
     rungs: dict[str, int] = field(default_factory=dict)
+    rung_resource: str = "rows"  # what the rungs are shares of: rows or iterations
     nothing_to_do: str = ""  # set when the call had nothing to run or log: the line saying so and what to do
 
     def as_dict(self) -> dict[str, Any]:

@@ -195,8 +195,9 @@ def format_summary(r: SweepResult) -> str:
     )
     if r.rungs:
         stopped = [f"{n} at {share}" for share, n in r.rungs.items() if share != "all"]
+        unit = "the training rows" if r.rung_resource == "rows" else "the iterations (search.max_iter)"
         lines.append(
-            f"  halving: trials stopped {', '.join(stopped) or 'at no rung'} of the training rows; "
+            f"  halving: trials stopped {', '.join(stopped) or 'at no rung'} of {unit}; "
             f"{r.rungs.get('all', 0)} ran on all of them (the best is one of those)"
         )
     if r.data.get("classes"):  # a multi-class target, binarised by dataset.positive

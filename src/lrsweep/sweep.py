@@ -128,8 +128,12 @@ def evaluate_params(backend: Backend, cfg: Config, params: ModelParams, trial: A
     steps: list[Step] = []
     fractions = cfg.search.fractions()
     rung_seconds = 0.0
+    by_rows = cfg.search.rung_resource == "rows"
     for r, fraction in enumerate(fractions[:-1]):  # successive halving: the smaller rungs first
-        ev = backend.evaluate(params, fraction=fraction)
+        if by_rows:
+            ev = backend.evaluate(params, fraction=fraction)
+        else:  # a share of the iterations, on all the rows
+            ev = backend.evaluate(cfg.search.rung_params(params, fraction))
         rung_seconds += ev.fit.seconds
         rung_m, _ = _metrics(ev.curve, ev.log_loss, cfg, params)
         step = rung_step(cfg.search, r)
@@ -141,7 +145,8 @@ def evaluate_params(backend: Backend, cfg: Config, params: ModelParams, trial: A
 
                 trial.set_user_attr("lrsweep_steps", steps)
                 raise optuna.TrialPruned(
-                    f"stopped at rung {r + 1} of {len(fractions)} ({_share(fraction)} of the training rows): "
+                    f"stopped at rung {r + 1} of {len(fractions)} ({_share(fraction)} of the "
+                    f"{'training rows' if by_rows else 'iterations'}): "
                     f"{metric}={rung_m[metric]:.4f}"
                 )
     if backend.n_folds == 0:
@@ -189,13 +194,15 @@ def _share(fraction: float) -> str:
 
 
 def _rung_metrics(cfg: Config, steps: list[Step]) -> dict[str, float]:
-    """With successive halving: the rungs a trial ran (1 = the smallest only) and the share of the training rows
-    its last rung fitted; nothing otherwise."""
+    """With successive halving: the rungs a trial ran (1 = the smallest only), the share of the rows or iterations
+    its last rung had (rung_share) and of the training rows it fitted (train_fraction); nothing otherwise."""
     fractions = cfg.search.fractions()
     n = sum(1 for name, _, _ in steps if str(name).startswith("rung_"))
     if len(fractions) < 2 or n == 0:
         return {}
-    return {"rung": float(n), "train_fraction": fractions[min(n, len(fractions)) - 1]}
+    share = fractions[min(n, len(fractions)) - 1]
+    rows = share if cfg.search.rung_resource == "rows" else 1.0
+    return {"rung": float(n), "rung_share": share, "train_fraction": rows}
 
 
 def _rung_counts(cfg: Config, finished: list[Any]) -> dict[str, int]:
@@ -204,7 +211,7 @@ def _rung_counts(cfg: Config, finished: list[Any]) -> dict[str, int]:
     if len(fractions) < 2:
         return {}
     counts = Counter(
-        rec.metrics["train_fraction"]
+        rec.metrics.get("rung_share", rec.metrics.get("train_fraction"))  # (records before rung_share: rows)
         for rec in map(_record_of, finished)
         if rec is not None and "train_fraction" in rec.metrics
     )
@@ -750,7 +757,8 @@ class Sweep:
             self.pool = solver_pool(cfg.search, self.backend.capabilities, sparse=True)
         # successive halving: the rungs' rows are drawn and checked here, once, not inside the first trial that
         # fits them (a rung of a single class would fail every trial)
-        self.backend.prepare_rungs(cfg.search.fractions()[:-1])
+        if cfg.search.rung_resource == "rows":
+            self.backend.prepare_rungs(cfg.search.fractions()[:-1])
         self._phase("setup")
         return summary
 
@@ -1135,6 +1143,7 @@ class Sweep:
             trial_seconds=seconds,
             stop_reason=self.guard.stopped,
             rungs=_rung_counts(cfg, finished),
+            rung_resource=cfg.search.rung_resource,
         )
 
     def _best_curve(self, best: TrialRecord) -> Curve:

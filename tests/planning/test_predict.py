@@ -176,3 +176,22 @@ def test_a_halving_sweep_is_predicted_rung_by_rung(cal: Calibration) -> None:
     assert all(rung(p, 1 / 9) < rung(p, 1 / 3) < rung(p, 1.0) for p in draws)
     assert halving.trials.mid < 0.7 * full.trials.mid  # fixed costs (scoring all of validation) stay
     assert halving.setup == full.setup and halving.refit == full.refit  # the refit still fits all the rows
+
+
+def test_rungs_over_iterations_are_predicted_with_the_iterations_cut(cal: Calibration) -> None:
+    """search.rung_resource=iterations: a rung fits all the rows with its share of search.max_iter (at most as
+    many iterations as the model predicts for the configuration)."""
+    cfg = cfg_with(n_trials=10, sampler="random", fidelity="halving", eta=3, rungs=3, max_iter=90)
+    cfg.search.rung_resource = "iterations"
+    halving = predict_sweep(cfg, cal, rows=ROWS, cores=2)
+    draws = draw_configs(cfg, 10)
+
+    def rung(p: ModelParams, cap: int) -> float:
+        return cal.trial_parts(dataclasses.replace(p, max_iter=cap), rows=ROWS, cores=2)[0]
+
+    expected = sum(rung(p, 10) + rung(p, 30) / 3 + rung(p, 90) / 9 for p in draws)
+    assert halving.trials.mid == pytest.approx(expected + cal.cold_start_seconds)
+    n_fit = cal._parts(ROWS).n_fit
+    assert cal.iterations is not None
+    capped = [p for p in draws if cal.iterations.iterations(p, n_fit) > 10]
+    assert capped and all(rung(p, 10) < rung(p, 90) for p in capped)  # fewer passes where the cap bites

@@ -17,9 +17,10 @@ its own (:class:`Calibration` puts them back together):
   repetition reads no more of the table; it gives the per-row cost the lever that samples of at most 10% lack
   (a pass's fixed cost per task hides it there);
 - **setup, scoring and refit**: session start, data and preprocessing (once per sweep, predicted cold: every
-  child first runs a throwaway sample in its fresh JVM, which also prices the JIT of a sweep's first fits),
-  scoring the held-out part (once per fit), and the refit on train+validation (once), each from its own
-  measurements.
+  child first runs a throwaway sample in its fresh JVM, which also prices the JIT of a sweep's first fits, and
+  one more child prepares the largest sample written over and over up to the full table's rows as its very first
+  work: a fresh JVM's cost per row at full size, ``setup_scale``), scoring the held-out part (once per fit), and
+  the refit on train+validation (once), each from its own measurements.
 
 Iterations: a configuration is measured at the regularisation it will have on the full table: Spark's
 ``regParam = 1 / (C n_train)``, so a sample of ``n`` rows is fitted with ``C * n_full / n``, which makes the
@@ -28,7 +29,8 @@ smaller samples of few columns come near separation and their counts move either
 so they are not extrapolated. Configurations in between are predicted by a kernel average over the measured
 ones, whose leave-one-out error is part of every range the plan gives.
 
-The runs happen in child processes (one per core count, ``python -m lrsweep.planning.calibrate``), never in
+The runs happen in child processes (one per core count and the full-size setup's, ``python -m
+lrsweep.planning.calibrate``; the cluster probe, :mod:`lrsweep.planning.probe`, runs one on a cluster), never in
 the caller's: a caller may hold a SparkSession, and SparkBackend reuses an active session whatever its cores.
 They go through the real :class:`~lrsweep.backends.spark.SparkBackend` (prepare, evaluate, refit), so what is
 measured is what a trial does. Results are cached under ``plan.calibration.cache_dir``, one JSON file per data
@@ -132,10 +134,11 @@ class CalibrationConfig:
     # extrapolated tenfold it decides the prediction; repeated rows show it at full size without reading more of
     # the table (only what a short fit costs there). 0: no repeated probe
     probe_scale: float = 1.0
-    # the child with the most cores also prepares its largest sample repeated (k copies written as one file) up
-    # to this share of the full table's rows, at most setup_max_rows: a setup's cost per row at full size (the
-    # samples' setups are mostly fixed cost: measured on CTR, 9e-6 s a row between 10^5 and 3x10^5 rows, 1.9e-5
-    # at 10^6 and 3x10^6), for the price of one full-size setup, without reading more of the table. 0: none
+    # one more child, on the most cores, prepares the largest sample written k times over as one file, up to this
+    # share of the full table's rows (at most setup_max_rows), as the first thing its fresh JVM does: the cold
+    # setup a sweep pays, at full size (the samples' setups are mostly fixed cost: on CTR 10^6 they gave 8.6e-6 s
+    # a row, the full-size cold setup 1.81e-5), for the price of one setup, without reading more of the table.
+    # 0: none
     setup_scale: float = 1.0
     setup_max_rows: int = 5_000_000
     # each probe round also runs two probes of the largest sample at once on the most cores' session: how much of
@@ -909,7 +912,8 @@ def cache_key(cfg: Config, data: str, hw: dict[str, Any]) -> str:
             # successive halving (a rung is a share of the rows: the same models predict it)
             k: v
             for k, v in dataclasses.asdict(s).items()
-            if k not in ("n_trials", "n_jobs", "name", "sampler", "fidelity", "eta", "rungs", "promotion")
+            if k
+            not in ("n_trials", "n_jobs", "name", "sampler", "fidelity", "eta", "rungs", "promotion", "rung_resource")
         },
         "schema": SCHEMA,
     }

@@ -338,8 +338,9 @@ def make_plan(cfg: Config, *, calibration: Calibration | None = None) -> Plan:
     if cfg.search.fidelity == "halving":
         from lrsweep.planning.predict import rung_shares
 
+        unit = "rows" if cfg.search.rung_resource == "rows" else "iterations"
         shares = ", ".join(
-            f"{f:.3g} of the rows by {s:.3g} of the trials"
+            f"{f:.3g} of the {unit} by {s:.3g} of the trials"
             for f, s in zip(cfg.search.fractions(), rung_shares(cfg), strict=True)
         )
         evidence.append(f"successive halving (search.eta={cfg.search.eta}): a trial's rungs fit {shares} (expected)")

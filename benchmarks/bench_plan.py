@@ -43,8 +43,8 @@ import lrsweep
 from lrsweep.cli import register_configs, to_config
 from lrsweep.config import Config
 from lrsweep.planning.calibrate import calibrate, full_rows
+from lrsweep.planning.plan import make_plan
 from lrsweep.planning.predict import draw_configs, predict_sweep
-from lrsweep.planning.probe import probe_cluster
 from lrsweep.sweep import run_sweep
 
 CONF = str(Path(lrsweep.__file__).parent / "conf")
@@ -75,7 +75,10 @@ def where(case: str) -> Iterator[tuple[list[str], int]]:
     from tests.spark_cluster import standalone_cluster
 
     with standalone_cluster(workers=2, cores_per_worker=1) as cluster:
-        yield ["cluster=standalone", f"cluster.master={cluster.master}"], cluster.cores
+        yield (
+            ["cluster=standalone", f"cluster.master={cluster.master}", f"cluster.cores={cluster.cores}"],
+            cluster.cores,
+        )
 
 
 def run_case(case: str, trials: int | None, cache_dir: str) -> dict[str, Any]:
@@ -97,7 +100,9 @@ def run_case(case: str, trials: int | None, cache_dir: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         cal = calibrate(cfg)
         cal_s = time.perf_counter() - t0
-        est, ratio, probe = predict_corrected(cfg, cal, rows, cores)
+        plan = make_plan(cfg, calibration=cal)  # as `lrsweep plan` predicts it (no history: nothing is tracked)
+        est, probe = plan.sweep, plan.probe
+        ratio = probe["trial_ratio"] if probe else 1.0  # the cluster probe's correction of the trials
         configs = draw_configs(cfg, n)
         predicted = [cal.trial(p, rows=rows, cores=cores).scaled(ratio) for p in configs]
         n_fit = cal._parts(rows).n_fit
@@ -139,25 +144,11 @@ def run_case(case: str, trials: int | None, cache_dir: str) -> dict[str, Any]:
             }
             for p, e, it, m, rec in zip(configs, predicted, its, measured_trials, records + [None] * n, strict=False)
         ],
-        "evidence": cal.evidence() + ([probe.line()] if probe else []),
-        "probe": probe.to_dict() if probe else None,
+        "evidence": plan.evidence,
+        "probe": probe,
         "load_before_sweep": before,
         "load_after": load(),
     }
-
-
-def predict_corrected(cfg: Config, cal: Any, rows: int, cores: int) -> tuple[Any, float, Any]:
-    """The sweep predicted as `lrsweep plan` predicts it without history (the benchmark tracks nothing): on a
-    standalone cluster with the cluster probe's corrections (lrsweep.planning.probe). (estimate, the trials'
-    correction, the probe or None)."""
-    probe = probe_cluster(cfg, cal, cores)
-    if probe is None:
-        return predict_sweep(cfg, cal, rows=rows, cores=cores), 1.0, None
-    est = predict_sweep(
-        cfg, cal, rows=rows, cores=cores, correction=probe.trial_ratio, correction_spread=probe.spread,
-        setup_correction=probe.setup_ratio,
-    )  # fmt: skip
-    return est, probe.trial_ratio, probe
 
 
 def predict_case(case: str, n: int, cores: int, cache_dir: str, cluster: list[str] | None = None) -> dict[str, Any]:

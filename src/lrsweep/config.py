@@ -238,12 +238,18 @@ class SearchConfig:
     # what one on all of them does)
     rung_resource: str = "rows"
 
-    def rung_params(self, params: Any, fraction: float) -> Any:
-        """A rung's configuration: ``params`` with its iterations cut to ``fraction`` of them (rung_resource=
-        iterations; at least one), else unchanged (a rung over rows fits fewer rows instead)."""
-        if self.rung_resource != "iterations" or fraction >= 1.0:
-            return params
-        return dataclasses.replace(params, max_iter=max(1, round(params.max_iter * fraction)))
+    def rung(self, params: Any, fraction: float) -> tuple[Any, float]:
+        """A rung's configuration and the share of the training rows it fits: rung_resource=rows, ``params`` on
+        ``fraction`` of the rows; iterations, ``params`` with max_iter cut to ``fraction`` of it (at least one),
+        on all the rows."""
+        if self.rung_resource == "rows" or fraction >= 1.0:
+            return params, fraction
+        return dataclasses.replace(params, max_iter=max(1, round(params.max_iter * fraction))), 1.0
+
+    def row_rungs(self) -> list[float]:
+        """The training-row shares of the rungs below the top one, drawn once in the sweep's setup (none unless
+        the rungs are over rows)."""
+        return self.fractions()[:-1] if self.rung_resource == "rows" else []
 
     def fractions(self) -> list[float]:
         """The training-row fraction of each rung, smallest first (one rung of all the rows without halving)."""

@@ -128,12 +128,9 @@ def evaluate_params(backend: Backend, cfg: Config, params: ModelParams, trial: A
     steps: list[Step] = []
     fractions = cfg.search.fractions()
     rung_seconds = 0.0
-    by_rows = cfg.search.rung_resource == "rows"
     for r, fraction in enumerate(fractions[:-1]):  # successive halving: the smaller rungs first
-        if by_rows:
-            ev = backend.evaluate(params, fraction=fraction)
-        else:  # a share of the iterations, on all the rows
-            ev = backend.evaluate(cfg.search.rung_params(params, fraction))
+        rung_params, rows = cfg.search.rung(params, fraction)  # a share of the rows, or of the iterations
+        ev = backend.evaluate(rung_params, fraction=rows)
         rung_seconds += ev.fit.seconds
         rung_m, _ = _metrics(ev.curve, ev.log_loss, cfg, params)
         step = rung_step(cfg.search, r)
@@ -146,7 +143,7 @@ def evaluate_params(backend: Backend, cfg: Config, params: ModelParams, trial: A
                 trial.set_user_attr("lrsweep_steps", steps)
                 raise optuna.TrialPruned(
                     f"stopped at rung {r + 1} of {len(fractions)} ({_share(fraction)} of the "
-                    f"{'training rows' if by_rows else 'iterations'}): "
+                    f"{'training rows' if cfg.search.rung_resource == 'rows' else 'iterations'}): "
                     f"{metric}={rung_m[metric]:.4f}"
                 )
     if backend.n_folds == 0:
@@ -757,8 +754,7 @@ class Sweep:
             self.pool = solver_pool(cfg.search, self.backend.capabilities, sparse=True)
         # successive halving: the rungs' rows are drawn and checked here, once, not inside the first trial that
         # fits them (a rung of a single class would fail every trial)
-        if cfg.search.rung_resource == "rows":
-            self.backend.prepare_rungs(cfg.search.fractions()[:-1])
+        self.backend.prepare_rungs(cfg.search.row_rungs())
         self._phase("setup")
         return summary
 

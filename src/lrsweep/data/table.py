@@ -27,7 +27,7 @@ from lrsweep.data.columns import (
 from lrsweep.data.source import Source
 from lrsweep.errors import LrsweepError
 
-__all__ = ["Table", "read_table", "as_text", "profile_frame"]
+__all__ = ["Table", "read_table", "read_frame", "as_text", "profile_frame"]
 
 log = logging.getLogger("lrsweep")
 
@@ -151,13 +151,19 @@ def infinite_as_missing(X: pd.DataFrame, numeric: list[str]) -> dict[str, int]:
     return counts
 
 
-def read_table(source: Source, cfg: DatasetConfig) -> Table:
-    """Read, validate and describe the table of ``source`` as ``cfg`` says."""
+def read_frame(source: Source, cfg: DatasetConfig) -> pd.DataFrame:
+    """The raw table of ``source`` as ``cfg`` reads it (separator, encoding), with a generator's derived columns."""
     df = _read(source, cfg)
     if source.generated is not None:
         for name, expr in source.generated.derived.items():
             if name not in df.columns:
                 df[name] = df.eval(expr)
+    return df
+
+
+def read_table(source: Source, cfg: DatasetConfig) -> Table:
+    """Read, validate and describe the table of ``source`` as ``cfg`` says."""
+    df = read_frame(source, cfg)
     if df.shape[0] == 0 or df.shape[1] == 0:
         raise LrsweepError(f"data file {source.location.text!r} has no rows", "give a file with data rows")
     check_named_columns(cfg, [str(c) for c in df.columns], source.name)

@@ -1234,16 +1234,11 @@ def _repeated_table(dataset: dict[str, Any], k: int, workdir: Path) -> dict[str,
     import pandas as pd
 
     from lrsweep.config import DatasetConfig
-    from lrsweep.data import uri
     from lrsweep.data.source import resolve_source
+    from lrsweep.data.table import read_frame
 
     ds = DatasetConfig(**dataset)
-    src = resolve_source(ds)
-    frame = uri.read_pandas(src.location, src.format)
-    if src.generated is not None:  # a generated table's derived columns (its copy is read as a plain file)
-        for name, expr in src.generated.derived.items():
-            if name not in frame.columns:
-                frame[name] = frame.eval(expr)
+    frame = read_frame(resolve_source(ds), ds)  # with a generated table's derived columns: the copy is a plain file
     path = workdir / f"repeated-{len(frame)}x{k}.parquet"
     pd.concat([frame] * k, ignore_index=True).to_parquet(path, index=False)
     file = dataclasses.replace(
@@ -1359,6 +1354,14 @@ def _spawn(spec: dict[str, Any], workdir: Path, timeout: float, what: str = "") 
 
 
 # -- the entry point ------------------------------------------------------------------------------------------
+def write_cache(path: Path, data: dict[str, Any]) -> None:
+    """Write a cache file whole or not at all (a reader never sees half of one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_suffix(".tmp")
+    tmp_path.write_text(json.dumps(data, indent=1))
+    tmp_path.replace(path)
+
+
 def _cache_path(cfg: Config, key: str) -> Path:
     return Path(cfg.plan.calibration.cache_dir) / f"{cfg.dataset.label}-{key}.json"
 
@@ -1433,10 +1436,7 @@ def calibrate(cfg: Config, *, log: logging.Logger | None = None) -> Calibration:
     cal.fit_models()
     cal.seconds = time.perf_counter() - t0
     if cal_cfg.cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = path.with_suffix(".tmp")
-        tmp_path.write_text(json.dumps(cal.to_dict(), indent=1))
-        tmp_path.replace(path)
+        write_cache(path, cal.to_dict())
         cal.cache_file = str(path)
     say.info("calibration: measured in %.0f s", cal.seconds)
     return cal

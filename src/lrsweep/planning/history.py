@@ -81,17 +81,10 @@ def learn(cal: Calibration, past: list[PastTrial], cluster_type: str, setups: Se
         predicted = cal.setup(rows=s.rows, cores=s.cores, speed=1.0).mid
         if predicted > 0 and s.seconds > 0:
             setup_ratios.append(s.seconds / predicted)
-    n_setups = len(setup_ratios)
-    setup_ratio = statistics.median(setup_ratios) if setup_ratios else 1.0
     runs = sorted({t.sweep_run_id for t in past})
-    if not ratios:
-        return History(
-            cluster_type, len(runs), 0, 1.0, 0.0, used=False, runs=runs, setups=n_setups, setup_ratio=setup_ratio
-        )
-    median = statistics.median(ratios)
-    spread = (_quantile(ratios, 0.9) - _quantile(ratios, 0.1)) / 2 / median
-    used = len(ratios) >= MIN_TRIALS
+    median = statistics.median(ratios) if ratios else 1.0
+    spread = (_quantile(ratios, 0.9) - _quantile(ratios, 0.1)) / 2 / median if ratios else 0.0
     return History(
-        cluster_type, len(runs), len(ratios), median, spread, used=used, runs=runs, setups=n_setups,
-        setup_ratio=setup_ratio,
+        cluster_type, len(runs), len(ratios), median, spread, used=len(ratios) >= MIN_TRIALS, runs=runs,
+        setups=len(setup_ratios), setup_ratio=statistics.median(setup_ratios) if setup_ratios else 1.0,
     )  # fmt: skip

@@ -121,9 +121,8 @@ def _trial_parts(
     if len(fractions) == 1:
         return cal.trial_parts(p, rows=rows, cores=cores, speed=speed, together=k)
     mid, var = 0.0, 0.0
-    by_rows = cfg.search.rung_resource == "rows"
     for share, fraction in zip(rung_shares(cfg), fractions, strict=True):
-        q, rows_share = (p, fraction) if by_rows else (cfg.search.rung_params(p, fraction), 1.0)
+        q, rows_share = cfg.search.rung(p, fraction)  # as the sweep fits the rung
         m, sd = cal.trial_parts(q, rows=rows, cores=cores, speed=speed, fraction=rows_share, together=k)
         mid += share * m
         var += (share * m * sd) ** 2

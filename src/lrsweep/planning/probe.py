@@ -197,7 +197,7 @@ def probe_cluster(
 ) -> ClusterProbe | None:
     """The probe of ``cfg.cluster`` (see the module docstring): from the cache or measured now; None when the
     cluster is not one to probe (plan.probe=false, or not a standalone cluster)."""
-    from lrsweep.planning.calibrate import FitRun, SetupRun, _spawn
+    from lrsweep.planning.calibrate import FitRun, SetupRun, _spawn, write_cache
 
     say = say or log
     cluster = cfg.cluster
@@ -242,9 +242,6 @@ def probe_cluster(
         setup_runs=out["setups"],
     )
     if cfg.plan.calibration.cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = path.with_suffix(".tmp")
-        tmp_path.write_text(json.dumps(probe.to_dict(), indent=1))
-        tmp_path.replace(path)
+        write_cache(path, probe.to_dict())
     say.info("cluster probe: measured in %.0f s", probe.seconds)
     return probe

@@ -460,7 +460,7 @@ BAD_INPUTS = [
     (["dataset=csv", "dataset.path=empty.csv", "dataset.target=y"], "empty"),
     (["dataset=csv", "dataset.path=ok.csv", "dataset.target=nope"], "target column 'nope'"),
     (["dataset=csv", "dataset.path=ok.csv", "dataset.target=one"], "single class"),
-    (["dataset=csv", "dataset.path=ok.csv", "dataset.target=three"], "3 classes ('p', 'q', 'r'), not 2"),
+    (["dataset=csv", "dataset.path=ok.csv", "dataset.target=lonely"], "class 'r' of target 'lonely' has 1 row(s)"),
     (["dataset=csv", "dataset.path=ok.csv", "dataset.target=y", "dataset.positive=maybe"], "'maybe' is not a value"),
     (["dataset.foo=1"], "unknown config key"),
     (["search=nope"], "unknown option 'nope'"),
@@ -473,18 +473,36 @@ BAD_INPUTS = [
     (["study.dir=ok.csv"], "study.dir ok.csv is a file, not a folder"),
     (["tracking.uri=sqlite:///ok.csv"], "cannot open the MLflow store sqlite:///ok.csv (file is not a database)"),
     (["study.storage=mysql://u:pw@127.0.0.1/optuna"], "needs the Python driver 'MySQLdb', which is not installed"),
+    # issue 14: a multi-class target
+    (["dataset=csv", "dataset.path=ok.csv", "dataset.target=five", "dataset.max_classes=4"], "more than dataset.max_"),
+    (["dataset=csv", "dataset.path=rare3.csv", "dataset.target=y"], "class 'r' has no rows in the test part"),
+    (["dataset=csv", "dataset.path=two.csv", "dataset.target=y", "objective.metric=f1_weighted"], "this one is binary"),
+    (["dataset=csv", "dataset.path=three.csv", "dataset.target=y", "threshold.of_class=s"], "'s' is not a class"),
+    (
+        ["dataset=csv", "dataset.path=three.csv", "dataset.target=y", "search=l2", "search.solvers=[liblinear]"],
+        "liblinear cannot fit a multinomial model",
+    ),
+    (["search.multiclass=softmax"], "search.multiclass='softmax' is not known"),
 ]
 
 
 def _bad_input_files(folder: Path) -> None:
     rng = np.random.default_rng(1)
     ok = pd.DataFrame(
-        {"x": rng.normal(size=60), "y": ["a", "b"] * 30, "one": ["k"] * 60, "three": ["p", "q", "r"] * 20}
-    )
+        {
+            "x": rng.normal(size=60), "y": ["a", "b"] * 30, "one": ["k"] * 60, "three": ["p", "q", "r"] * 20,
+            "lonely": ["p", "q"] * 29 + ["p", "r"], "five": list("abcde") * 12,
+        }
+    )  # fmt: skip
     ok.to_csv(folder / "ok.csv", index=False)
     (folder / "empty.csv").write_text("")
     # 2 positives in 300 rows: a three-way split leaves a part without both classes
     pd.DataFrame({"x": rng.normal(size=300), "y": [1] * 2 + [0] * 298}).to_csv(folder / "rare.csv", index=False)
+    # a third class of 3 rows in 60: stratified, the split leaves it out of test
+    rare3 = ["p", "q"] * 28 + ["p"] + ["r"] * 3
+    pd.DataFrame({"x": rng.normal(size=60), "y": rare3}).to_csv(folder / "rare3.csv", index=False)
+    pd.DataFrame({"x": rng.normal(size=60), "y": [0, 1] * 30}).to_csv(folder / "two.csv", index=False)
+    pd.DataFrame({"x": rng.normal(size=60), "y": ["p", "q", "r"] * 20}).to_csv(folder / "three.csv", index=False)
 
 
 def _nothing_written(folder: Path) -> None:

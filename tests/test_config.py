@@ -417,7 +417,16 @@ def test_a_knob_of_another_threshold_strategy_no_longer_changes_the_study():
     import dataclasses as dc
 
     f1 = compose_config("threshold=f1")
-    assert {f.name for f in dc.fields(f1.threshold)} == {"strategy"}
+    assert {f.name for f in dc.fields(f1.threshold)} == {"strategy", "of_class"}  # (of_class: every strategy's)
     assert study_name(compose_config("threshold=cost", "threshold.cost_fn=3")) != study_name(
         compose_config("threshold=cost")
     )
+
+
+def test_the_multi_class_settings_keep_existing_study_names_at_their_defaults():
+    """Issue 14 added search.multiclass, dataset.max_classes and threshold.of_class: a study made before them keeps
+    its name (and resumes) while they are at their defaults; set away from them, they make another study."""
+    base = study_name(compose_config())
+    assert study_name(compose_config("search.multiclass=multinomial", "dataset.max_classes=20")) == base
+    for override in ("search.multiclass=ovr", "search.multiclass=both", "threshold.of_class=Yes"):
+        assert study_name(compose_config(override)) != base, override

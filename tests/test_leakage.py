@@ -83,9 +83,9 @@ class CountingBackend(SklearnBackend):
         super().__init__(*args, **kwargs)
         self.refits = 0
 
-    def refit(self, params: ModelParams, threshold: float) -> Any:
+    def refit(self, params: ModelParams, threshold: float, of_class: int | None = None) -> Any:
         self.refits += 1
-        return super().refit(params, threshold)
+        return super().refit(params, threshold, of_class)
 
 
 def _find(ct: ColumnTransformer, columns: list[str]) -> Any:

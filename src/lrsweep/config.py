@@ -47,6 +47,8 @@ __all__ = [
     "TrackingConfig",
     "PENALTIES",
     "METRIC_DIRECTIONS",
+    "MULTICLASS",
+    "MULTICLASS_ONLY_METRICS",
     "SAMPLERS",
     "FIDELITIES",
     "SOURCES",
@@ -68,7 +70,15 @@ METRIC_DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
     "f1": "maximize",
     "specificity": "maximize",
     "balanced_accuracy": "maximize",
+    # a multi-class target only (lrsweep.multiclass): the per-class figures averaged weighted by class size (the
+    # plain names are macro averages there)
+    "f1_weighted": "maximize",
+    "precision_weighted": "maximize",
+    "recall_weighted": "maximize",
 }
+MULTICLASS_ONLY_METRICS = ("f1_weighted", "precision_weighted", "recall_weighted")
+MULTICLASS = ("multinomial", "ovr", "both")  # search.multiclass: how a target of more than two classes is fitted
+MAX_CLASSES = 20  # dataset.max_classes' default
 SAMPLERS = ("tpe", "random", "grid")
 FIDELITIES = ("full", "halving")
 PROMOTIONS = ("quota", "asha")  # search.promotion under halving (lrsweep.halving)
@@ -99,8 +109,12 @@ class DatasetConfig:
     sep: str | None = None  # a CSV's field separator; None: sniffed from its first lines (one of , ; tab |)
     encoding: str | None = None  # a CSV's text encoding (e.g. latin-1); None: UTF-8, a byte-order mark skipped
     target: str | None = "churn"
-    # The label that counts as positive, compared as text ("Yes", "1", "true"); None: inferred for 0/1, yes/no
+    # The label that counts as positive, compared as text ("Yes", "1", "true"); None: inferred for 0/1, yes/no, and
+    # a target of more than two classes is fitted as a multi-class problem (search.multiclass); set on such a
+    # target, that class is fitted against the rest (binary)
     positive: str | None = "Yes"
+    # a multi-class target with more classes than this is refused (a stray id or a numeric column named as target)
+    max_classes: int = MAX_CLASSES
     drop: list[str] = field(default_factory=list)
     id_columns: list[str] = field(default_factory=list)
     # None: detect (non-numeric columns are categorical); a list: exactly these are categorical
@@ -164,6 +178,10 @@ class DatasetConfig:
             raise LrsweepError(f"dataset.rows={self.rows} is too few to generate", "use dataset.rows=100000 or more")
         if self.seed < 0:
             raise LrsweepError(f"dataset.seed={self.seed} must be >= 0", "use dataset.seed=0")
+        if self.max_classes < 3:
+            raise LrsweepError(
+                f"dataset.max_classes={self.max_classes} must be at least 3", f"use dataset.max_classes={MAX_CLASSES}"
+            )
         clash = set(self.hashed) & set(self.drop + self.id_columns)
         if clash:
             raise LrsweepError(f"column(s) {sorted(clash)} are both hashed and dropped", "remove them from one list")
@@ -224,6 +242,9 @@ class SearchConfig:
     class_weight: list[str] = field(default_factory=lambda: ["none", "balanced"])
     max_iter: int = 1000
     tol: float = 1e-4
+    # a target of more than two classes: multinomial (one softmax model), ovr (one binary model per class against
+    # the rest, the course's one-vs-all), or both (the search tries each); a binary target ignores it
+    multiclass: str = "multinomial"
     # full: every trial fits all the training rows; halving: successive halving over nested, seeded fractions of
     # them (1/eta^(rungs-1), ..., 1/eta, all), a successive-halving pruner promoting the best 1/eta of each rung
     fidelity: str = "full"
@@ -263,6 +284,7 @@ class SearchConfig:
         if self.n_jobs <= 0:
             raise LrsweepError(f"search.n_jobs={self.n_jobs} must be at least 1", "set search.n_jobs=1")
         choice(self.sampler, SAMPLERS, "search.sampler")
+        choice(self.multiclass, MULTICLASS, "search.multiclass")
         if self.grid_points < 1:
             raise LrsweepError("search.grid_points must be at least 1", "set search.grid_points=5")
         if not self.penalties:
@@ -448,7 +470,7 @@ def validate(cfg: Config, caps: Capabilities | None = None) -> SolverPool:
 # -- study naming ---------------------------------------------------------------------------------------
 # The study name hashes the search-defining config. Fields added after a study format was first released
 # count only when set away from their defaults, so studies made before them keep their names (and resume).
-_LATER_DATASET_FIELDS = ("hashed", "hash_features", "rows", "seed", "sep", "encoding")
+_LATER_DATASET_FIELDS = ("hashed", "hash_features", "rows", "seed", "sep", "encoding", "max_classes")
 _NEWER_DATASET_FIELDS = ("source", "generator")
 # Every strategy's knobs sat in one threshold schema when study names were first derived; the names still
 # hash that flat record: the chosen strategy's own knobs, the others' defaults.
@@ -488,6 +510,8 @@ def _search_identity(search: SearchConfig) -> dict[str, Any]:
     if search.fidelity == "full":
         for k in _LATER_SEARCH_FIELDS:
             out.pop(k)
+    if search.multiclass == SearchConfig.multiclass:  # added later: counts when set away from its default
+        out.pop("multiclass")
     return out
 
 
@@ -495,6 +519,8 @@ def search_identity(cfg: Config) -> dict[str, Any]:
     """The parts of the config that define which trials a study holds (not how many, nor where logged)."""
     threshold = dict(_FLAT_THRESHOLD)
     threshold.update(dataclasses.asdict(cfg.threshold))
+    if threshold.get("of_class") is None:  # added later: counts when set
+        threshold.pop("of_class", None)
     return {
         "backend": cfg.backend.name,
         "dataset": _dataset_identity(cfg.dataset),

@@ -16,7 +16,16 @@ import numpy as np
 from sklearn.metrics import auc
 from sklearn.metrics import log_loss as _sk_log_loss
 
-__all__ = ["Curve", "curve_from_scores", "merge_curves", "metrics_at", "area_metrics", "log_loss", "POINT_METRICS"]
+__all__ = [
+    "Curve",
+    "curve_from_scores",
+    "merge_curves",
+    "metrics_at",
+    "area_metrics",
+    "log_loss",
+    "multiclass_log_loss",
+    "POINT_METRICS",
+]
 
 POINT_METRICS = ("accuracy", "precision", "recall", "f1", "specificity", "balanced_accuracy")
 
@@ -147,3 +156,8 @@ def area_metrics(curve: Curve) -> dict[str, float]:
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(_sk_log_loss(y, p, labels=[0, 1]))
+
+
+def multiclass_log_loss(y: np.ndarray, proba: np.ndarray) -> float:
+    """Log loss of class codes 0..K-1 under n x K class probabilities."""
+    return float(_sk_log_loss(y, proba, labels=list(range(proba.shape[1]))))

@@ -80,6 +80,11 @@ class SweepResult:
     # successive halving: how many finished trials stopped at each rung ("1/9", "1/3", "all": their share of rows)
     rungs: dict[str, int] = field(default_factory=dict)
     rung_resource: str = "rows"  # what the rungs are shares of: rows or iterations
+    # a multi-class target: its class labels (codes 0..K-1), the class a threshold applies to (None: argmax), and
+    # the K x K test confusion matrix (rows: true class, columns: predicted)
+    classes: list[str] = field(default_factory=list)
+    of_class: str | None = None
+    test_confusion: list[list[int]] = field(default_factory=list)
     nothing_to_do: str = ""  # set when the call had nothing to run or log: the line saying so and what to do
 
     def as_dict(self) -> dict[str, Any]:

@@ -18,11 +18,13 @@ from typing import Any
 import numpy as np
 
 from lrsweep.metrics import Curve
+from lrsweep.multiclass import PER_CLASS_METRICS, Decision, class_keys, predict_classes
 from lrsweep.records import SweepResult
 
 __all__ = ["write_artifacts", "format_summary", "import_plotting"]
 
 log = logging.getLogger("lrsweep")
+SHOWN_CONFUSION = 8  # the summary prints a multi-class confusion matrix of at most this many classes
 
 
 def import_plotting() -> threading.Thread:
@@ -69,7 +71,7 @@ def _threshold_plot(curve: Curve, threshold: float, path: Path) -> None:
 def write_artifacts(
     out: Path,
     *,
-    val_curve: Curve,
+    val_curve: Curve | None,
     test_scores: tuple[np.ndarray, np.ndarray] | None,
     threshold: float,
     coefficients: Any,
@@ -100,7 +102,9 @@ def write_artifacts(
         finally:
             plt.close("all")
 
-    if test_scores is not None:
+    if test_scores is not None and result.classes:
+        _class_plots(attempt, test_scores, result)
+    elif test_scores is not None:
         y, p = test_scores
 
         def roc(path: Path) -> None:
@@ -119,7 +123,8 @@ def write_artifacts(
         attempt("roc_curve.png", roc)
         attempt("pr_curve.png", pr)
         attempt("confusion_matrix.png", cm)
-    attempt("metric_vs_threshold.png", lambda path: _threshold_plot(val_curve, threshold, path))
+    if val_curve is not None:  # (none for a multi-class target decided by argmax)
+        attempt("metric_vs_threshold.png", lambda path: _threshold_plot(val_curve, threshold, path))
 
     def history(path: Path) -> None:
         from optuna.visualization.matplotlib import plot_optimization_history
@@ -148,9 +153,54 @@ def write_artifacts(
         (out / "tables").mkdir(exist_ok=True)  # the same, as an MLflow table (split orient, as mlflow.log_table)
         coefficients.to_json(out / "tables" / "coefficients.json", orient="split", index=False)
         written += ["coefficients.csv", "tables/coefficients.json"]
+    if result.test_confusion:  # a multi-class target's K x K test confusion matrix, as an MLflow table too
+        (out / "tables").mkdir(exist_ok=True)
+        frame = {"columns": ["true class", *result.classes], "data": [
+            [label, *row] for label, row in zip(result.classes, result.test_confusion, strict=True)
+        ]}  # fmt: skip
+        (out / "tables" / "confusion_matrix.json").write_text(json.dumps(frame))
+        written.append("tables/confusion_matrix.json")
     (out / "summary.json").write_text(json.dumps(result.as_dict(), indent=2, default=str))
     written.append("summary.json")
     return written
+
+
+def _class_plots(attempt: Any, test_scores: tuple[np.ndarray, np.ndarray], result: SweepResult) -> None:
+    """A multi-class target's test plots: each class's one-vs-rest ROC and PR curves on one axis, and the K x K
+    confusion matrix of the model's decisions (argmax, or the threshold on ``of_class``)."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+
+    y, proba = test_scores
+    classes = result.classes
+
+    def per_class(display: Any, path: Path, title: str, chance: bool) -> None:
+        fig, ax = plt.subplots(figsize=(6.4, 5.2))
+        for k, label in enumerate(classes):
+            last = k == len(classes) - 1  # (the chance line once, after the classes in the legend)
+            display.from_predictions(
+                (y == k).astype(int), proba[:, k], name=f"{label} vs rest", ax=ax, plot_chance_level=chance and last
+            )
+        ax.set_title(title, fontsize=10)
+        ax.legend(loc="best", fontsize=8)
+        _save(fig, path)
+
+    def cm(path: Path) -> None:
+        code = classes.index(result.of_class) if result.of_class is not None else None
+        decision = Decision(code, result.threshold) if code is not None else Decision()
+        size = max(5.0, 0.6 * len(classes) + 2)
+        fig, ax = plt.subplots(figsize=(size, size * 0.85))
+        ConfusionMatrixDisplay.from_predictions(
+            y, predict_classes(proba, decision), labels=list(range(len(classes))), display_labels=classes, ax=ax,
+            xticks_rotation=45 if len(classes) > 5 else "horizontal", colorbar=False,
+        )  # fmt: skip
+        how = "argmax" if code is None else f"{result.of_class} at threshold {result.threshold:.3f}"
+        ax.set_title(f"test, {how}", fontsize=10)
+        _save(fig, path)
+
+    attempt("roc_curve.png", lambda path: per_class(RocCurveDisplay, path, "test, one-vs-rest ROC per class", True))
+    attempt("pr_curve.png", lambda path: per_class(PrecisionRecallDisplay, path, "test, one-vs-rest PR", False))
+    attempt("confusion_matrix.png", cm)
 
 
 def history_range(values: list[float], direction: Any) -> tuple[float, float, int]:
@@ -200,24 +250,36 @@ def format_summary(r: SweepResult) -> str:
             f"  halving: trials stopped {', '.join(stopped) or 'at no rung'} of {unit}; "
             f"{r.rungs.get('all', 0)} ran on all of them (the best is one of those)"
         )
-    if r.data.get("classes"):  # a multi-class target, binarised by dataset.positive
+    if r.classes:  # fitted as a multi-class problem
+        mode = r.best_params.get("multiclass", "")
+        lines.append(f"  target: {len(r.classes)} classes ({', '.join(r.classes)}), best model {mode}")
+        lines.append("  (precision, recall, f1, specificity and the AUCs: macro averages over the classes)")
+    elif r.data.get("classes"):  # a multi-class target, binarised by dataset.positive
         positive = (r.data.get("labels") or ["", "?"])[1]
         lines.append(f"  target: {positive!r} against the rest (the target has {r.data['classes']} classes)")
     if r.stop_reason:
         lines.append(f"  stopped early: {r.stop_reason}")
     if r.spend_usd is not None:
         lines.append(f"  cluster spend: {r.spend_usd:.2f} USD (start-up included)")
-    shared = ("penalty", "C", "l1_ratio", "solver", "class_weight", "threshold")  # backend names are in MLflow
+    # backend names are in MLflow
+    shared = ("penalty", "C", "l1_ratio", "solver", "class_weight", "threshold", "multiclass")
     best = {k: v for k, v in r.best_params.items() if k in shared}
     lines.append("  best parameters: " + "  ".join(f"{k}={_fmt(v)}" for k, v in best.items()))
-    lines.append(f"  threshold ({r.threshold_strategy}): {r.threshold:.4f}")
+    if r.classes and r.of_class is None:
+        lines.append("  decision: the most probable class (argmax; threshold.of_class=CLASS sets a threshold on one)")
+    elif r.classes:
+        lines.append(f"  threshold ({r.threshold_strategy}) on class {r.of_class!r}: {r.threshold:.4f}")
+    else:
+        lines.append(f"  threshold ({r.threshold_strategy}): {r.threshold:.4f}")
     keys = ["roc_auc", "pr_auc", "log_loss", "accuracy", "precision", "recall", "f1", "specificity"]
+    if r.classes:
+        keys += ["balanced_accuracy", "f1_weighted"]
     bayes = r.bayes_metrics or {}
-    head = f"  {'metric':<12}{'validation':>12}{'test':>12}"
+    head = f"  {'metric':<18}{'validation':>12}{'test':>12}"
     lines.append(head + (f"{'Bayes-opt.':>12}{'gap':>10}" if bayes else ""))
     for k in keys:
         test = r.test_metrics.get(k, float("nan"))
-        row = f"  {k:<12}{_metric(r.val_metrics.get(k, float('nan'))):>12}{_metric(test):>12}"
+        row = f"  {k:<18}{_metric(r.val_metrics.get(k, float('nan'))):>12}{_metric(test):>12}"
         if k in bayes:  # the generating model on the same test rows: no model can beat it (up to noise)
             row += f"{_metric(bayes[k]):>12}{test - bayes[k]:>+10.4f}"
         lines.append(row)
@@ -231,6 +293,8 @@ def format_summary(r: SweepResult) -> str:
     t = r.test_metrics
     if "tp" in t:
         lines.append(f"  test confusion: TP={int(t['tp'])} FP={int(t['fp'])} TN={int(t['tn'])} FN={int(t['fn'])}")
+    if r.classes:
+        lines += _class_lines(r)
     lines.append(f"  study: {r.storage}")
     if r.parent_run_id:
         lines.append(f"  MLflow: experiment {r.experiment!r}, run {r.parent_run_id} at {r.tracking_uri}")
@@ -239,6 +303,25 @@ def format_summary(r: SweepResult) -> str:
     else:
         lines.append("  MLflow: tracking off")
     return "\n".join(lines)
+
+
+def _class_lines(r: SweepResult) -> list[str]:
+    """A multi-class sweep's per-class test figures and its K x K test confusion matrix."""
+    keys = class_keys(r.classes)
+    width = max(8, *(len(c) + 2 for c in r.classes))
+    out = [f"  {'test, class':<{width + 4}}" + "".join(f"{m:>12}" for m in PER_CLASS_METRICS)]
+    for label, key in zip(r.classes, keys, strict=True):
+        values = "".join(f"{_metric(r.test_metrics.get(f'{m}.{key}', math.nan)):>12}" for m in PER_CLASS_METRICS)
+        out.append(f"    {label:<{width}}{values}")
+    if r.test_confusion and len(r.classes) <= SHOWN_CONFUSION:
+        cell = max(7, *(len(c) + 1 for c in r.classes))
+        out.append("  test confusion (rows: true class, columns: predicted)")
+        out.append(f"    {'':<{width}}" + "".join(f"{c:>{cell}}" for c in r.classes))
+        for label, row in zip(r.classes, r.test_confusion, strict=True):
+            out.append(f"    {label:<{width}}" + "".join(f"{v:>{cell}}" for v in row))
+    elif r.test_confusion:
+        out.append("  test confusion: plots/confusion_matrix.png and tables/confusion_matrix.json")
+    return out
 
 
 def _links(r: SweepResult) -> list[str]:

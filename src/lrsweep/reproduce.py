@@ -80,10 +80,12 @@ def format_report(
 ) -> tuple[str, list[Row]]:
     """The printed comparison and the rows that disagree."""
     lines = list(head)
-    lines.append(f"  {'metric':<22}{'recorded':>14}{'reproduced':>14}{'difference':>13}")
+    w = max([22, *(len(r.metric) + 2 for r in rows)])  # (a multi-class run's per-class names are longer)
+    lines.append(f"  {'metric':<{w}}{'recorded':>14}{'reproduced':>14}{'difference':>13}")
     for r in rows:
         mark = "" if r.agrees(tolerance) else "  <- differs"
-        lines.append(f"  {r.metric:<22}{_figure(r.recorded):>14}{_figure(r.reproduced):>14}{r.difference:>13.2g}{mark}")
+        figures = f"{_figure(r.recorded):>14}{_figure(r.reproduced):>14}{r.difference:>13.2g}"
+        lines.append(f"  {r.metric:<{w}}{figures}{mark}")
     if changes:
         lines.append("  versions differ from the recorded ones (recorded -> installed):")
         lines += [f"    {name:<14} {old} -> {new}" for name, old, new in changes]
@@ -113,7 +115,7 @@ def reproduce(rec: Recorded, overrides: Sequence[str] = (), tolerance: float | N
     from lrsweep.data import open_data
     from lrsweep.recorded import config_of, data_changes, model_params_of
     from lrsweep.space import ModelParams
-    from lrsweep.sweep import _environment, _test_metrics, evaluate_params
+    from lrsweep.sweep import _environment, _test_metrics, evaluate_params, of_class_code
 
     state = rec.trial.data.tags.get("lrsweep.state", "COMPLETE")
     if state != "COMPLETE":
@@ -145,11 +147,16 @@ def reproduce(rec: Recorded, overrides: Sequence[str] = (), tolerance: float | N
             )
         scored = evaluate_params(backend, cfg, params)
         m = scored.metrics
-        threshold = float(m["threshold"])
-        again: dict[str, float] = {f"val_{k}": v for k, v in m.items() if k != "threshold"} | {"threshold": threshold}
+        threshold = float(m.get("threshold", math.nan))  # (none: a multi-class target decided by argmax)
+        again: dict[str, float] = {f"val_{k}": v for k, v in m.items()}
+        again.pop("val_threshold", None)
+        if "threshold" in m:
+            again["threshold"] = threshold
         if rec.is_sweep:
-            refit = backend.refit(params, threshold)
-            again |= {f"test_{k}": v for k, v in _test_metrics(refit.test, threshold).items()}
+            code = of_class_code(cfg, backend.classes)
+            refit = backend.refit(params, threshold, code)
+            test = _test_metrics(refit.test, threshold, backend.classes, code)
+            again |= {f"test_{k}": v for k, v in test.items()}
     finally:
         backend.close()
     recorded = dict(rec.run.data.metrics)

@@ -44,6 +44,8 @@ def short_id(study: str) -> str:
 
 def _threshold(cfg: Config) -> str:
     knobs = {f.name: getattr(cfg.threshold, f.name) for f in dataclasses.fields(cfg.threshold) if f.name != "strategy"}
+    if knobs.get("of_class") is None:  # a multi-class target's class of interest, shown when set
+        knobs.pop("of_class", None)
     inside = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in knobs.items())
     return f"{cfg.threshold.strategy}({inside})" if inside else cfg.threshold.strategy
 
@@ -64,6 +66,8 @@ def _differences(cfg: Config) -> list[str]:
         out.append(f"cluster={cfg.cluster.name}")
     if cfg.dataset.rows is not None:
         out.append(f"rows={cfg.dataset.rows}")
+    if cfg.search.multiclass != SearchConfig().multiclass:
+        out.append(f"multiclass={cfg.search.multiclass}")
     return out
 
 

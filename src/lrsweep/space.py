@@ -23,7 +23,16 @@ from lrsweep.thresholds import SearchedThreshold, ThresholdConfig
 if TYPE_CHECKING:
     from lrsweep.backends.base import Capabilities
 
-__all__ = ["ModelParams", "SolverPool", "solver_pool", "suggest", "grid", "L1_RATIO_OF"]
+__all__ = [
+    "ModelParams",
+    "SolverPool",
+    "solver_pool",
+    "multiclass_pool",
+    "multiclass_modes",
+    "suggest",
+    "grid",
+    "L1_RATIO_OF",
+]
 
 # penalty family -> the solvers a trial may draw for it; None for a backend without a solver choice
 SolverPool = dict[str, list[str]] | None
@@ -44,6 +53,7 @@ class ModelParams:
     max_iter: int
     tol: float
     threshold: float | None = None  # only when the threshold itself is searched
+    multiclass: str | None = None  # a multi-class target: multinomial | ovr; None for a binary one
 
     def label(self) -> str:
         """A short name a person can read in the MLflow UI."""
@@ -58,6 +68,8 @@ class ModelParams:
             parts.append(self.class_weight)
         if self.threshold is not None:
             parts.append(f"t={self.threshold:.2f}")
+        if self.multiclass is not None:
+            parts.append(self.multiclass)
         return " ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
@@ -112,6 +124,25 @@ def solver_pool(search: SearchConfig, caps: Capabilities, *, sparse: bool = Fals
     return pool
 
 
+# solvers that fit binary targets only (scikit-learn's liblinear): left out where a multinomial model is fitted
+BINARY_ONLY_SOLVERS = ("liblinear",)
+
+
+def multiclass_pool(search: SearchConfig, pool: SolverPool) -> SolverPool:
+    """The solver pool for a multi-class target: liblinear cannot fit a multinomial model, so it is left out unless
+    every model is one-vs-rest (search.multiclass=ovr); naming it alone for a multinomial fit is refused."""
+    if pool is None or search.multiclass == "ovr":
+        return pool
+    out = {penalty: [s for s in names if s not in BINARY_ONLY_SOLVERS] for penalty, names in pool.items()}
+    for penalty, names in out.items():
+        if not names:
+            raise LrsweepError(
+                f"liblinear cannot fit a multinomial model (search.multiclass={search.multiclass}, {penalty} penalty)",
+                "use search.multiclass=ovr (one liblinear model per class), or another solver in search.solvers",
+            )
+    return out
+
+
 def _float(trial: Any, name: str, low: float, high: float, log: bool) -> float:
     if low == high:
         return float(low)
@@ -122,8 +153,18 @@ def _categorical(trial: Any, name: str, choices: list[str]) -> str:
     return choices[0] if len(choices) == 1 else str(trial.suggest_categorical(name, choices))
 
 
-def suggest(trial: Any, search: SearchConfig, threshold: ThresholdConfig, pool: SolverPool) -> ModelParams:
-    """Ask ``trial`` (an optuna Trial or FixedTrial) for one configuration; ``pool`` from :func:`solver_pool`."""
+def multiclass_modes(search: SearchConfig, multiclass: bool) -> list[str | None]:
+    """How a trial may fit a multi-class target (search.multiclass; ``both`` searches the two); [None]: binary."""
+    if not multiclass:
+        return [None]
+    return ["multinomial", "ovr"] if search.multiclass == "both" else [search.multiclass]
+
+
+def suggest(
+    trial: Any, search: SearchConfig, threshold: ThresholdConfig, pool: SolverPool, multiclass: bool = False
+) -> ModelParams:
+    """Ask ``trial`` (an optuna Trial or FixedTrial) for one configuration; ``pool`` from :func:`solver_pool`;
+    ``multiclass``: the target has more than two classes."""
     penalty = _categorical(trial, "penalty", list(search.penalties))
     C = math.inf if penalty == "none" else _float(trial, "C", search.C.low, search.C.high, search.C.log)
     if penalty == "elasticnet":
@@ -138,7 +179,9 @@ def suggest(trial: Any, search: SearchConfig, threshold: ThresholdConfig, pool: 
     thr = None
     if isinstance(threshold, SearchedThreshold):
         thr = float(trial.suggest_float("threshold", threshold.low, threshold.high))
-    return ModelParams(C, l1_ratio, penalty, solver, class_weight, search.max_iter, search.tol, thr)
+    modes = multiclass_modes(search, multiclass)
+    mode = modes[0] if len(modes) == 1 else _categorical(trial, "multiclass", [str(m) for m in modes])
+    return ModelParams(C, l1_ratio, penalty, solver, class_weight, search.max_iter, search.tol, thr, mode)
 
 
 def _points(low: float, high: float, log: bool, n: int) -> list[float]:
@@ -148,7 +191,9 @@ def _points(low: float, high: float, log: bool, n: int) -> list[float]:
     return [float(v) for v in vals]
 
 
-def grid(search: SearchConfig, threshold: ThresholdConfig, pool: SolverPool) -> list[dict[str, Any]]:
+def grid(
+    search: SearchConfig, threshold: ThresholdConfig, pool: SolverPool, multiclass: bool = False
+) -> list[dict[str, Any]]:
     """Every distinct configuration of the space, as Optuna parameter dicts (for enqueue_trial).
 
     Enumerating the valid combinations avoids the repeats a plain cartesian GridSampler would make
@@ -161,14 +206,16 @@ def grid(search: SearchConfig, threshold: ThresholdConfig, pool: SolverPool) -> 
     thresholds: list[float | None] = [None]
     if isinstance(threshold, SearchedThreshold):
         thresholds = list(_points(threshold.low, threshold.high, False, n))
+    modes = multiclass_modes(search, multiclass)
     for penalty in search.penalties:
         solvers: list[str | None] = list(pool[penalty]) if pool is not None else [None]
-        for C, ratio, solver, cw, thr in itertools.product(
+        for C, ratio, solver, cw, thr, mode in itertools.product(
             [None] if penalty == "none" else cs,
             ratios if penalty == "elasticnet" else [None],
             solvers,
             search.class_weight,
             thresholds,
+            modes,
         ):
             params: dict[str, Any] = {}
             if len(search.penalties) > 1:
@@ -183,5 +230,7 @@ def grid(search: SearchConfig, threshold: ThresholdConfig, pool: SolverPool) -> 
                 params["class_weight"] = cw
             if thr is not None:
                 params["threshold"] = thr
+            if len(modes) > 1:
+                params["multiclass"] = mode
             out.append(params)
     return out

@@ -43,16 +43,26 @@ import numpy as np
 
 from lrsweep import __version__, runinfo
 from lrsweep.backends import Backend, Evaluation, capabilities_of, make_backend
-from lrsweep.config import METRIC_DIRECTIONS, Config, SearchConfig, search_identity, study_name, validate
+from lrsweep.config import (
+    METRIC_DIRECTIONS,
+    MULTICLASS_ONLY_METRICS,
+    Config,
+    SearchConfig,
+    search_identity,
+    study_name,
+    validate,
+)
 from lrsweep.data import DataSummary, open_data
+from lrsweep.data.columns import say_classes
 from lrsweep.errors import LrsweepError, Terminated
 from lrsweep.metrics import Curve, area_metrics, curve_from_scores, merge_curves, metrics_at
+from lrsweep.multiclass import Decision, class_curves, confusion, multiclass_metrics
 from lrsweep.planning.budget import SPEND_METRIC, STOP_TAG, BudgetGuard
 from lrsweep.planning.cost import cluster_type, executor_cores
 from lrsweep.records import Step, SweepResult, TrialRecord
 from lrsweep.redact import redact_mapping, redact_text, redact_uri
 from lrsweep.runinfo import flatten
-from lrsweep.space import ModelParams, SolverPool, grid, solver_pool, suggest
+from lrsweep.space import ModelParams, SolverPool, grid, multiclass_pool, solver_pool, suggest
 from lrsweep.stores import check_database_driver, writable_folder
 from lrsweep.thresholds import choose_threshold
 from lrsweep.tracking import SETUP_METRIC, Final, ModelToLog, NullTracker, ParentSpec, Tracker, open_tracker
@@ -99,32 +109,85 @@ class Scored:
     metrics: dict[str, float]  # the point and area metrics, log_loss and threshold
     steps: list[Step]
     fit: dict[str, float]  # fit_seconds, n_iter, converged, threshold_feasible
-    curve: Curve
+    curve: Curve | None  # the curve its threshold was chosen on (a multi-class target under argmax: none)
 
 
-def _pool(evals: list[Evaluation]) -> tuple[Curve, float]:
-    """One curve and log loss over all folds' held-out predictions."""
+def _pool(evals: list[Evaluation]) -> Evaluation:
+    """One held-out evaluation over all folds' predictions (their curve and log loss; a multi-class target's
+    class codes and probabilities)."""
+    n = sum(e.n for e in evals)
+    ll = sum(e.log_loss * e.n for e in evals) / n
+    fit = evals[0].fit
     if all(e.scores is not None for e in evals):
         y = np.concatenate([e.scores[0] for e in evals])  # type: ignore[index]
         p = np.concatenate([e.scores[1] for e in evals])  # type: ignore[index]
-        curve = curve_from_scores(y, p)
-    else:
-        curve = merge_curves([e.curve for e in evals])
-    n = sum(e.n for e in evals)
-    return curve, sum(e.log_loss * e.n for e in evals) / n
+        curve = curve_from_scores(y, p) if p.ndim == 1 else None
+        return Evaluation(curve, ll, n, fit, (y, p))
+    return Evaluation(merge_curves([e.curve for e in evals if e.curve is not None]), ll, n, fit)
 
 
-def _metrics(curve: Curve, logloss: float, cfg: Config, params: ModelParams) -> tuple[dict[str, float], bool]:
-    choice = choose_threshold(curve, cfg.threshold, params.threshold)
-    m = metrics_at(curve, choice.index) | area_metrics(curve)
-    m["log_loss"] = logloss
+def of_class_code(cfg: Config, classes: list[str]) -> int | None:
+    """The code of ``threshold.of_class`` among a multi-class target's classes (None: argmax)."""
+    name = cfg.threshold.of_class
+    return None if name is None or not classes else classes.index(str(name))
+
+
+def _metrics(
+    ev: Evaluation, cfg: Config, params: ModelParams, classes: list[str]
+) -> tuple[dict[str, float], bool, Curve | None]:
+    """Validation figures of one held-out evaluation at the threshold its strategy chooses there (a multi-class
+    target: argmax, or the threshold on ``threshold.of_class``'s one-vs-rest curve), whether the strategy's
+    constraint could be met, and the curve the threshold lies on (none under argmax)."""
+    if not classes:
+        assert ev.curve is not None
+        choice = choose_threshold(ev.curve, cfg.threshold, params.threshold)
+        m = metrics_at(ev.curve, choice.index) | area_metrics(ev.curve)
+        m["log_loss"] = ev.log_loss
+        m["threshold"] = choice.value
+        return m, choice.feasible, ev.curve
+    assert ev.scores is not None
+    y, proba = ev.scores
+    curves = class_curves(y, proba)
+    code = of_class_code(cfg, classes)
+    if code is None:
+        return multiclass_metrics(y, proba, classes, Decision(), curves), True, None
+    choice = choose_threshold(curves[code], cfg.threshold, params.threshold)
+    m = multiclass_metrics(y, proba, classes, Decision(code, choice.value), curves)
     m["threshold"] = choice.value
-    return m, choice.feasible
+    return m, choice.feasible, curves[code]
+
+
+def check_classes(cfg: Config, classes: list[str]) -> None:
+    """What only the data can tell: settings for a multi-class target on a binary one, and the reverse."""
+    metric, of_class = cfg.objective.metric, cfg.threshold.of_class
+    if not classes:
+        if metric in MULTICLASS_ONLY_METRICS:
+            raise LrsweepError(
+                f"objective.metric={metric} is for a target of more than two classes; this one is binary",
+                f"use objective.metric={metric.split('_')[0]}",
+            )
+        if of_class is not None:
+            raise LrsweepError(
+                f"threshold.of_class={of_class} is for a target of more than two classes; this one is binary",
+                "drop threshold.of_class (a binary threshold is on dataset.positive's probability)",
+            )
+        return
+    if of_class is not None and str(of_class) not in classes:
+        raise LrsweepError(
+            f"threshold.of_class={of_class!r} is not a class of the target (classes: {', '.join(classes)})",
+            f"set threshold.of_class to one of them, e.g. threshold.of_class={classes[-1]}",
+        )
+    if of_class is None and cfg.threshold.strategy == "searched":
+        raise LrsweepError(
+            "threshold=searched on a multi-class target needs the class the threshold is for",
+            f"add threshold.of_class=CLASS (one of: {', '.join(classes)}), or drop threshold=searched",
+        )
 
 
 def evaluate_params(backend: Backend, cfg: Config, params: ModelParams, trial: Any | None = None) -> Scored:
     """Validation metrics of one configuration; reports folds to ``trial`` and raises TrialPruned."""
     metric = cfg.objective.metric
+    classes = backend.classes
     steps: list[Step] = []
     fractions = cfg.search.fractions()
     rung_seconds = 0.0
@@ -132,7 +195,7 @@ def evaluate_params(backend: Backend, cfg: Config, params: ModelParams, trial: A
         rung_params, rows = cfg.search.rung(params, fraction)  # a share of the rows, or of the iterations
         ev = backend.evaluate(rung_params, fraction=rows)
         rung_seconds += ev.fit.seconds
-        rung_m, _ = _metrics(ev.curve, ev.log_loss, cfg, params)
+        rung_m, _, _ = _metrics(ev, cfg, params, classes)
         step = rung_step(cfg.search, r)
         steps.append((f"rung_{metric}", rung_m[metric], step))
         if trial is not None and hasattr(trial, "report"):
@@ -149,13 +212,13 @@ def evaluate_params(backend: Backend, cfg: Config, params: ModelParams, trial: A
     if backend.n_folds == 0:
         ev = backend.evaluate(params)
         evals = [ev]
-        curve, ll = ev.curve, ev.log_loss
+        pooled = ev
     else:
         evals = []
         for k in range(backend.n_folds):
             ev = backend.evaluate(params, k)
             evals.append(ev)
-            fold_m, _ = _metrics(ev.curve, ev.log_loss, cfg, params)
+            fold_m, _, _ = _metrics(ev, cfg, params, classes)
             steps.append((f"fold_{metric}", fold_m[metric], k))
             if trial is not None and hasattr(trial, "report"):
                 trial.report(fold_m[metric], k)
@@ -164,8 +227,8 @@ def evaluate_params(backend: Backend, cfg: Config, params: ModelParams, trial: A
 
                     trial.set_user_attr("lrsweep_steps", steps)
                     raise optuna.TrialPruned(f"pruned after fold {k}: {metric}={fold_m[metric]:.4f}")
-        curve, ll = _pool(evals)
-    m, feasible = _metrics(curve, ll, cfg, params)
+        pooled = _pool(evals)
+    m, feasible, curve = _metrics(pooled, cfg, params, classes)
     if len(fractions) > 1:  # the top rung: all the rows, reported as the others were
         top = rung_step(cfg.search, len(fractions) - 1)
         steps.append((f"rung_{metric}", m[metric], top))
@@ -215,16 +278,34 @@ def _rung_counts(cfg: Config, finished: list[Any]) -> dict[str, int]:
     return {_share(f): counts[f] for f in fractions if counts[f]}
 
 
-def _test_metrics(test: Evaluation, threshold: float) -> dict[str, float]:
+def _test_metrics(test: Evaluation, threshold: float, classes: list[str], of_class: int | None) -> dict[str, float]:
+    if classes:
+        assert test.scores is not None
+        decision = Decision(of_class, threshold) if of_class is not None else Decision()
+        return multiclass_metrics(*test.scores, classes, decision)
+    assert test.curve is not None
     m = metrics_at(test.curve, test.curve.index_at(threshold)) | area_metrics(test.curve)
     m["log_loss"] = test.log_loss
     return m
 
 
-def _bayes_metrics(reference: Evaluation | None) -> dict[str, float] | None:
+def _test_confusion(test: Evaluation, threshold: float, classes: list[str], of_class: int | None) -> list[list[int]]:
+    """A multi-class target's K x K test confusion matrix (rows: true class), as the model decides."""
+    if not classes or test.scores is None:
+        return []
+    decision = Decision(of_class, threshold) if of_class is not None else Decision()
+    return confusion(*test.scores, decision).tolist()
+
+
+def _bayes_metrics(reference: Evaluation | None, classes: list[str]) -> dict[str, float] | None:
     """Threshold-free figures of a generated table's true model on the test rows: the best any model can do."""
     if reference is None:
         return None
+    if classes:
+        assert reference.scores is not None
+        every = multiclass_metrics(*reference.scores, classes)
+        return {k: every[k] for k in ("roc_auc", "pr_auc", "log_loss")}
+    assert reference.curve is not None
     out = {k: v for k, v in area_metrics(reference.curve).items() if k in ("roc_auc", "pr_auc")}
     out["log_loss"] = reference.log_loss
     return out
@@ -518,7 +599,7 @@ class _TrialRunner:
         curve: Curve | None = None
         bucket = self.warnings.start_trial()
         try:
-            params = suggest(trial, cfg.search, cfg.threshold, self.pool)
+            params = suggest(trial, cfg.search, cfg.threshold, self.pool, bool(self.backend.classes))
             same = self.seen.get(_key(params.as_dict()))
             if same is not None:
                 metrics = dict(same.metrics)
@@ -530,7 +611,9 @@ class _TrialRunner:
             else:
                 scored = evaluate_params(self.backend, cfg, params, trial)
                 m = scored.metrics
-                metrics = {f"val_{k}": v for k, v in m.items() if k != "threshold"} | {"threshold": m["threshold"]}
+                metrics = {f"val_{k}": v for k, v in m.items() if k != "threshold"}
+                if "threshold" in m:  # (a multi-class target decided by argmax has none)
+                    metrics["threshold"] = m["threshold"]
                 metrics |= scored.fit
                 steps, curve = scored.steps, scored.curve
                 value = m[cfg.objective.metric]
@@ -752,6 +835,10 @@ class Sweep:
         summary = self.backend.prepare(data)
         if summary.sparse and not cfg.dataset.hashed:  # a very wide one-hot: no solver that builds a dense Hessian
             self.pool = solver_pool(cfg.search, self.backend.capabilities, sparse=True)
+        check_classes(cfg, summary.classes)
+        if summary.classes:
+            self.pool = multiclass_pool(cfg.search, self.pool)
+            say_classes(str(cfg.dataset.target), summary.classes, summary.fingerprint.get("class_rows") or {})
         # successive halving: the rungs' rows are drawn and checked here, once, not inside the first trial that
         # fits them (a rung of a single class would fail every trial)
         self.backend.prepare_rungs(cfg.search.row_rungs())
@@ -808,7 +895,7 @@ class Sweep:
             return dict(t.system_attrs.get("fixed_params", {})) if t.state == TrialState.WAITING else t.params
 
         seen = [planned(t) for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(INTERRUPTED)]
-        points = grid(self.cfg.search, self.cfg.threshold, self.pool)
+        points = grid(self.cfg.search, self.cfg.threshold, self.pool, bool(self.backend.classes))
 
         def key(p: dict[str, Any]) -> str:
             return json.dumps({k: round(v, 12) if isinstance(v, float) else v for k, v in p.items()}, sort_keys=True)
@@ -1103,7 +1190,9 @@ class Sweep:
     # 6. the best configuration, refitted and tested once
     def refit_and_test(self, best: TrialRecord) -> Any:
         assert best.model_params is not None
-        refit = self.backend.refit(ModelParams(**best.model_params), float(best.metrics["threshold"]))
+        code = of_class_code(self.cfg, self.backend.classes)
+        threshold = float(best.metrics.get("threshold", math.nan))
+        refit = self.backend.refit(ModelParams(**best.model_params), threshold, code)
         self._phase("refit_and_test")
         return refit
 
@@ -1112,7 +1201,8 @@ class Sweep:
     ) -> SweepResult:
         cfg = self.cfg
         finished = _finished(study)
-        threshold = float(best.metrics["threshold"])
+        threshold = float(best.metrics.get("threshold", math.nan))
+        classes, code = self.backend.classes, of_class_code(cfg, self.backend.classes)
         uri = _effective_uri(cfg.tracking.uri) if cfg.tracking.enabled else None
         return SweepResult(
             study_name=self.name,
@@ -1130,9 +1220,12 @@ class Sweep:
             threshold_strategy=cfg.threshold.strategy,
             threshold=threshold,
             val_metrics={k[4:]: v for k, v in best.metrics.items() if k.startswith("val_")},
-            test_metrics=_test_metrics(refit.test, threshold),
+            test_metrics=_test_metrics(refit.test, threshold, classes, code),
             data=data.fingerprint,
-            bayes_metrics=_bayes_metrics(refit.reference),
+            bayes_metrics=_bayes_metrics(refit.reference, classes),
+            classes=list(classes),
+            of_class=cfg.threshold.of_class if classes else None,
+            test_confusion=_test_confusion(refit.test, threshold, classes, code),
             tracking_uri=redact_uri(uri) if uri else None,
             ui_command=_ui_command(uri),
             ui_url=_ui_url(uri),
@@ -1142,9 +1235,11 @@ class Sweep:
             rung_resource=cfg.search.rung_resource,
         )
 
-    def _best_curve(self, best: TrialRecord) -> Curve:
+    def _best_curve(self, best: TrialRecord) -> Curve | None:
         """The best trial's validation curve: kept from its trial, or (a best trial of an earlier run of the
-        study) evaluated once more."""
+        study) evaluated once more; none for a multi-class target decided by argmax (no threshold)."""
+        if self.backend.classes and self.cfg.threshold.of_class is None:
+            return None
         curve = self.runner.curve_of(best.number) if self.runner else None
         if curve is not None:
             return curve

@@ -42,6 +42,9 @@ class ThresholdConfig:
     """The threshold group's base schema: ``strategy`` names the option; each option subclasses it."""
 
     strategy: str = "f1"
+    # a multi-class target: the class the strategy's threshold is for (predicted when its probability reaches the
+    # threshold, else the most probable other class); None: the most probable class (argmax), no threshold
+    of_class: str | None = None
 
     def check(self) -> None:
         if STRATEGIES.get(self.strategy) is not type(self):

@@ -192,6 +192,7 @@ class FakeBackend:
     ) -> None:  # fmt: skip
         self.settings = settings or BackendConfig(name="fake")
         self.seed = seed  # the fit is deterministic: nothing is drawn
+        self.classes: list[str] = []  # binary targets only
         self.table: Table | None = None
         self.split: Split | None = None
         self.reference: Reference | None = None
@@ -240,7 +241,7 @@ class FakeBackend:
         if len(fractions):
             raise ValueError("the fake backend fits every training row: no successive halving")
 
-    def refit(self, params: ModelParams, threshold: float) -> Refit:
+    def refit(self, params: ModelParams, threshold: float, of_class: int | None = None) -> Refit:
         assert self.table is not None and self.split is not None, "prepare first"
         _check(params)
         t, s = self.table, self.split

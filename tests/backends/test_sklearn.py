@@ -101,3 +101,80 @@ def test_asking_for_a_dense_hessian_solver_on_a_wide_one_hot_is_one_line(tmp_pat
     cfg.search.solvers, cfg.search.penalties = ["newton-cholesky", "lbfgs"], ["l2"]
     with pytest.raises(LrsweepError, match="newton-cholesky cannot fit sparse features .* one-hot wider than 1,000"):
         Sweep(cfg).prepare()
+
+
+# -- a multi-class target (issue 14) ------------------------------------------------------------------------
+def _plan_tiers(path: Path, rows: int = 3000, seed: int = 3) -> None:
+    """Three classes from a known softmax over two numbers and a categorical."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=rows), rng.normal(size=rows)
+    region = rng.choice(["north", "south"], rows)
+    logits = np.column_stack([np.zeros(rows), 1.5 * x1 + 0.5 * (region == "south"), -1.0 * x1 + 1.2 * x2])
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    tier = np.array(["basic", "plus", "pro"])[(rng.random(rows)[:, None] > p.cumsum(axis=1)).sum(axis=1)]
+    pd.DataFrame({"x1": x1, "x2": x2, "region": region, "tier": tier}).to_csv(path, index=False)
+
+
+def _tier_backend(tmp_path: Path) -> SklearnBackend:
+    _plan_tiers(tmp_path / "tiers.csv")
+    cfg = DatasetConfig(name="tiers", path=str(tmp_path / "tiers.csv"), target="tier", positive=None)
+    backend = SklearnBackend(seed=7)
+    c = Config()
+    backend.prepare(open_data(cfg, c.split, c.cv, 7))
+    return backend
+
+
+def _mc(mode: str, solver: str = "lbfgs", C: float = 10.0) -> ModelParams:
+    return ModelParams(C, 0.0, "l2", solver, "none", 500, 1e-8, None, mode)
+
+
+def test_multinomial_and_one_vs_rest_fits_are_sklearns_own(tmp_path: Path) -> None:
+    """multinomial: LogisticRegression's own softmax loss; ovr: one binary LogisticRegression per class on "this class
+    or not", their probabilities normalised (OneVsRestClassifier), as the course's one-vs-all."""
+    from sklearn.linear_model import LogisticRegression
+
+    backend = _tier_backend(tmp_path)
+    assert backend.classes == ["basic", "plus", "pro"]
+    Xa, ya, Xb, yb = backend._parts[0]
+    soft = backend.evaluate(_mc("multinomial"))
+    assert soft.curve is None and soft.scores is not None
+    y, p = soft.scores
+    assert p.shape == (len(yb), 3) and np.array_equal(y, yb)
+    want = LogisticRegression(C=10.0, tol=1e-8, max_iter=500, random_state=7).fit(Xa, ya).predict_proba(Xb)
+    assert np.allclose(p, want, atol=1e-6)
+    ovr = backend.evaluate(_mc("ovr"))
+    _, q = ovr.scores
+    each = np.column_stack(
+        [
+            LogisticRegression(C=10.0, tol=1e-8, max_iter=500, random_state=7).fit(Xa, ya == k).predict_proba(Xb)[:, 1]
+            for k in range(3)
+        ]
+    )
+    assert np.allclose(q, each / each.sum(axis=1, keepdims=True), atol=1e-6)
+    assert not np.allclose(p, q, atol=1e-3)  # two different models
+    # both learn the softmax signal (log(3) = 1.10 is knowing nothing)
+    assert soft.log_loss < 0.85 and ovr.log_loss < 0.9
+    # liblinear fits one-vs-rest (binary models), which is what search.multiclass=ovr gives it
+    assert backend.evaluate(_mc("ovr", "liblinear")).log_loss < 0.9
+
+
+def test_a_multi_class_refit_predicts_labels_and_logs_a_column_per_class(tmp_path: Path) -> None:
+    backend = _tier_backend(tmp_path)
+    for mode in ("multinomial", "ovr"):
+        refit = backend.refit(_mc(mode), float("nan"))
+        assert refit.labels == ("basic", "plus", "pro")
+        assert set(refit.example_predictions) <= {"basic", "plus", "pro"}
+        proba = refit.model.predict_proba(refit.input_example)
+        assert proba.shape == (len(refit.input_example), 3) and np.allclose(proba.sum(axis=1), 1)
+        assert list(refit.model.predict(refit.input_example)) == [
+            ["basic", "plus", "pro"][k] for k in proba.argmax(axis=1)
+        ]
+        cols = [c for c in refit.coefficients.columns if c.startswith("coefficient.")]
+        assert cols == ["coefficient.basic", "coefficient.plus", "coefficient.pro"]
+        x1 = refit.coefficients.set_index("feature").loc["x1"]
+        assert x1["coefficient.plus"] > x1["coefficient.basic"] and x1["coefficient.pro"] < x1["coefficient.plus"]
+        assert refit.test.scores is not None and refit.test.scores[1].shape[1] == 3
+    # a threshold on one class: predicted whenever its probability reaches it
+    refit = backend.refit(_mc("multinomial"), 0.1, of_class=2)
+    proba = refit.model.predict_proba(refit.input_example)
+    assert all((label == "pro") == (row[2] >= 0.1) for label, row in zip(refit.example_predictions, proba, strict=True))

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from lrsweep.config import CVConfig, DatasetConfig, SplitConfig
-from lrsweep.data import bundled_path, cv_folds, load_table, split_table
+from lrsweep.data import bundled_path, cv_folds, load_table, open_data, split_table
 from lrsweep.errors import LrsweepError
 
 SEED = 5
@@ -148,11 +148,48 @@ def test_one_class_target(tmp_path):
     raises(ds(write_csv(tmp_path, df)), "single class", "'no'")
 
 
-def test_three_class_target_without_a_positive_class_names_the_fix(tmp_path):
+def test_a_multi_class_target_without_a_positive_class_is_read_as_class_codes(tmp_path):
+    """Issue 14: more than two classes and no dataset.positive: y holds the codes 0..K-1 of the sorted labels,
+    the fingerprint records them (with each class's rows)."""
     df = make_frame()
     df.loc[:20, "outcome"] = "maybe"
-    err = raises(ds(write_csv(tmp_path, df)), "3 classes", "'maybe'", "'no'", "'yes'")
-    assert "fit one class against the rest with dataset.positive=maybe" in str(err)  # a fix that works (issue 14)
+    table, _ = open_data(ds(write_csv(tmp_path, df)), SplitConfig(), CVConfig(), 3).pandas()
+    assert table.classes == ["maybe", "no", "yes"]
+    assert np.array_equal(np.asarray(table.classes, dtype=object)[table.y], df["outcome"].to_numpy())
+    counts = df["outcome"].value_counts().to_dict()
+    assert table.fingerprint["labels"] == ["maybe", "no", "yes"] and table.fingerprint["classes"] == 3
+    assert table.fingerprint["class_rows"] == counts and "positive_rate" not in table.fingerprint
+
+
+def test_numeric_class_labels_are_ordered_by_value(tmp_path):
+    df = make_frame()
+    df["outcome"] = np.resize([1, 2, 10], len(df))
+    assert load_table(ds(write_csv(tmp_path, df))).classes == ["1", "2", "10"]
+
+
+def test_more_classes_than_the_limit_or_a_class_too_small_to_split_is_one_clear_error(tmp_path):
+    df = make_frame()
+    df["outcome"] = np.resize(list("abcde"), len(df))
+    path = write_csv(tmp_path, df)
+    err = raises(ds(path, max_classes=4), "has 5 classes", "more than dataset.max_classes=4")
+    assert "dataset.positive=LEVEL" in err.fix
+    assert load_table(ds(path, max_classes=5)).classes == list("abcde")
+    df.loc[0, "outcome"] = "lonely"
+    raises(ds(write_csv(tmp_path, df)), "class 'lonely'", "has 1 row(s)", "too few for train, validation and test")
+
+
+def test_every_class_must_reach_every_part_of_the_split():
+    y = np.array([0, 1] * 28 + [2] * 3)  # three rows of class 2 in 59: stratification leaves test without one
+    with pytest.raises(LrsweepError, match="class 'r' has no rows in the test part"):
+        split_table(y, SplitConfig(), CVConfig(), 42, ["p", "q", "r"])
+    y = np.array([0, 1] * 28 + [2] * 5)
+    s = split_table(y, SplitConfig(), CVConfig(), 42, ["p", "q", "r"])
+    assert all(set(y[part]) == {0, 1, 2} for part in (s.train, s.val, s.test))
+    only_in_test = np.array([0, 1, 0, 1, 2, 2])
+    from lrsweep.data.split import check_every_class
+
+    with pytest.raises(LrsweepError, match="class 'r' has no rows in the train part"):
+        check_every_class(only_in_test[:4], 3, "train", ["p", "q", "r"])
 
 
 def test_a_positive_class_of_a_multi_class_target_is_fitted_against_the_rest(tmp_path, caplog):

@@ -75,9 +75,12 @@ class FitInfo:
 
 @dataclass
 class Evaluation:
-    """What one fit scored on a held-out part: the threshold curve and log loss (plus raw scores if small)."""
+    """What one fit scored on a held-out part: the threshold curve and log loss (plus raw scores if small).
 
-    curve: Curve
+    A multi-class target: no curve (None); ``scores`` holds the class codes and the n x K class probabilities,
+    always (lrsweep.multiclass reads them)."""
+
+    curve: Curve | None
     log_loss: float
     n: int
     fit: FitInfo
@@ -96,33 +99,42 @@ class Refit:
     example_predictions: np.ndarray
     # for a generated table: its true model scored on the same test rows (the best any model could do there)
     reference: Evaluation | None = None
-    labels: tuple[str, str] = ("0", "1")  # what the model predicts: the target's (negative, positive) labels
+    # what the model predicts: the target's (negative, positive) labels, or a multi-class target's K labels
+    labels: tuple[str, ...] = ("0", "1")
 
 
 def coefficient_frame(
-    rows: list[tuple[str, str, str]], coef: np.ndarray, hashed: np.ndarray | None = None
+    rows: list[tuple[str, str, str]],
+    coef: np.ndarray,
+    hashed: np.ndarray | None = None,
+    classes: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The coefficient table both backends log: (feature, level, scale, coefficient, odds_ratio).
 
     ``rows`` name the intercept and the numeric and one-hot columns, ``coef`` holds their values in that order;
     ``hashed`` holds the bucket coefficients, listed as feature "(hashed)", level "bucket N", non-zero ones only,
     at most HASHED_COEFFICIENT_ROWS of them, largest |coefficient| first.
+
+    A multi-class model (``classes``, one label per row of a K x p ``coef`` and ``hashed``): one column per class,
+    ``coefficient.<class>`` and ``odds_ratio.<class>`` (one-vs-rest: that class's odds against the rest;
+    multinomial: against the classes' geometric mean).
     """
     table = pd.DataFrame(rows, columns=["feature", "level", "scale"])
-    table["coefficient"] = np.asarray(coef, dtype=float)
+    names = ["coefficient"] if classes is None else [f"coefficient.{c}" for c in classes]
+    coef2 = np.atleast_2d(np.asarray(coef, dtype=float))
+    for name, values in zip(names, coef2, strict=True):
+        table[name] = values
     if hashed is not None:
-        nz = np.flatnonzero(hashed)
-        nz = nz[np.argsort(-np.abs(hashed[nz]), kind="stable")][:HASHED_COEFFICIENT_ROWS]
-        extra = pd.DataFrame(
-            {
-                "feature": "(hashed)",
-                "level": [f"bucket {b}" for b in nz],
-                "scale": "token count",
-                "coefficient": hashed[nz].astype(float),
-            }
-        )
+        h2 = np.atleast_2d(np.asarray(hashed, dtype=float))
+        size = np.abs(h2).max(axis=0)
+        nz = np.flatnonzero(size)
+        nz = nz[np.argsort(-size[nz], kind="stable")][:HASHED_COEFFICIENT_ROWS]
+        extra = pd.DataFrame({"feature": "(hashed)", "level": [f"bucket {b}" for b in nz], "scale": "token count"})
+        for name, values in zip(names, h2, strict=True):
+            extra[name] = values[nz]
         table = pd.concat([table, extra], ignore_index=True)
-    table["odds_ratio"] = np.exp(table["coefficient"])
+    for name in names:
+        table[name.replace("coefficient", "odds_ratio", 1)] = np.exp(table[name])
     return table
 
 
@@ -131,6 +143,7 @@ class Backend(Protocol):
 
     name: str
     capabilities: Capabilities
+    classes: list[str]  # after prepare: a multi-class target's labels (codes 0..K-1); empty for a binary one
 
     def prepare(self, data: DataHandle) -> DataSummary:
         """Take the parts, fit preprocessing on each fitting part only, cache: once per sweep."""
@@ -153,9 +166,10 @@ class Backend(Protocol):
         sweep, in its setup; a rung that cannot be fitted is one clear error before any trial runs."""
         ...
 
-    def refit(self, params: ModelParams, threshold: float) -> Refit:
+    def refit(self, params: ModelParams, threshold: float, of_class: int | None = None) -> Refit:
         """Fit preprocessing and model on train+validation, score test once (and a generated table's
-        true model on the same rows)."""
+        true model on the same rows). A multi-class target: ``threshold`` applies to class ``of_class`` (None:
+        argmax, no threshold)."""
         ...
 
     def native_params(self, params: ModelParams) -> dict[str, Any]:

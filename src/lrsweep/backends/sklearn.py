@@ -21,6 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import FixedThresholdClassifier
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
@@ -31,8 +32,8 @@ from lrsweep.data import DataHandle, DataSummary, Split, Table
 from lrsweep.datasets import Reference
 from lrsweep.errors import LrsweepError
 from lrsweep.hashing import SparkFeatureHasher
-from lrsweep.labelled import Labelled
-from lrsweep.metrics import curve_from_scores, log_loss
+from lrsweep.labelled import ClassThreshold, Labelled
+from lrsweep.metrics import curve_from_scores, log_loss, multiclass_log_loss
 from lrsweep.space import WIDE_ONE_HOT, ModelParams
 
 __all__ = ["SklearnBackend", "SOLVER_PENALTIES", "make_preprocessor", "coefficient_table"]
@@ -78,11 +79,12 @@ def make_preprocessor(
     return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False, sparse_threshold=float(sparse))
 
 
-def coefficient_table(pre: ColumnTransformer, clf: LogisticRegression) -> pd.DataFrame:
+def coefficient_table(pre: ColumnTransformer, clf: Any, classes: list[str] | None = None) -> pd.DataFrame:
     """Coefficients on the original feature names (column, level), with odds ratios.
 
     Numeric coefficients are per standard deviation of the training data (the scaler's), so the odds
-    ratio reads "odds multiply by this per 1 SD". Hashed buckets follow (see ``coefficient_frame``).
+    ratio reads "odds multiply by this per 1 SD". Hashed buckets follow (see ``coefficient_frame``). A multi-class
+    model (``classes``; a multinomial LogisticRegression or a OneVsRestClassifier of them): one column per class.
     """
     rows: list[tuple[str, str, str]] = [("(intercept)", "", "")]
     n_hashed = 0
@@ -95,9 +97,24 @@ def coefficient_table(pre: ColumnTransformer, clf: LogisticRegression) -> pd.Dat
                 rows += [(col, str(lev), "one-hot") for lev in levels]
         elif name == "hash" and len(cols):
             n_hashed = pre.named_transformers_["hash"].n_features
-    coef = clf.coef_[0]
-    named = np.r_[clf.intercept_[0], coef[: len(coef) - n_hashed]]
-    return coefficient_frame(rows, named, coef[len(coef) - n_hashed :] if n_hashed else None)
+    if isinstance(clf, OneVsRestClassifier):
+        coef = np.vstack([e.coef_[0] for e in clf.estimators_])
+        intercept = np.array([e.intercept_[0] for e in clf.estimators_])
+    else:
+        coef, intercept = np.atleast_2d(clf.coef_), np.ravel(clf.intercept_)
+    width = coef.shape[1] - n_hashed
+    named = np.column_stack([intercept, coef[:, :width]])
+    hashed = coef[:, width:] if n_hashed else None
+    if not classes:
+        return coefficient_frame(rows, named[0], None if hashed is None else hashed[0])
+    return coefficient_frame(rows, named, hashed, classes)
+
+
+def _logistic_regressions(clf: Any) -> list[LogisticRegression]:
+    """The LogisticRegression(s) inside a fitted model: itself, a pipeline's or threshold wrapper's, one per class."""
+    while not isinstance(clf, (LogisticRegression, OneVsRestClassifier)):
+        clf = clf.estimator_ if hasattr(clf, "estimator_") else clf[-1]
+    return list(clf.estimators_) if isinstance(clf, OneVsRestClassifier) else [clf]
 
 
 def _contiguous(X: Any) -> Any:
@@ -129,6 +146,7 @@ class SklearnBackend:
         self._wide = False  # a one-hot wider than WIDE_ONE_HOT columns: sparse features
         self._order: dict[int, np.ndarray] = {}  # per fold: the seeded order of its fitting rows (halving)
         self._rungs: dict[tuple[int, float], tuple[Any, np.ndarray]] = {}  # (fold, fraction) -> (X, y) of a rung
+        self.classes: list[str] = []  # a multi-class target's labels (codes 0..K-1); empty: binary
 
     # -- prepare, once per sweep ----------------------------------------------------------------------
     def prepare(self, data: DataHandle) -> DataSummary:
@@ -137,6 +155,7 @@ class SklearnBackend:
         self._blas = threadpool_limits(limits=1, user_api="blas")
         table, split = data.pandas()
         self.table, self.split, self.reference = table, split, data.reference
+        self.classes = list(table.classes)
         width = sum(int(table.X[c].nunique()) for c in table.categorical)
         self._wide = width > WIDE_ONE_HOT
         if self._wide:
@@ -154,6 +173,7 @@ class SklearnBackend:
             dropped=table.dropped,
             input_example=table.X.iloc[split.train[:5]].copy(),
             sparse=bool(table.hashed) or self._wide,
+            classes=list(table.classes),
         )
 
     def _preprocessor(self) -> ColumnTransformer:
@@ -177,8 +197,13 @@ class SklearnBackend:
             "random_state": self.seed,
         }
 
-    def _classifier(self, params: ModelParams) -> LogisticRegression:
-        return LogisticRegression(**self.native_params(params))
+    def _classifier(self, params: ModelParams) -> Any:
+        """LogisticRegression; a multi-class target: its own multinomial loss, or one per class against the rest
+        (OneVsRestClassifier, the course's one-vs-all) as ``params.multiclass`` says."""
+        lr = LogisticRegression(**self.native_params(params))
+        if self.classes and params.multiclass == "ovr":
+            return OneVsRestClassifier(lr)
+        return lr
 
     def _fit(self, clf: Any, X: Any, y: np.ndarray, max_iter: int) -> FitInfo:
         t0 = time.perf_counter()
@@ -189,8 +214,7 @@ class SklearnBackend:
             warnings.filterwarnings("ignore", category=LinAlgWarning)
             clf.fit(X, y)
         seconds = time.perf_counter() - t0
-        lr = clf if isinstance(clf, LogisticRegression) else clf.estimator_[-1]
-        n_iter = int(np.max(lr.n_iter_))
+        n_iter = max(int(np.max(lr.n_iter_)) for lr in _logistic_regressions(clf))
         return FitInfo(seconds, n_iter, n_iter < max_iter)
 
     def evaluate(self, params: ModelParams, fold: int | None = None, fraction: float = 1.0) -> Evaluation:
@@ -199,10 +223,16 @@ class SklearnBackend:
             Xa, ya = self._rung(fraction, fold)
         clf = self._classifier(params)
         info = self._fit(clf, Xa, ya, params.max_iter)
-        p = clf.predict_proba(Xb)[:, 1]
-        if not np.all(np.isfinite(p)):
+        return self._scored(clf.predict_proba(Xb), yb, info)
+
+    def _scored(self, proba: np.ndarray, y: np.ndarray, info: FitInfo) -> Evaluation:
+        """A held-out part's Evaluation from the model's probabilities (a multi-class one keeps all K columns)."""
+        if not np.all(np.isfinite(proba)):
             raise FloatingPointError("the fit produced non-finite probabilities")
-        return Evaluation(curve_from_scores(yb, p), log_loss(yb, p), len(yb), info, (yb, p))
+        if self.classes:
+            return Evaluation(None, multiclass_log_loss(y, proba), len(y), info, (y, proba))
+        p = proba[:, 1] if proba.ndim == 2 else proba
+        return Evaluation(curve_from_scores(y, p), log_loss(y, p), len(y), info, (y, p))
 
     def prepare_rungs(self, fractions: Sequence[float]) -> None:
         for fraction in fractions:
@@ -233,31 +263,40 @@ class SklearnBackend:
             order = self._order[fold or 0] = np.argsort(key, kind="stable")
         n = max(int(round(fraction * len(y))), 2)
         rows = np.sort(order[:n])
-        if len(np.unique(y[rows])) < 2:
+        if len(np.unique(y[rows])) < max(2, len(self.classes)):
             raise LrsweepError(
-                f"{fraction:.3g} of the training rows ({n:,}) hold a single class",
+                f"{fraction:.3g} of the training rows ({n:,}) hold "
+                + ("a single class" if not self.classes else "only some of the classes"),
                 "use fewer search.rungs or a smaller search.eta",
             )
         return rows
 
     # -- after the search ----------------------------------------------------------------------------
-    def refit(self, params: ModelParams, threshold: float) -> Refit:
+    def refit(self, params: ModelParams, threshold: float, of_class: int | None = None) -> Refit:
         assert self.table is not None and self.split is not None
         t, s = self.table, self.split
         pipe = Pipeline([("preprocess", self._preprocessor()), ("model", self._classifier(params))])
-        # FixedThresholdClassifier makes the logged model's predict() use the threshold chosen on validation
-        model = FixedThresholdClassifier(pipe, threshold=threshold, response_method="predict_proba")
         pos = s.trainval
-        info = self._fit(model, t.X.iloc[pos], t.y[pos], params.max_iter)
+        model: Any
+        if self.classes:  # argmax, or (threshold.of_class) a threshold on one class, as chosen on validation
+            info = self._fit(pipe, t.X.iloc[pos], t.y[pos], params.max_iter)
+            fitted = model = pipe
+            if of_class is not None:
+                model = ClassThreshold(pipe, of_class, threshold)
+            labels: tuple[str, ...] = tuple(self.classes)
+        else:
+            # FixedThresholdClassifier makes the logged model's predict() use the threshold chosen on validation
+            model = FixedThresholdClassifier(pipe, threshold=threshold, response_method="predict_proba")
+            info = self._fit(model, t.X.iloc[pos], t.y[pos], params.max_iter)
+            fitted = model.estimator_
+            labels = (t.negative or "0", t.positive)  # predict answers "Yes" / "No"
         yt = t.y[s.test]
-        p = model.predict_proba(t.X.iloc[s.test])[:, 1]
-        test = Evaluation(curve_from_scores(yt, p), log_loss(yt, p), len(yt), info, (yt, p))
-        fitted = model.estimator_
-        table = coefficient_table(fitted.named_steps["preprocess"], fitted.named_steps["model"])
+        test = self._scored(model.predict_proba(t.X.iloc[s.test]), yt, info)
+        table = coefficient_table(fitted.named_steps["preprocess"], fitted.named_steps["model"], self.classes)
         example = t.X.iloc[s.train[:5]].copy()
         # numbers as doubles in the signature: a CSV reader's integers, or integers read as floats, both load
         example[t.numeric] = example[t.numeric].astype(float)
-        labelled = Labelled(model, (t.negative or "0", t.positive))  # predict answers "Yes" / "No"
+        labelled = Labelled(model, labels)
         return Refit(labelled, test, table, example, labelled.predict(example), self._reference(yt), labelled.labels)
 
     def _reference(self, yt: np.ndarray) -> Evaluation | None:
@@ -269,8 +308,7 @@ class SklearnBackend:
         if any(c not in self.table.X.columns for c in ref.columns):
             log.info("no Bayes-optimal reference: the sweep dropped some of the true model's columns")
             return None
-        p = ref.probabilities(self.table.X.iloc[self.split.test])
-        return Evaluation(curve_from_scores(yt, p), log_loss(yt, p), len(yt), FitInfo(0.0, 0, True), (yt, p))
+        return self._scored(ref.probabilities(self.table.X.iloc[self.split.test]), yt, FitInfo(0.0, 0, True))
 
     def close(self) -> None:
         self._parts.clear()

@@ -445,6 +445,7 @@ class SparkBackend:
     ) -> None:  # fmt: skip
         require_spark()
         self.settings = settings if isinstance(settings, SparkConfig) else SparkConfig()
+        self.classes: list[str] = []  # binary targets only, for now (a multi-class one is refused when read)
         self.cluster = cluster or LocalCluster()
         self.seed = seed
         self.app_name = app_name
@@ -675,7 +676,7 @@ class SparkBackend:
             return self._rungs[key]
 
     # -- after the search ----------------------------------------------------------------------------
-    def refit(self, params: ModelParams, threshold: float) -> Refit:
+    def refit(self, params: ModelParams, threshold: float, of_class: int | None = None) -> Refit:
         from pyspark.ml import PipelineModel
         from pyspark.ml.feature import IndexToString
         from pyspark.sql import functions as F

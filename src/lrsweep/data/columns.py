@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from lrsweep.config import DatasetConfig
 from lrsweep.errors import LrsweepError
 
-__all__ = ["ColumnProfile", "ColumnPlan", "check_named_columns", "plan_columns", "positive_label", "ID_MIN_ROWS"]
+__all__ = [
+    "ColumnProfile",
+    "ColumnPlan",
+    "check_named_columns",
+    "class_labels",
+    "plan_columns",
+    "positive_label",
+    "say_classes",
+    "ID_MIN_ROWS",
+]
 
 log = logging.getLogger("lrsweep")
 
@@ -157,6 +166,37 @@ def say_one_against_the_rest(target: str, positive: str, counts: dict[str, int],
     return classes
 
 
+def class_labels(counts: dict[str, int], target: str, max_classes: int) -> list[str]:
+    """The classes of a target fitted as a multi-class problem, in the order of their codes 0..K-1 (numeric labels
+    by value, others as text), refusing what cannot be fitted: more than ``max_classes`` classes (an id or a
+    number named as the target), or a class too small to appear in train, validation and test."""
+    if len(counts) > max_classes:
+        shown = ", ".join(repr(k) for k in sorted(counts)[:6]) + " ..."
+        raise LrsweepError(
+            f"target {target!r} has {len(counts):,} classes ({shown}), more than dataset.max_classes={max_classes}",
+            "check dataset.target names the label column; raise dataset.max_classes if so many classes are meant, "
+            "or fit one class against the rest with dataset.positive=LEVEL",
+        )
+    small = {k: v for k, v in counts.items() if v < 3}
+    if small:
+        k, v = min(small.items(), key=lambda kv: kv[1])
+        raise LrsweepError(
+            f"class {k!r} of target {target!r} has {v} row(s): too few for train, validation and test",
+            "drop its rows or merge it into another class, or fit one class against the rest with "
+            "dataset.positive=LEVEL",
+        )
+    try:
+        return sorted(counts, key=float)
+    except ValueError:
+        return sorted(counts)
+
+
+def say_classes(target: str, classes: list[str], counts: dict[str, int]) -> None:
+    """One line when a target is fitted as a multi-class problem: its classes and their row counts."""
+    shown = ", ".join(f"{c!r} {counts[c]:,}" for c in classes)
+    log.info("target %r has %d classes, fitted as a multi-class problem: %s", target, len(classes), shown)
+
+
 def positive_label(labels: list[str], target: str, positive: str | None) -> str:
     """The positive one among the target's distinct labels (as text). More than two classes need ``positive``
     (that class is then fitted against the rest); one class, or no way to tell, is refused."""
@@ -168,8 +208,9 @@ def positive_label(labels: list[str], target: str, positive: str | None) -> str:
         )
     if len(labels) > 2 and positive is None:
         raise LrsweepError(
-            f"target {target!r} has {len(labels)} classes ({shown}), not 2, and lrsweep fits binary targets",
-            f"fit one class against the rest with dataset.positive={sorted(labels)[0]}, or pick another dataset.target",
+            f"target {target!r} has {len(labels)} classes ({shown}): backend=spark fits binary targets only (for now)",
+            f"use backend=sklearn for a multi-class fit, or fit one class against the rest with "
+            f"dataset.positive={sorted(labels)[0]}",
         )
     if positive is not None:
         if positive in labels:

@@ -31,6 +31,7 @@ class DataSummary:
     dropped: dict[str, str] = field(default_factory=dict)
     input_example: pd.DataFrame | None = None  # a few raw training rows: the logged model's example
     sparse: bool = False  # the features are a sparse matrix (hashed, or a very wide one-hot): no dense-Hessian solver
+    classes: list[str] = field(default_factory=list)  # a multi-class target's labels (codes 0..K-1); empty: binary
 
     @staticmethod
     def features_of(numeric: list[str], categorical: list[str], hashed: list[str]) -> dict[str, list[str]]:
@@ -56,7 +57,7 @@ class DataHandle:
         """The whole table in memory and its stratified split (read and split once)."""
         if self._parts is None:
             table = read_table(self.source, self.dataset)
-            self._parts = (table, split_table(table.y, self.split_cfg, self.cv, self.seed))
+            self._parts = (table, split_table(table.y, self.split_cfg, self.cv, self.seed, table.classes))
         return self._parts
 
     def spark(self, spark: Any, *, direct: bool) -> Any:

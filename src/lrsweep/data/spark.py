@@ -88,6 +88,13 @@ def from_table(spark: Any, table: Table, split: Split) -> SparkParts:
     """The pandas path's table and split as a Spark frame: the same rows in the same parts."""
     from pyspark.sql import types as T
 
+    if table.classes:
+        raise LrsweepError(
+            f"target {table.target!r} has {len(table.classes)} classes: backend=spark fits binary targets only "
+            "(for now)",
+            f"use backend=sklearn for a multi-class fit, or fit one class against the rest with "
+            f"dataset.positive={table.classes[0]}",
+        )
     _check_names(table.features)
     n = len(table.y)
     part = np.full(n, TRAIN, dtype=np.int32)

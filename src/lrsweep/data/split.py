@@ -16,7 +16,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from lrsweep.config import CVConfig, SplitConfig
 from lrsweep.errors import LrsweepError
 
-__all__ = ["Split", "split_table", "cv_folds", "hash_parts", "TRAIN", "VAL", "TEST", "PART_NAMES"]
+__all__ = ["Split", "split_table", "check_every_class", "cv_folds", "hash_parts", "TRAIN", "VAL", "TEST", "PART_NAMES"]
 
 TRAIN, VAL, TEST = 0, 1, 2  # part codes, as stored in a Spark frame's part column
 PART_NAMES = {TRAIN: "train", VAL: "validation", TEST: "test"}
@@ -46,8 +46,24 @@ def check_both_classes(n_neg: int, n_pos: int, part: str) -> None:
         raise LrsweepError(f"the {part} part has {'no rows' if n_neg + n_pos == 0 else 'only one class'}", _HINT)
 
 
-def split_table(y: np.ndarray, split: SplitConfig, cv: CVConfig, seed: int) -> Split:
-    """Seeded stratified train/validation/test positions, and K folds on train+validation when cv.folds > 1."""
+def check_every_class(y: np.ndarray, n_classes: int, part: str, labels: list[str] | None = None) -> None:
+    """Every class of a multi-class target must be in every part: a class missing from training cannot be
+    predicted, one missing from validation or test cannot be scored."""
+    counts = np.bincount(y, minlength=n_classes)
+    if counts.min() == 0:
+        k = int(np.argmin(counts))
+        name = repr(labels[k]) if labels else str(k)
+        raise LrsweepError(
+            f"class {name} has no rows in the {part} part (the split left it elsewhere)",
+            "a class needs rows in train, validation and test: give it more rows, merge it into another class, or "
+            "drop it",
+        )
+
+
+def split_table(y: np.ndarray, split: SplitConfig, cv: CVConfig, seed: int, labels: list[str] | None = None) -> Split:
+    """Seeded stratified train/validation/test positions, and K folds on train+validation when cv.folds > 1.
+
+    ``labels``: a multi-class target's class labels (y holds their codes); every class must reach every part."""
     idx = np.arange(len(y))
     counts = np.bincount(y, minlength=2)
     if counts.min() < 3:
@@ -60,7 +76,10 @@ def split_table(y: np.ndarray, split: SplitConfig, cv: CVConfig, seed: int) -> S
         raise LrsweepError(f"cannot split the data as asked: {exc}", _HINT) from exc
     for part, pos in (("train", train), ("validation", val), ("test", test)):
         yy = y[pos]
-        check_both_classes(int((yy == 0).sum()), int((yy == 1).sum()), part)
+        if labels and len(labels) > 2:
+            check_every_class(yy, len(labels), part, labels)
+        else:
+            check_both_classes(int((yy == 0).sum()), int((yy == 1).sum()), part)
     out = Split(np.sort(train), np.sort(val), np.sort(test))
     if cv.folds > 1:
         out.folds = cv_folds(y, out.trainval, cv.folds, seed)

@@ -19,6 +19,7 @@ from lrsweep.data import uri
 from lrsweep.data.columns import (
     ColumnProfile,
     check_named_columns,
+    class_labels,
     plan_columns,
     positive_label,
     rest_label,
@@ -34,7 +35,8 @@ log = logging.getLogger("lrsweep")
 
 @dataclass
 class Table:
-    """Features and a 0/1 target, with what was detected about the columns."""
+    """Features and a 0/1 target (or class codes 0..K-1, see ``classes``), with what was detected about the
+    columns."""
 
     X: pd.DataFrame
     y: np.ndarray
@@ -47,6 +49,9 @@ class Table:
     hashed: list[str] = field(default_factory=list)  # categorical too, hashed (dataset.hashed) instead of one-hot
     hash_features: int = 2**20
     negative: str = ""  # the target's other label
+    # a multi-class target (more than two classes, no dataset.positive): the labels of y's codes 0..K-1; empty for
+    # a binary one (y is 1 for ``positive``)
+    classes: list[str] = field(default_factory=list)
 
     @property
     def features(self) -> list[str]:
@@ -176,13 +181,19 @@ def read_table(source: Source, cfg: DatasetConfig) -> Table:
         df = df.loc[target.notna()].reset_index(drop=True)
         target = df[cfg.target]
     labels = [str(v) for v in pd.unique(target)]
-    positive = positive_label(labels, str(cfg.target), None if cfg.positive is None else str(cfg.positive))
     text = target.astype(str)
-    y = (text.to_numpy() == positive).astype(np.int8)
+    counts = {str(k): int(v) for k, v in text.value_counts().items()}
     classes = None  # set when more than two: fitted as one class against the rest
-    if len(labels) > 2:
-        counts = {str(k): int(v) for k, v in text.value_counts().items()}
-        classes = say_one_against_the_rest(str(cfg.target), positive, counts)
+    class_list: list[str] = []  # set when fitted as a multi-class problem: the labels of codes 0..K-1
+    if len(labels) > 2 and cfg.positive is None:
+        class_list = class_labels(counts, str(cfg.target), cfg.max_classes)  # (said by the sweep, once checked)
+        y = text.map({c: i for i, c in enumerate(class_list)}).to_numpy().astype(np.int16)
+        positive = ""
+    else:
+        positive = positive_label(labels, str(cfg.target), None if cfg.positive is None else str(cfg.positive))
+        y = (text.to_numpy() == positive).astype(np.int8)
+        if len(labels) > 2:
+            classes = say_one_against_the_rest(str(cfg.target), positive, counts)
 
     X = df.drop(columns=[cfg.target])
     numbers_with_stray_text(X, cfg)
@@ -200,17 +211,20 @@ def read_table(source: Source, cfg: DatasetConfig) -> Table:
         "rows": int(len(df)),
         "columns": int(df.shape[1]),
         "schema_sha256": hashlib.sha256("\n".join(schema).encode()).hexdigest()[:16],
-        "positive_rate": float(y.mean()),
-        "labels": [negative, positive],  # the target's (negative, positive) labels
-        "schema": schema,  # with the column digests: what `lrsweep reproduce` names when the data changed
     }
-    if classes:
-        fingerprint["classes"] = classes
+    if class_list:  # multi-class: the labels of codes 0..K-1 and each one's rows
+        fingerprint |= {"labels": class_list, "classes": len(class_list), "class_rows": counts}
+    else:
+        fingerprint["positive_rate"] = float(y.mean())
+        fingerprint["labels"] = [negative, positive]  # the target's (negative, positive) labels
+        if classes:
+            fingerprint["classes"] = classes
+    fingerprint["schema"] = schema  # with the column digests: what `lrsweep reproduce` names when the data changed
     if df.size <= DIGEST_MAX_CELLS:
         fingerprint["column_sha256"] = column_digests(df)
     if source.generated is not None:
         fingerprint["generated"] = source.generated.summary()
     return Table(
         X, y, str(cfg.target), positive, plan.numeric, plan.categorical, plan.dropped, fingerprint, plan.hashed,
-        cfg.hash_features, negative,
+        cfg.hash_features, negative, class_list,
     )  # fmt: skip

@@ -22,11 +22,12 @@ from lrsweep.errors import LrsweepError
 __all__ = ["GENERATORS", "Generated", "Reference", "generate", "generated_table"]
 
 # dataset.generator -> the module that writes such tables (ensure_table, sidecar, reference)
-GENERATORS = {"ctr": "lrsweep.datasets.ctr"}
+GENERATORS = {"ctr": "lrsweep.datasets.ctr", "softmax": "lrsweep.datasets.softmax"}
 
 
 class Reference(Protocol):
-    """A generated table's true model: the positive-class probability of raw rows.
+    """A generated table's true model: the positive-class probability of raw rows, shape (n,), for a binary
+    generator; a K-class generator returns an (n, K) matrix of class probabilities, columns in sorted label order.
 
     It is pickled to wherever the rows are (Spark executors), so it holds plain values only.
     """
@@ -48,7 +49,16 @@ class Generated:
 
     def summary(self) -> dict[str, Any]:
         """What data.json records: the parameters and the whole table's Bayes-optimal figures."""
-        keys = ("params", "click_rate", "bayes_log_loss", "bayes_roc_auc", "bayes_roc_auc_max_binning_error", "sha256")
+        keys = (
+            "params",
+            "click_rate",
+            "classes",
+            "class_shares",
+            "bayes_log_loss",
+            "bayes_roc_auc",
+            "bayes_roc_auc_max_binning_error",
+            "sha256",
+        )
         return {k: self.meta[k] for k in keys if k in self.meta}
 
 

@@ -37,14 +37,12 @@ table goes to the cache, see :func:`ensure_ctr_table`).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import json
 import math
 import os
 import sys
 import time
-import uuid
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -61,6 +59,8 @@ from scipy.optimize import brentq
 from scipy.special import expit
 from sklearn.utils import murmurhash3_32
 
+from lrsweep.datasets import cache as table_cache
+from lrsweep.datasets.cache import sha256_file, temp_name
 from lrsweep.errors import LrsweepError
 from lrsweep.hashing import hash_columns
 
@@ -619,33 +619,12 @@ def generation_params(rows: int, seed: int = 0) -> dict[str, Any]:
     }
 
 
-def meta_path(path: str | os.PathLike[str]) -> Path:
-    """``<table>.meta.json``: the sidecar written next to a generated table."""
-    p = Path(path)
-    return p.with_name(p.name + ".meta.json")
+meta_path = table_cache.meta_path  # ``<table>.meta.json``, beside the table
 
 
 def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The sidecar of a generated table (parameters, Bayes-optimal log loss and ROC AUC, sha256, ...)."""
-    mp = meta_path(path)
-    try:
-        return json.loads(mp.read_text())
-    except FileNotFoundError as exc:
-        raise LrsweepError(
-            f"{str(mp)!r} does not exist", "generate the table with python -m lrsweep.datasets.ctr"
-        ) from exc
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _temp_name(final: Path) -> Path:
-    return final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    """The sidecar of a generated table (see ``lrsweep.datasets.cache``)."""
+    return table_cache.read_meta(path, "lrsweep.datasets.ctr")
 
 
 def generate_ctr_table(
@@ -663,7 +642,7 @@ def generate_ctr_table(
     if final.is_dir():
         raise LrsweepError(f"{str(final)!r} is a directory", "give a file name such as ctr.parquet")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp, tmp_meta = _temp_name(final), _temp_name(meta_path(final))
+    tmp, tmp_meta = temp_name(final), temp_name(table_cache.meta_path(final))
     t0 = time.perf_counter()
     stats = _Stats()
     try:
@@ -687,14 +666,14 @@ def generate_ctr_table(
             "chunk_rows": int(chunk_rows),
             "seconds": round(time.perf_counter() - t0, 3),
             "bytes": tmp.stat().st_size,
-            "sha256": _sha256_file(tmp),
+            "sha256": sha256_file(tmp),
             "created_by": f"lrsweep.datasets.ctr v{GENERATOR_VERSION}",
             "versions": {"pyarrow": pa.__version__, "numpy": np.__version__},
         }
         tmp_meta.write_text(json.dumps(meta, indent=2) + "\n")
-        meta_path(final).unlink(missing_ok=True)  # an old sidecar must not describe the new data
+        table_cache.meta_path(final).unlink(missing_ok=True)  # an old sidecar must not describe the new data
         os.replace(tmp, final)
-        os.replace(tmp_meta, meta_path(final))
+        os.replace(tmp_meta, table_cache.meta_path(final))
     finally:
         tmp.unlink(missing_ok=True)
         tmp_meta.unlink(missing_ok=True)
@@ -707,33 +686,7 @@ def generate_ctr_table(
 
 def default_cache_dir() -> Path:
     """``$LRSWEEP_CACHE/ctr`` if set, else ``$XDG_CACHE_HOME/lrsweep/ctr`` (``~/.cache/lrsweep/ctr``)."""
-    if os.environ.get("LRSWEEP_CACHE"):
-        return Path(os.environ["LRSWEEP_CACHE"]).expanduser() / "ctr"
-    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
-    return Path(base).expanduser() / "lrsweep" / "ctr"
-
-
-def _is_complete(path: Path, params: dict[str, Any]) -> bool:
-    try:
-        meta = json.loads(meta_path(path).read_text())
-        return meta.get("params") == params and path.stat().st_size == meta.get("bytes")
-    except (OSError, ValueError):
-        return False
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: concurrent generations just race to the same (identical) result
-        yield
-        return
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return table_cache.cache_dir("ctr")
 
 
 DEFAULT_ROWS = 100_000
@@ -752,30 +705,17 @@ def ensure_ctr_table(rows: int, seed: int = 0, cache_dir: str | os.PathLike[str]
     """
     _check_rows(rows)
     _check_seed(seed)
-    params = generation_params(rows, seed)
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"ctr-r{rows}-s{seed}-{digest}.parquet"
-    if _is_complete(path, params):
-        return path
-    with _lock(folder / f".{path.name}.lock"):
-        if not _is_complete(path, params):  # another process may have finished it while we waited
-            generate_ctr_table(path, rows, seed)
-    return path
+    return table_cache.cached_table(
+        "ctr", generation_params(rows, seed), cache_dir, lambda path: generate_ctr_table(path, rows, seed)
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
 # command line
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit code 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def _build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = table_cache.LineParser(
         prog="python -m lrsweep.datasets.ctr",
         description="Write a synthetic Avazu-like CTR table with known Bayes-optimal log loss and ROC AUC.",
     )

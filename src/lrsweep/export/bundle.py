@@ -219,6 +219,13 @@ def export(rec: Recorded, out: Path, *, pdf: bool = True, force: bool = False) -
     from lrsweep.recorded import config_of
 
     model_uri = _model_uri(rec)
+    classes = (rec.data.get("fingerprint") or {}).get("class_rows")
+    if classes:  # its report page and verify.py read a binary target (issue 14 is on its way)
+        raise LrsweepError(
+            f"run {rec.parent.info.run_id} is a sweep of a {len(classes)}-class target: lrsweep export bundles binary "
+            "sweeps only, for now",
+            f"its model, plots and tables are on the run: mlflow artifacts download -r {rec.parent.info.run_id}",
+        )
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise LrsweepError(f"{out} exists and is not empty", "choose another --out, or add --force to replace it")

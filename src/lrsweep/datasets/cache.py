@@ -1,0 +1,110 @@
+"""The generators' common ground: the table cache, the sidecar, atomic writes, and their command line.
+
+A generator (``ctr``, ``softmax``) writes one Parquet table and its sidecar ``<table>.meta.json`` under temporary
+names and renames them (data first, sidecar last), so a table with its sidecar is complete. The cache keeps one
+table per generation parameters under ``$LRSWEEP_CACHE/<generator>`` (default ``~/.cache/lrsweep/<generator>``),
+generated on first use under a lock (two processes asking at once generate it once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from lrsweep.errors import LrsweepError
+
+__all__ = ["LineParser", "cache_dir", "cached_table", "meta_path", "read_meta", "sha256_file", "temp_name"]
+
+
+def meta_path(path: str | os.PathLike[str]) -> Path:
+    """``<table>.meta.json``: the sidecar written next to a generated table."""
+    p = Path(path)
+    return p.with_name(p.name + ".meta.json")
+
+
+def read_meta(path: str | os.PathLike[str], generator: str) -> dict[str, Any]:
+    """The sidecar of a table written by ``generator`` (its module name)."""
+    mp = meta_path(path)
+    try:
+        return json.loads(mp.read_text())
+    except FileNotFoundError as exc:
+        raise LrsweepError(f"{str(mp)!r} does not exist", f"generate the table with python -m {generator}") from exc
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def temp_name(final: Path, suffix: str = "tmp") -> Path:
+    """A hidden name beside ``final``, unique to this process and call (never taken for a table)."""
+    return final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.{suffix}")
+
+
+def cache_dir(name: str) -> Path:
+    """``$LRSWEEP_CACHE/<name>`` if set, else ``$XDG_CACHE_HOME/lrsweep/<name>`` (``~/.cache/lrsweep/<name>``)."""
+    if os.environ.get("LRSWEEP_CACHE"):
+        return Path(os.environ["LRSWEEP_CACHE"]).expanduser() / name
+    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(base).expanduser() / "lrsweep" / name
+
+
+def _is_complete(path: Path, params: dict[str, Any]) -> bool:
+    try:
+        meta = json.loads(meta_path(path).read_text())
+        return meta.get("params") == params and path.stat().st_size == meta.get("bytes")
+    except (OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: concurrent generations just race to the same (identical) result
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def cached_table(
+    name: str, params: dict[str, Any], folder: str | os.PathLike[str] | None, write: Callable[[Path], Any]
+) -> Path:
+    """The cached table of generator ``name`` for ``params`` (which carry ``rows`` and ``seed``), written by
+    ``write(path)`` on first use; returns the Parquet path.
+
+    The file name carries a digest of ``params``, so a change of generator invalidates it. A table counts as present
+    only with its sidecar and the size recorded there (temporary files are never looked at).
+    """
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    where = Path(folder).expanduser() if folder is not None else cache_dir(name)
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / f"{name}-r{params['rows']}-s{params['seed']}-{digest}.parquet"
+    if _is_complete(path, params):
+        return path
+    with _lock(where / f".{path.name}.lock"):
+        if not _is_complete(path, params):  # another process may have finished it while we waited
+            write(path)
+    return path
+
+
+class LineParser(argparse.ArgumentParser):
+    """A generator's command line: a usage error is one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")

@@ -112,11 +112,14 @@ def test_a_multi_class_sweep_reproduces_and_export_says_it_cannot_bundle_it_yet(
     parents, _ = mlflow_runs(folder, experiment="lrsweep-softmax")
     run_id = parents[0].info.run_id
     env = {"LRSWEEP_CACHE": str(folder / "cache")}
-    again = cli_in_process(["reproduce", run_id], folder, env_extra=env)
+    # the store by its absolute path: MLflow keeps one store per URI in a process, and other tests in this one
+    # opened "sqlite:///mlflow.db" in other folders
+    store = ["--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}"]
+    again = cli_in_process(["reproduce", run_id, *store], folder, env_extra=env)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "test_recall.team" in again.stdout and "reproduced: " in again.stdout and "differs" not in again.stdout
     out = tmp_path / "bundle"
-    refused = cli_in_process(["export", run_id, "--out", str(out)], folder, env_extra=env)
+    refused = cli_in_process(["export", run_id, "--out", str(out), *store], folder, env_extra=env)
     assert refused.returncode == 2
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "4-class target: lrsweep export bundles binary sweeps only" in lines[0]

@@ -16,6 +16,7 @@ from lrsweep.config import Config, DatasetConfig
 from lrsweep.data import open_data
 from lrsweep.space import ModelParams
 from lrsweep.tracking import log_model
+from tests.backends.tiers import plan_tiers
 
 LOAD_WITHOUT_LRSWEEP = """
 import json, sys
@@ -104,19 +105,8 @@ def test_asking_for_a_dense_hessian_solver_on_a_wide_one_hot_is_one_line(tmp_pat
 
 
 # -- a multi-class target (issue 14) ------------------------------------------------------------------------
-def _plan_tiers(path: Path, rows: int = 3000, seed: int = 3) -> None:
-    """Three classes from a known softmax over two numbers and a categorical."""
-    rng = np.random.default_rng(seed)
-    x1, x2 = rng.normal(size=rows), rng.normal(size=rows)
-    region = rng.choice(["north", "south"], rows)
-    logits = np.column_stack([np.zeros(rows), 1.5 * x1 + 0.5 * (region == "south"), -1.0 * x1 + 1.2 * x2])
-    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    tier = np.array(["basic", "plus", "pro"])[(rng.random(rows)[:, None] > p.cumsum(axis=1)).sum(axis=1)]
-    pd.DataFrame({"x1": x1, "x2": x2, "region": region, "tier": tier}).to_csv(path, index=False)
-
-
 def _tier_backend(tmp_path: Path) -> SklearnBackend:
-    _plan_tiers(tmp_path / "tiers.csv")
+    plan_tiers(tmp_path / "tiers.csv")
     cfg = DatasetConfig(name="tiers", path=str(tmp_path / "tiers.csv"), target="tier", positive=None)
     backend = SklearnBackend(seed=7)
     c = Config()

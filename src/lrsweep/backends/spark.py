@@ -54,7 +54,7 @@ from lrsweep.data.spark import FOLD, LABEL, PART, PREFIX, SparkParts, ident, pre
 from lrsweep.data.split import TEST, TRAIN, VAL
 from lrsweep.datasets import Reference
 from lrsweep.errors import LrsweepError
-from lrsweep.metrics import Curve, curve_from_scores, log_loss
+from lrsweep.metrics import Curve, curve_from_scores, log_loss, multiclass_log_loss
 from lrsweep.space import ModelParams
 
 __all__ = [
@@ -182,6 +182,12 @@ def balanced_weights(n_neg: int, n_pos: int) -> tuple[float, float]:
     return n / (2 * n_neg), n / (2 * n_pos)
 
 
+def class_weights(counts: Sequence[int]) -> list[float]:
+    """scikit-learn's class_weight="balanced" for K classes: n / (K n_k), which sum to n over the rows."""
+    n = sum(counts)
+    return [n / (len(counts) * c) for c in counts]
+
+
 def spark_params(params: ModelParams, n_train: int, aggregation_depth: int = 2) -> dict[str, Any]:
     """Spark LogisticRegression parameters giving the model scikit-learn fits for ``params``.
 
@@ -196,7 +202,8 @@ def spark_params(params: ModelParams, n_train: int, aggregation_depth: int = 2) 
         "tol": float(params.tol),
         "standardization": False,  # features are already scaled: penalise w as scikit-learn does
         "fitIntercept": True,
-        "family": "binomial",
+        # a multi-class target: multinomial is one softmax model; ovr fits one binomial model per class
+        "family": "multinomial" if params.multiclass == "multinomial" else "binomial",
         "aggregationDepth": int(aggregation_depth),
     }
     if params.class_weight == "balanced":
@@ -370,8 +377,12 @@ def _compact(df: Any, hashed: bool) -> Any:
     return df.withColumn(FEATURES, F.col(FEATURES).alias(FEATURES, metadata={"ml_attr": {"num_attrs": size}}))
 
 
-def coefficient_table(pre: Any, lr_model: Any, numeric: list[str], categorical: list[str]) -> pd.DataFrame:
-    """Coefficients on the original feature names, laid out as ``sklearn.coefficient_table``'s."""
+def coefficient_table(
+    pre: Any, lr_model: Any, numeric: list[str], categorical: list[str], classes: list[str] | None = None
+) -> pd.DataFrame:
+    """Coefficients on the original feature names, laid out as ``sklearn.coefficient_table``'s (a multi-class
+    model, ``classes``: a multinomial LogisticRegressionModel or a list of one binomial model per class, one column
+    per class)."""
     from pyspark.ml.feature import FeatureHasher, StringIndexerModel
 
     rows: list[tuple[str, str, str]] = [("(intercept)", "", "")]
@@ -382,9 +393,18 @@ def coefficient_table(pre: Any, lr_model: Any, numeric: list[str], categorical: 
             rows += [(col, str(lev), "one-hot") for lev in levels]
     hasher = next((s for s in pre.stages if isinstance(s, FeatureHasher)), None)
     n_hashed = hasher.getNumFeatures() if hasher is not None else 0
-    coef = lr_model.coefficients.toArray()
-    named = np.r_[lr_model.intercept, coef[: len(coef) - n_hashed]]
-    return coefficient_frame(rows, named, coef[len(coef) - n_hashed :] if n_hashed else None)
+    if not classes:
+        coef = lr_model.coefficients.toArray()
+        named = np.r_[lr_model.intercept, coef[: len(coef) - n_hashed]]
+        return coefficient_frame(rows, named, coef[len(coef) - n_hashed :] if n_hashed else None)
+    if isinstance(lr_model, list):  # one-vs-rest: each class's binomial model
+        matrix = np.vstack([m.coefficients.toArray() for m in lr_model])
+        intercepts = np.array([m.intercept for m in lr_model])
+    else:
+        matrix, intercepts = lr_model.coefficientMatrix.toArray(), lr_model.interceptVector.toArray()
+    width = matrix.shape[1] - n_hashed
+    named = np.column_stack([intercepts, matrix[:, :width]])
+    return coefficient_frame(rows, named, matrix[:, width:] if n_hashed else None, classes)
 
 
 @dataclass
@@ -393,6 +413,7 @@ class _Fold:
     held: Any  # cached: FEATURES, LABEL
     n_fit: int
     n_held: int
+    class_rows: list[int] | None = None  # a multi-class target: the fitting rows of each class
 
 
 def with_dense_coefficients(lr_model: Any) -> Any:
@@ -416,6 +437,61 @@ def with_dense_coefficients(lr_model: Any) -> Any:
     dense = LogisticRegressionModel(cls(j.uid(), matrix.toDense(), j.interceptVector(), 2, False))
     lr_model._copyValues(dense)  # every param (columns, threshold, ...) as set on the fitted model
     return dense
+
+
+# -- a multi-class target's probabilities and decision, as built-in stages -------------------------------
+def class_probability_stages(model: Any) -> list[Any]:
+    """Stages writing a multi-class model's per-class probabilities as the vector column ``probability``
+    (columns in class-code order), built-in only so the logged model loads wherever pyspark does.
+
+    A multinomial LogisticRegressionModel writes it itself (its softmax). One-vs-rest (a list of one binomial model
+    per class): each model writes its own probability pair, a VectorAssembler and VectorSlicer keep every class's
+    "this class" probability, and a Normalizer (L1) makes them sum to 1, as scikit-learn's OneVsRestClassifier
+    normalises its models' probabilities.
+    """
+    from pyspark.ml.feature import Normalizer, VectorAssembler, VectorSlicer
+
+    if not isinstance(model, list):
+        model.setPredictionCol("").setRawPredictionCol("").setProbabilityCol("probability")
+        return [model]
+    pairs = [f"{PREFIX}p_{k}" for k in range(len(model))]
+    for m, col in zip(model, pairs, strict=True):
+        m.setPredictionCol("").setRawPredictionCol("").setProbabilityCol(col)
+    both, ones = PREFIX + "p_pairs", PREFIX + "p_ones"
+    return [
+        *model,
+        VectorAssembler(inputCols=pairs, outputCol=both),
+        VectorSlicer(inputCol=both, outputCol=ones, indices=[2 * k + 1 for k in range(len(model))]),
+        Normalizer(inputCol=ones, outputCol="probability", p=1.0),
+    ]
+
+
+# a vector column's SQL form (Spark SQL has no vector functions: to_json of a vector writes this struct)
+_VECTOR_SQL = "struct<type:tinyint,size:int,indices:array<int>,values:array<double>>"
+
+
+def decision_sql(of_class: int | None, threshold: float) -> str:
+    """A SQLTransformer statement writing PREDICTED_INDEX from ``probability``: the most probable class (the first
+    of ties, as numpy's argmax), or class ``of_class`` whenever its probability reaches ``threshold``, else the
+    most probable other class (lrsweep.labelled.decide, the rule the sweep scored)."""
+    v, p = ident(PREFIX + "v"), ident(PREFIX + "p")
+    as_struct = f"from_json(to_json(named_struct('v', probability)), 'v {_VECTOR_SQL}').v"
+    dense = (
+        f"CASE WHEN {v}.type = 1 THEN {v}.values ELSE transform(sequence(0, {v}.size - 1), "
+        f"i -> coalesce(element_at(map_from_arrays({v}.indices, {v}.values), i), 0D)) END"
+    )
+    if of_class is None:
+        decision = f"array_position({p}, array_max({p})) - 1"
+    else:
+        others = f"transform({p}, (x, i) -> IF(i = {int(of_class)}, -1D, x))"
+        decision = (
+            f"CASE WHEN {p}[{int(of_class)}] >= {_double(threshold)} THEN {int(of_class)} "
+            f"ELSE array_position({others}, array_max({others})) - 1 END"
+        )
+    return (
+        f"SELECT *, CAST({decision} AS DOUBLE) AS {ident(PREDICTED_INDEX)} FROM "
+        f"(SELECT *, {dense} AS {p} FROM (SELECT *, {as_struct} AS {v} FROM __THIS__))"
+    )
 
 
 # -- the backend --------------------------------------------------------------------------------------
@@ -445,7 +521,7 @@ class SparkBackend:
     ) -> None:  # fmt: skip
         require_spark()
         self.settings = settings if isinstance(settings, SparkConfig) else SparkConfig()
-        self.classes: list[str] = []  # binary targets only, for now (a multi-class one is refused when read)
+        self.classes: list[str] = []  # after prepare: a multi-class target's labels (codes 0..K-1); empty: binary
         self.cluster = cluster or LocalCluster()
         self.seed = seed
         self.app_name = app_name
@@ -528,6 +604,7 @@ class SparkBackend:
         t1 = time.perf_counter()
         parts: SparkParts = data.spark(self.spark, direct=self._direct(data))
         self._parts, self.reference = parts, data.reference
+        self.classes = list(parts.classes)
         base = parts.frame
         self._base = base if base.is_cached else base.cache()  # read once: every fold and the refit start from it
         part, fold = F.col(PART), F.col(FOLD)
@@ -548,10 +625,12 @@ class SparkBackend:
             features=DataSummary.features_of(parts.numeric, parts.categorical, parts.hashed),
             dropped=parts.dropped,
             input_example=parts.input_example,
+            classes=list(parts.classes),
         )
 
-    def _with_features(self, fit_raw: Any) -> tuple[Any, Any, ColumnStats]:
-        """Preprocessing fitted on ``fit_raw``, and ``fit_raw`` transformed with balanced weights attached."""
+    def _with_features(self, fit_raw: Any) -> tuple[Any, Any, ColumnStats, list[int] | None]:
+        """Preprocessing fitted on ``fit_raw``, ``fit_raw`` transformed with balanced weights attached, and (a
+        multi-class target) the rows of each class."""
         from pyspark.sql import functions as F
 
         assert self._parts is not None
@@ -559,11 +638,24 @@ class SparkBackend:
         pre, stats = fit_preprocessing(
             fit_raw, d.numeric, d.categorical, exact=d.exact, hashed=d.hashed, n_features=d.hash_features
         )
-        if stats.n_pos in (0, stats.n):
-            raise LrsweepError("a fitting part holds a single class", "use a larger data set or fewer CV folds")
-        w_neg, w_pos = balanced_weights(stats.n - stats.n_pos, stats.n_pos)
-        weight = F.when(F.col(LABEL) == 1.0, F.lit(w_pos)).otherwise(F.lit(w_neg)).alias(WEIGHT)
-        return pre, _compact(pre.transform(fit_raw).select(FEATURES, LABEL, weight), bool(d.hashed)), stats
+        class_rows = None
+        if self.classes:
+            got = {int(r[LABEL]): int(r["count"]) for r in fit_raw.groupBy(LABEL).count().collect()}
+            class_rows = [got.get(k, 0) for k in range(len(self.classes))]
+            if min(class_rows) == 0:
+                missing = self.classes[class_rows.index(0)]
+                raise LrsweepError(
+                    f"a fitting part holds no row of class {missing!r}", "use a larger data set or fewer CV folds"
+                )
+            w = class_weights(class_rows)  # multinomial's balanced weights (one-vs-rest makes its own per class)
+            weight = F.element_at(F.array(*[F.lit(v) for v in w]), F.col(LABEL).cast("int") + 1).alias(WEIGHT)
+        else:
+            if stats.n_pos in (0, stats.n):
+                raise LrsweepError("a fitting part holds a single class", "use a larger data set or fewer CV folds")
+            w_neg, w_pos = balanced_weights(stats.n - stats.n_pos, stats.n_pos)
+            weight = F.when(F.col(LABEL) == 1.0, F.lit(w_pos)).otherwise(F.lit(w_neg)).alias(WEIGHT)
+        features = _compact(pre.transform(fit_raw).select(FEATURES, LABEL, weight), bool(d.hashed))
+        return pre, features, stats, class_rows
 
     def _partitions(self, rows: int) -> int:
         """Partitions of a cached frame of ``rows`` rows: ceil(rows / rows_per_partition), at most
@@ -573,12 +665,12 @@ class SparkBackend:
         return max(1, min(by_rows, cores * self.settings.partitions_per_core))
 
     def _prepare_fold(self, fit_raw: Any, held_raw: Any) -> _Fold:
-        pre, fit, stats = self._with_features(fit_raw)
+        pre, fit, stats, class_rows = self._with_features(fit_raw)
         k = self._partitions(stats.n)  # coalesce never adds partitions: a smaller input keeps its own
         fit = fit.coalesce(k).cache()
         held = _compact(pre.transform(held_raw).select(FEATURES, LABEL), bool(self._parts and self._parts.hashed))
         held = held.coalesce(k).cache()
-        return _Fold(fit, held, fit.count(), held.count())  # count() materialises the caches now
+        return _Fold(fit, held, fit.count(), held.count(), class_rows)  # count() materialises the caches now
 
     @property
     def n_folds(self) -> int:
@@ -588,6 +680,26 @@ class SparkBackend:
     def native_params(self, params: ModelParams) -> dict[str, Any]:
         n_train = self._folds[0].n_fit if self._folds else 1
         return spark_params(params, n_train, self.settings.aggregation_depth)
+
+    def _fit(self, params: ModelParams, df: Any, n_fit: int, class_rows: list[int] | None) -> tuple[Any, FitInfo]:
+        """The model of ``params``: one LogisticRegression (binomial, or a multi-class target's multinomial), or
+        (one-vs-rest) a list of one binomial model per class, each fitted on "this class or not" with, under
+        class_weight=balanced, that binary problem's own balanced weights, as scikit-learn's OneVsRestClassifier."""
+        from pyspark.sql import functions as F
+
+        if not self.classes or params.multiclass != "ovr":
+            return self._fit_lr(params, df, n_fit)
+        assert class_rows is not None
+        models, infos = [], []
+        for k, n_k in enumerate(class_rows):
+            is_k = F.col(LABEL) == float(k)
+            w_rest, w_k = balanced_weights(sum(class_rows) - n_k, n_k)
+            weight = F.when(is_k, F.lit(w_k)).otherwise(F.lit(w_rest)).alias(WEIGHT)
+            model, info = self._fit_lr(params, df.select(FEATURES, is_k.cast("double").alias(LABEL), weight), n_fit)
+            models.append(model)
+            infos.append(info)
+        n_iter = max(i.n_iter for i in infos)
+        return models, FitInfo(sum(i.seconds for i in infos), n_iter, all(i.converged for i in infos))
 
     def _fit_lr(self, params: ModelParams, df: Any, n_fit: int) -> tuple[Any, FitInfo]:
         from pyspark.ml.classification import LogisticRegression
@@ -640,12 +752,34 @@ class SparkBackend:
         curve = binned_curve(got[:, 0], got[:, 1], got[:, 2], bins)
         return curve, float(got[:, 3].sum() / got[:, 1:3].sum()), None
 
+    def _held_out_classes(self, scored: Any, n: int, info: FitInfo) -> Evaluation:
+        """A multi-class target's held-out evaluation: the class codes and the n x K probabilities (the
+        ``probability`` column :func:`class_probability_stages` writes), collected to the driver."""
+        from pyspark.ml.functions import vector_to_array
+        from pyspark.sql import functions as F
+
+        pdf = scored.select(F.col(LABEL), vector_to_array(F.col("probability")).alias("p")).toPandas()
+        y = pdf[LABEL].to_numpy().astype(np.int64)
+        proba = np.vstack(pdf["p"].to_numpy()) if len(pdf) else np.empty((0, len(self.classes)))
+        if not np.all(np.isfinite(proba)):
+            raise FloatingPointError("the fit produced non-finite probabilities")
+        return Evaluation(None, multiclass_log_loss(y, proba), n, info, (y, proba))
+
+    def _scored(self, model: Any, frame: Any, n: int, info: FitInfo) -> Evaluation:
+        """``frame`` (FEATURES, LABEL) scored by ``model`` (as ``_fit`` made it)."""
+        if not self.classes:
+            curve, loss, scores = self._held_out(model.transform(frame), n)
+            return Evaluation(curve, loss, n, info, scores)
+        stages = class_probability_stages(model)
+        for stage in stages:
+            frame = stage.transform(frame)
+        return self._held_out_classes(frame, n, info)
+
     def evaluate(self, params: ModelParams, fold: int | None = None, fraction: float = 1.0) -> Evaluation:
         part = self._folds[fold or 0]
         fit, n_fit = self.fraction_rows(fraction, fold) if fraction < 1.0 else (part.fit, part.n_fit)
-        model, info = self._fit_lr(params, fit, n_fit)
-        curve, loss, scores = self._held_out(model.transform(part.held), part.n_held)
-        return Evaluation(curve, loss, part.n_held, info, scores)
+        model, info = self._fit(params, fit, n_fit, part.class_rows)
+        return self._scored(model, part.held, part.n_held, info)
 
     def prepare_rungs(self, fractions: Sequence[float]) -> None:
         for fraction in fractions:
@@ -665,9 +799,10 @@ class SparkBackend:
                 drawn = part.fit.withColumn("_lrsweep_u", u).where(F.col("_lrsweep_u") < fraction).drop("_lrsweep_u")
                 # its size and classes in one pass, checked before anything is cached
                 n, classes = drawn.agg(F.count(F.lit(1)), F.countDistinct(LABEL)).first()
-                if n < 2 or classes < 2:
+                if n < 2 or classes < max(2, len(self.classes)):
                     raise LrsweepError(
-                        f"{fraction:.3g} of the training rows ({n:,}) hold a single class",
+                        f"{fraction:.3g} of the training rows ({n:,}) hold "
+                        + ("a single class" if not self.classes else "only some of the classes"),
                         "use fewer search.rungs or a smaller search.eta",
                     )
                 rows = drawn.coalesce(self._partitions(n)).cache()  # a rung's fewer rows in fewer tasks
@@ -684,7 +819,9 @@ class SparkBackend:
         assert self._parts is not None
         d, base = self._parts, self._base
         t0 = time.perf_counter()
-        pre, train, stats = self._with_features(base.where(F.col(PART) != TEST))
+        pre, train, stats, class_rows = self._with_features(base.where(F.col(PART) != TEST))
+        if self.classes:
+            return self._refit_classes(params, threshold, of_class, pre, train, stats.n, class_rows, t0)
         lr_model, info = self._fit_lr(params, train.coalesce(self._partitions(stats.n)), stats.n)
         info.seconds = time.perf_counter() - t0  # preprocessing + fit, as the scikit-learn pipeline's fit
         set_inclusive_threshold(lr_model, threshold)  # the logged model's "prediction" uses the sweep's threshold
@@ -703,6 +840,38 @@ class SparkBackend:
             predicted["prediction"].to_numpy(), self._reference(test_raw, n_test), d.labels,
         )  # fmt: skip
 
+    def _refit_classes(
+        self, params: ModelParams, threshold: float, of_class: int | None, pre: Any, train: Any, n: int,
+        class_rows: list[int] | None, t0: float,
+    ) -> Refit:  # fmt: skip
+        """refit for a multi-class target: the logged PipelineModel writes ``probability`` (per class) and
+        ``prediction`` (the class label, by argmax or the threshold on ``of_class``)."""
+        from pyspark.ml import PipelineModel
+        from pyspark.ml.feature import IndexToString, SQLTransformer
+        from pyspark.sql import functions as F
+
+        assert self._parts is not None
+        d = self._parts
+        fitted, info = self._fit(params, train.coalesce(self._partitions(n)), n, class_rows)
+        info.seconds = time.perf_counter() - t0
+        stages = [
+            *pre.stages,
+            *class_probability_stages(fitted),
+            SQLTransformer(statement=decision_sql(of_class, threshold)),
+            IndexToString(inputCol=PREDICTED_INDEX, outputCol="prediction", labels=list(self.classes)),
+        ]
+        model = PipelineModel(stages=stages)
+        n_test = d.rows["test"]
+        test_raw = self._base.where(F.col(PART) == TEST)
+        test = self._held_out_classes(model.transform(test_raw), n_test, info)
+        table = coefficient_table(pre, fitted, d.numeric, d.categorical, self.classes)
+        example = d.input_example.copy()
+        rows = model.transform(self.spark.createDataFrame(example)).select("prediction").collect()
+        predicted = np.array([r["prediction"] for r in rows], dtype=object)
+        return Refit(
+            model, test, table, example, predicted, self._reference(test_raw, n_test), tuple(self.classes)
+        )  # fmt: skip
+
     def _reference(self, test_raw: Any, n: int) -> Evaluation | None:
         """A generated table's true model scored on the test rows (in Spark: Python workers score the rows)."""
         from pyspark.sql import functions as F
@@ -716,14 +885,24 @@ class SparkBackend:
             log.info("no Bayes-optimal reference: the sweep dropped some of the true model's columns")
             return None
 
+        k = len(self.classes)
+
         def true_p(batches: Any) -> Any:
             for pdf in batches:
-                yield pd.DataFrame({"p": ref.probabilities(pdf[cols]), LABEL: pdf[LABEL]})
+                p = ref.probabilities(pdf[cols])
+                out = {f"p{j}": p[:, j] for j in range(k)} if k else {"p": p}
+                yield pd.DataFrame(out | {LABEL: pdf[LABEL]})
 
+        names = [f"p{j}" for j in range(k)] if k else ["p"]
         scored = test_raw.select(*[F.col(ident(c)) for c in cols], F.col(LABEL)).mapInPandas(
-            true_p, schema=f"p double, {ident(LABEL)} double"
+            true_p, schema=", ".join(f"{c} double" for c in names) + f", {ident(LABEL)} double"
         )
         try:
+            if k:  # a multi-class table's true model: its K probabilities, as a model's
+                from pyspark.ml.functions import array_to_vector
+
+                probs = scored.withColumn("probability", array_to_vector(F.array(*[F.col(c) for c in names])))
+                return self._held_out_classes(probs, n, FitInfo(0.0, 0, True))
             curve, loss, scores = self._held_out(scored, n, F.col("p"))
         except Exception as exc:  # a reference figure must not cost the sweep's result
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

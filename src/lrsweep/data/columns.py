@@ -166,14 +166,16 @@ def say_one_against_the_rest(target: str, positive: str, counts: dict[str, int],
     return classes
 
 
-def class_labels(counts: dict[str, int], target: str, max_classes: int) -> list[str]:
+def class_labels(counts: dict[str, int], target: str, max_classes: int, more: bool = False) -> list[str]:
     """The classes of a target fitted as a multi-class problem, in the order of their codes 0..K-1 (numeric labels
     by value, others as text), refusing what cannot be fitted: more than ``max_classes`` classes (an id or a
-    number named as the target), or a class too small to appear in train, validation and test."""
+    number named as the target), or a class too small to appear in train, validation and test. ``more``: an engine
+    counted only the first max_classes + 1 classes."""
     if len(counts) > max_classes:
         shown = ", ".join(repr(k) for k in sorted(counts)[:6]) + " ..."
+        n = f"more than {max_classes}" if more else f"{len(counts):,}"
         raise LrsweepError(
-            f"target {target!r} has {len(counts):,} classes ({shown}), more than dataset.max_classes={max_classes}",
+            f"target {target!r} has {n} classes ({shown}), more than dataset.max_classes={max_classes}",
             "check dataset.target names the label column; raise dataset.max_classes if so many classes are meant, "
             "or fit one class against the rest with dataset.positive=LEVEL",
         )
@@ -198,19 +200,15 @@ def say_classes(target: str, classes: list[str], counts: dict[str, int]) -> None
 
 
 def positive_label(labels: list[str], target: str, positive: str | None) -> str:
-    """The positive one among the target's distinct labels (as text). More than two classes need ``positive``
-    (that class is then fitted against the rest); one class, or no way to tell, is refused."""
+    """The positive one among the target's distinct labels (as text): ``positive``, or inferred for two labels
+    (0/1, yes/no, ...); a target of more than two classes reaches here only with ``positive`` (that class is then
+    fitted against the rest; without it the target is fitted as a multi-class problem). One class, or no way to
+    tell, is refused."""
     shown = ", ".join(repr(v) for v in sorted(labels)[:6]) + (" ..." if len(labels) > 6 else "")
     if len(labels) < 2:
         raise LrsweepError(
             f"target {target!r} has a single class ({shown})",
             "a binary target needs two classes: check dataset.target and the file",
-        )
-    if len(labels) > 2 and positive is None:
-        raise LrsweepError(
-            f"target {target!r} has {len(labels)} classes ({shown}): backend=spark fits binary targets only (for now)",
-            f"use backend=sklearn for a multi-class fit, or fit one class against the rest with "
-            f"dataset.positive={sorted(labels)[0]}",
         )
     if positive is not None:
         if positive in labels:

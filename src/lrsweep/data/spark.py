@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,15 +24,26 @@ import pandas as pd
 from lrsweep.config import CVConfig, DatasetConfig, SplitConfig
 from lrsweep.data import uri
 from lrsweep.data.columns import (
+    ColumnPlan,
     ColumnProfile,
     check_named_columns,
+    class_labels,
     plan_columns,
     positive_label,
     rest_label,
     say_one_against_the_rest,
 )
 from lrsweep.data.source import Source
-from lrsweep.data.split import PART_NAMES, TEST, TRAIN, VAL, Split, check_both_classes, hash_parts
+from lrsweep.data.split import (
+    PART_NAMES,
+    TEST,
+    TRAIN,
+    VAL,
+    Split,
+    check_both_classes,
+    check_every_class,
+    hash_parts,
+)
 from lrsweep.data.table import Table
 from lrsweep.errors import LrsweepError
 
@@ -71,7 +82,9 @@ class SparkParts:
     fingerprint: dict[str, Any]
     dropped: dict[str, str]
     input_example: pd.DataFrame
-    labels: tuple[str, str] = ("0", "1")  # the target's (negative, positive) labels: what the model predicts
+    # what the model predicts: the target's (negative, positive) labels, or a multi-class target's K labels
+    labels: tuple[str, ...] = ("0", "1")
+    classes: list[str] = field(default_factory=list)  # a multi-class target's labels (LABEL holds codes 0..K-1)
 
     @property
     def features(self) -> list[str]:
@@ -88,13 +101,6 @@ def from_table(spark: Any, table: Table, split: Split) -> SparkParts:
     """The pandas path's table and split as a Spark frame: the same rows in the same parts."""
     from pyspark.sql import types as T
 
-    if table.classes:
-        raise LrsweepError(
-            f"target {table.target!r} has {len(table.classes)} classes: backend=spark fits binary targets only "
-            "(for now)",
-            f"use backend=sklearn for a multi-class fit, or fit one class against the rest with "
-            f"dataset.positive={table.classes[0]}",
-        )
     _check_names(table.features)
     n = len(table.y)
     part = np.full(n, TRAIN, dtype=np.int32)
@@ -119,7 +125,8 @@ def from_table(spark: Any, table: Table, split: Split) -> SparkParts:
     frame = spark.createDataFrame(pd.DataFrame(cols), schema=schema)
     return SparkParts(
         frame, table.numeric, table.categorical, table.hashed, table.hash_features, split.rows, True,
-        table.fingerprint, table.dropped, table.X.iloc[split.train[:5]].copy(), (table.negative or "0", table.positive),
+        table.fingerprint, table.dropped, table.X.iloc[split.train[:5]].copy(),
+        tuple(table.classes) if table.classes else (table.negative or "0", table.positive), list(table.classes),
     )  # fmt: skip
 
 
@@ -179,6 +186,8 @@ def read_direct(
     target = str(cfg.target)
     tgt = F.col(ident(target))
     labels = [r[0] for r in raw.where(tgt.isNotNull()).select(tgt.cast("string")).distinct().limit(3).collect()]
+    if len(labels) > 2 and cfg.positive is None:  # fitted as a multi-class problem
+        return _read_direct_classes(spark, raw, source, cfg, split, cv, seed)
     positive = positive_label([str(v) for v in labels], target, None if cfg.positive is None else str(cfg.positive))
     classes: int | str | None = None  # set when more than two: fitted as one class against the rest
     if len(labels) > 2:  # one class against the rest: the classes' counts (one job, only for such targets)
@@ -188,50 +197,97 @@ def read_direct(
             counts[positive] = raw.where(tgt.cast("string") == positive).count()
         classes = say_one_against_the_rest(target, positive, counts, more=len(counts) > 7)
     negative = rest_label(positive) if classes else next((str(v) for v in labels if str(v) != positive), "0")
+    df, n, plan, base = _direct_base(raw, cfg, split, cv, seed, (tgt.cast("string") == positive).cast("double"))
+    by_part: dict[tuple[int, int], int] = {
+        (r[PART], int(r[LABEL])): r["count"] for r in base.groupBy(PART, LABEL).count().collect()
+    }
+    for p, name in PART_NAMES.items():
+        check_both_classes(by_part.get((p, 0), 0), by_part.get((p, 1), 0), name)
+    n_pos = sum(v for (_, y), v in by_part.items() if y == 1)
+    fingerprint = _direct_fingerprint(raw, source, n) | {"positive_rate": n_pos / n, "labels": [negative, positive]}
+    if classes:
+        fingerprint["classes"] = classes
+    return _direct_parts(base, raw, source, cfg, plan, by_part, fingerprint, (negative, positive))
+
+
+def _direct_base(
+    raw: Any, cfg: DatasetConfig, split: SplitConfig, cv: CVConfig, seed: int, label: Any
+) -> tuple[Any, int, ColumnPlan, Any]:
+    """The rows with a target, their count and column plan, and the cached frame of the planned columns with
+    ``label`` as LABEL and each row's part and fold from the row hash."""
+    from pyspark.sql import functions as F
+
+    target = str(cfg.target)
+    tgt = F.col(ident(target))
     n_missing = raw.where(tgt.isNull()).count()
     if n_missing:
         log.warning("dropped %d rows whose target %r is missing", n_missing, target)
     df = raw.where(tgt.isNotNull())
-
     fields = [f for f in df.schema.fields if f.name != target and f.name not in set(cfg.drop + cfg.id_columns)]
     _check_names([f.name for f in fields])
     n, profiles = _profiles(df, fields)
     plan = plan_columns(profiles, n, cfg)
-
     part, fold = hash_parts([F.col(ident(c)) for c in raw.columns], split, cv, seed)
     base = df.select(
         *[F.col(ident(c)).cast("double").alias(c) for c in plan.numeric],
         *[F.col(ident(c)).cast("string").alias(c) for c in plan.categorical + plan.hashed],
-        (tgt.cast("string") == positive).cast("double").alias(LABEL),
+        label.alias(LABEL),
         part.alias(PART),
         fold.alias(FOLD),
-    ).cache()  # every check below and the backend's setup read it
-    counts = {(r[PART], int(r[LABEL])): r["count"] for r in base.groupBy(PART, LABEL).count().collect()}
-    for p, name in PART_NAMES.items():
-        check_both_classes(counts.get((p, 0), 0), counts.get((p, 1), 0), name)
-    rows = {
-        short: counts.get((p, 0), 0) + counts.get((p, 1), 0)
-        for p, short in ((TRAIN, "train"), (VAL, "val"), (TEST, "test"))
-    }
-    n_pos = sum(v for (_, y), v in counts.items() if y == 1)
+    ).cache()  # every check after this and the backend's setup read it
+    return df, n, plan, base
+
+
+def _direct_fingerprint(raw: Any, source: Source, n: int) -> dict[str, Any]:
     schema = [f"{f.name}:{f.dataType.simpleString()}" for f in raw.schema.fields]
-    fingerprint: dict[str, Any] = {
+    return {
         "sha256": uri.footer_sha256(source.location),
         "sha256_of": "parquet file names, sizes and footers",
         "source": source.shown,
         "rows": n,
         "columns": len(raw.columns),
         "schema_sha256": hashlib.sha256("\n".join(schema).encode()).hexdigest()[:16],
-        "positive_rate": n_pos / n,
-        "labels": [negative, positive],
         "schema": schema,
     }
-    if classes:
-        fingerprint["classes"] = classes
+
+
+def _direct_parts(
+    base: Any, raw: Any, source: Source, cfg: DatasetConfig, plan: ColumnPlan, counts: dict[tuple[int, int], int],
+    fingerprint: dict[str, Any], labels: tuple[str, ...], classes: list[str] | None = None,
+) -> SparkParts:  # fmt: skip
+    """The SparkParts of a table Spark read itself (``counts``: rows per (part, label code))."""
+    from pyspark.sql import functions as F
+
+    rows = {
+        short: sum(v for (q, _), v in counts.items() if q == p)
+        for p, short in ((TRAIN, "train"), (VAL, "val"), (TEST, "test"))
+    }
     if source.generated is not None:
         fingerprint["generated"] = source.generated.summary()
     example = base.where(F.col(PART) == TRAIN).select(*[F.col(ident(c)) for c in plan.features]).limit(5)
     return SparkParts(
         base, plan.numeric, plan.categorical, plan.hashed, cfg.hash_features, rows, False, fingerprint,
-        plan.dropped, example.toPandas(), (negative, positive),
+        plan.dropped, example.toPandas(), labels, list(classes or []),
     )  # fmt: skip
+
+
+def _read_direct_classes(
+    spark: Any, raw: Any, source: Source, cfg: DatasetConfig, split: SplitConfig, cv: CVConfig, seed: int
+) -> SparkParts:
+    """read_direct for a target fitted as a multi-class problem: LABEL holds the class codes 0..K-1, and every
+    class must reach every part of the row-hash split (it is not stratified: a small class can miss one)."""
+    from pyspark.sql import functions as F
+
+    target = str(cfg.target)
+    tgt = F.col(ident(target)).cast("string")
+    top = raw.where(tgt.isNotNull()).groupBy(tgt.alias("c")).count().limit(cfg.max_classes + 1).collect()
+    counts = {str(r["c"]): int(r["count"]) for r in top}
+    classes = class_labels(counts, target, cfg.max_classes, more=len(counts) > cfg.max_classes)
+    code = F.element_at(F.create_map(*[F.lit(x) for i, c in enumerate(classes) for x in (c, float(i))]), tgt)
+    df, n, plan, base = _direct_base(raw, cfg, split, cv, seed, code)
+    by_part = {(r[PART], int(r[LABEL])): r["count"] for r in base.groupBy(PART, LABEL).count().collect()}
+    for p, name in PART_NAMES.items():
+        check_every_class(np.array([by_part.get((p, k), 0) for k in range(len(classes))]), name, classes)
+    fingerprint = _direct_fingerprint(raw, source, n)
+    fingerprint |= {"labels": classes, "classes": len(classes), "class_rows": counts}
+    return _direct_parts(base, raw, source, cfg, plan, by_part, fingerprint, tuple(classes), classes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -107,7 +108,7 @@ def test_artifacts_cover_k_classes_and_the_model_predicts_labels_and_probabiliti
     assert list(labels) == [CLASSES[k] for k in proba.argmax(axis=1)]
 
 
-def test_a_multi_class_sweep_reproduces_and_export_says_it_cannot_bundle_it_yet(swept, tmp_path):
+def test_a_multi_class_sweep_reproduces_and_exports_a_bundle_that_verifies(swept, tmp_path):
     folder, _ = swept
     parents, _ = mlflow_runs(folder, experiment="lrsweep-softmax")
     run_id = parents[0].info.run_id
@@ -119,8 +120,15 @@ def test_a_multi_class_sweep_reproduces_and_export_says_it_cannot_bundle_it_yet(
     assert again.returncode == 0, again.stderr[-2000:]
     assert "test_recall.team" in again.stdout and "reproduced: " in again.stdout and "differs" not in again.stdout
     out = tmp_path / "bundle"
-    refused = cli_in_process(["export", run_id, "--out", str(out), *store], folder, env_extra=env)
-    assert refused.returncode == 2
-    lines = [line for line in refused.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "4-class target: lrsweep export bundles binary sweeps only" in lines[0]
-    assert not out.exists() and not list(tmp_path.glob(".bundle*"))  # nothing half-written
+    done = cli_in_process(["export", run_id, "--out", str(out), "--no-pdf", *store], folder, env_extra=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    recorded = json.loads((out / "metrics.json").read_text())
+    assert recorded["labels"] == CLASSES and recorded["of_class"] is None and len(recorded["test_confusion"]) == 4
+    test_rows = pd.read_parquet(out / "data" / "test.parquet")
+    assert set(test_rows["plan"]) == set(CLASSES) and len(test_rows) == round(ROWS * 0.2)
+    verify = subprocess.run([sys.executable, "verify.py"], cwd=out, capture_output=True, text=True, timeout=300)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "confusion matrix     recorded 0" in verify.stdout and "all test metrics recomputed" in verify.stdout
+    page = (out / "report.html").read_text()
+    assert "best predicts plan (basic, plus, pro, team)?" in page and 'id="per-class"' in page
+    assert "each row is predicted its most probable class" in page and "predicted team" in page

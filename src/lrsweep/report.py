@@ -174,7 +174,7 @@ def _class_plots(attempt: Any, test_scores: tuple[np.ndarray, np.ndarray], resul
     y, proba = test_scores
     classes = result.classes
 
-    def per_class(display: Any, path: Path, title: str, chance: bool) -> None:
+    def per_class(display: Any, path: Path, title: str, chance: bool, axes: tuple[str, str]) -> None:
         fig, ax = plt.subplots(figsize=(6.4, 5.2))
         for k, label in enumerate(classes):
             last = k == len(classes) - 1  # (the chance line once, after the classes in the legend)
@@ -182,6 +182,8 @@ def _class_plots(attempt: Any, test_scores: tuple[np.ndarray, np.ndarray], resul
                 (y == k).astype(int), proba[:, k], name=f"{label} vs rest", ax=ax, plot_chance_level=chance and last
             )
         ax.set_title(title, fontsize=10)
+        ax.set_xlabel(axes[0])  # (the display's own labels say "positive label: 1", each class's here)
+        ax.set_ylabel(axes[1])
         ax.legend(loc="best", fontsize=8)
         _save(fig, path)
 
@@ -198,8 +200,10 @@ def _class_plots(attempt: Any, test_scores: tuple[np.ndarray, np.ndarray], resul
         ax.set_title(f"test, {how}", fontsize=10)
         _save(fig, path)
 
-    attempt("roc_curve.png", lambda path: per_class(RocCurveDisplay, path, "test, one-vs-rest ROC per class", True))
-    attempt("pr_curve.png", lambda path: per_class(PrecisionRecallDisplay, path, "test, one-vs-rest PR", False))
+    roc_axes = ("false positive rate (rows of the other classes)", "true positive rate (recall of the class)")
+    attempt("roc_curve.png", lambda p: per_class(RocCurveDisplay, p, "test, one-vs-rest ROC per class", True, roc_axes))
+    pr_axes = ("recall of the class", "precision of the class")
+    attempt("pr_curve.png", lambda p: per_class(PrecisionRecallDisplay, p, "test, one-vs-rest PR", False, pr_axes))
     attempt("confusion_matrix.png", cm)
 
 

@@ -38,7 +38,19 @@ _IMAGES = (
     "roc_curve", "pr_curve", "confusion_matrix", "metric_vs_threshold", "optimization_history", "param_importances",
 )  # fmt: skip
 
-VERIFY = '''"""Recompute this bundle's test metrics from its model and test rows alone: python verify.py"""
+# the end of both verify scripts: every recomputed figure against the recorded one
+_VERIFY_COMPARE = """bad = 0
+for name, value in again.items():
+    want = recorded["test"][name]
+    ok = abs(float(value) - want) <= 1e-9
+    bad += not ok
+    print(f"{name:<20} recorded {want:<12.6g} recomputed {float(value):<12.6g} {'ok' if ok else 'DIFFERS'}")
+print("all test metrics recomputed from the bundle" if not bad else f"{bad} metric(s) differ")
+sys.exit(1 if bad else 0)
+"""
+
+VERIFY = (
+    '''"""Recompute this bundle's test metrics from its model and test rows alone: python verify.py"""
 
 import json
 import sys
@@ -62,15 +74,46 @@ if recorded["flavour"] == "sklearn":  # the scores too: ranking metrics and log 
     p = mlflow.sklearn.load_model("model").predict_proba(X)[:, 1]
     again |= {"roc_auc": m.roc_auc_score(y, p), "pr_auc": m.average_precision_score(y, p),
               "log_loss": m.log_loss(y, p, labels=[0, 1])}
-bad = 0
-for name, value in again.items():
-    want = recorded["test"][name]
-    ok = abs(float(value) - want) <= 1e-9
-    bad += not ok
-    print(f"{name:<12} recorded {want:<12.6g} recomputed {float(value):<12.6g} {'ok' if ok else 'DIFFERS'}")
-print("all test metrics recomputed from the bundle" if not bad else f"{bad} metric(s) differ")
-sys.exit(1 if bad else 0)
 '''
+    + _VERIFY_COMPARE
+)
+
+
+VERIFY_CLASSES = (
+    '''"""Recompute this bundle's test metrics from its model and test rows alone: python verify.py"""
+
+import json
+import sys
+
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn import metrics as m
+
+recorded = json.load(open("metrics.json"))
+test = pd.read_parquet("data/test.parquet")
+target, classes = recorded["target"], recorded["labels"]  # a target of more than two classes
+X, y = test.drop(columns=[target]), test[target].astype(str).to_numpy()
+predicted = np.asarray(mlflow.pyfunc.load_model("model").predict(X)).astype(str)  # the labels the model gives
+codes = {c: i for i, c in enumerate(classes)}
+yc, pc = np.array([codes[v] for v in y]), np.array([codes[v] for v in predicted])
+labels = list(range(len(classes)))
+again = {"accuracy": m.accuracy_score(yc, pc), "balanced_accuracy": m.balanced_accuracy_score(yc, pc)}
+for avg, suffix in (("macro", ""), ("weighted", "_weighted")):
+    again |= {f"precision{suffix}": m.precision_score(yc, pc, labels=labels, average=avg, zero_division=0),
+              f"recall{suffix}": m.recall_score(yc, pc, labels=labels, average=avg, zero_division=0),
+              f"f1{suffix}": m.f1_score(yc, pc, labels=labels, average=avg, zero_division=0)}
+if recorded["flavour"] == "sklearn":  # the probabilities too: ranking metrics and log loss
+    p = mlflow.sklearn.load_model("model").predict_proba(X)
+    again |= {"roc_auc": m.roc_auc_score(yc, p, multi_class="ovr", average="macro", labels=labels),
+              "log_loss": m.log_loss(yc, p, labels=labels)}
+confusion = m.confusion_matrix(yc, pc, labels=labels).tolist()
+if recorded.get("test_confusion"):
+    again["confusion matrix"] = 0.0 if confusion == recorded["test_confusion"] else 1.0
+    recorded["test"]["confusion matrix"] = 0.0  # 0: the same counts in every cell
+'''
+    + _VERIFY_COMPARE
+)
 
 
 def question_of(preset_text: str | None) -> str:
@@ -118,7 +161,7 @@ def _test_rows(rec: Recorded, cfg: Any, out: Path) -> str | None:
     if changes:
         return f"the data changed since the sweep ({'; '.join(changes)})"
     test = table.X.iloc[split.test].reset_index(drop=True)
-    labels = [table.negative or "0", table.positive]
+    labels = table.classes or [table.negative or "0", table.positive]  # the labels of y's codes
     test[table.target] = [labels[int(v)] for v in table.y[split.test]]
     (out / "data").mkdir(exist_ok=True)
     test.to_parquet(out / "data" / "test.parquet", index=False)
@@ -178,7 +221,9 @@ def _page(rec: Recorded, cfg: Any, work: Path, metrics: dict[str, Any], question
     from lrsweep.recorded import model_params_of
 
     fp = rec.data.get("fingerprint") or {}
-    negative, positive = metrics["labels"]
+    labels = list(metrics["labels"])
+    classes = labels if len(labels) > 2 else []
+    negative, positive = ("", "") if classes else labels
     coefficients = pd.read_csv(work / "coefficients.csv") if (work / "coefficients.csv").is_file() else None
     images = {n: (work / "plots" / f"{n}.png") for n in _IMAGES}
     objective = metrics["objective"]
@@ -195,7 +240,9 @@ def _page(rec: Recorded, cfg: Any, work: Path, metrics: dict[str, Any], question
         coefficients=coefficients, images={n: p.read_bytes() for n, p in images.items() if p.is_file()},
         run_id=rec.parent.info.run_id,
         created=time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.parent.info.start_time / 1000)),
-        versions=dict(rec.environment), command=command,
+        versions=dict(rec.environment), command=command, classes=classes,
+        class_rows={str(k): int(v) for k, v in (fp.get("class_rows") or {}).items()},
+        of_class=metrics.get("of_class"), confusion=[list(map(int, r)) for r in metrics.get("test_confusion") or []],
     )  # fmt: skip
 
 
@@ -204,7 +251,10 @@ def _metrics_record(rec: Recorded, cfg: Any, summary: dict[str, Any]) -> dict[st
     parent = rec.parent
     val, test = _metrics(parent)
     labels = (rec.data.get("fingerprint") or {}).get("labels") or ["0", str(cfg.dataset.positive or "1")]
-    return {
+    decision = {}
+    if len(labels) > 2:  # a multi-class target: the class a threshold is on (null: the most probable class)
+        decision = {"of_class": summary.get("of_class"), "test_confusion": summary.get("test_confusion") or []}
+    return decision | {
         "objective": parent.data.params.get("objective.metric", cfg.objective.metric),
         "best_trial": rec.trial_number, "threshold": float(parent.data.metrics.get("threshold", math.nan)),
         "threshold_strategy": cfg.threshold.strategy, "target": str(cfg.dataset.target), "labels": list(labels),
@@ -219,13 +269,6 @@ def export(rec: Recorded, out: Path, *, pdf: bool = True, force: bool = False) -
     from lrsweep.recorded import config_of
 
     model_uri = _model_uri(rec)
-    classes = (rec.data.get("fingerprint") or {}).get("class_rows")
-    if classes:  # its report page and verify.py read a binary target (issue 14 is on its way)
-        raise LrsweepError(
-            f"run {rec.parent.info.run_id} is a sweep of a {len(classes)}-class target: lrsweep export bundles binary "
-            "sweeps only, for now",
-            f"its model, plots and tables are on the run: mlflow artifacts download -r {rec.parent.info.run_id}",
-        )
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise LrsweepError(f"{out} exists and is not empty", "choose another --out, or add --force to replace it")
@@ -243,7 +286,7 @@ def export(rec: Recorded, out: Path, *, pdf: bool = True, force: bool = False) -
         _write(work / "metrics.json", json.dumps(metrics, indent=2, default=str) + "\n")
         missing_rows = _test_rows(rec, cfg, work)
         if missing_rows is None:
-            _write(work / "verify.py", VERIFY)
+            _write(work / "verify.py", VERIFY if len(metrics["labels"]) == 2 else VERIFY_CLASSES)
         _write(work / "report.html", render(_page(rec, cfg, work, metrics, question_of(preset_text), command)))
         printed = pdf and write_pdf(work / "report.html", work / "report.pdf")
         _write(work / "README.md", _readme(rec, command, missing_rows, printed))

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,12 @@ class PageInputs:
     created: str
     versions: dict[str, str]
     command: str
+    # a target of more than two classes (export/page_classes.py): its labels, rows per class, the class a
+    # threshold is on (None: the most probable class), and the K x K test confusion matrix (rows: true class)
+    classes: list[str] = field(default_factory=list)
+    class_rows: dict[str, int] = field(default_factory=dict)
+    of_class: str | None = None
+    confusion: list[list[int]] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -315,20 +321,25 @@ def _names(columns: list[str], limit: int = 40) -> str:
     return shown + (f" and {len(columns) - limit} more" if len(columns) > limit else "")
 
 
-def _data(p: PageInputs) -> str:
+def _rows_and_features(p: PageInputs) -> tuple[str, str, str]:
+    """The data section's rows (per part), features (per kind) and lists of feature names, for any target."""
     parts = " · ".join(f"{_e(k)} {v:,}" for k, v in p.rows.items())
-    total = sum(p.rows.values())
     features = [(k, v) for k, v in p.features.items() if v]
     counts = ", ".join(f"{len(v)} {_e(k)}" for k, v in features) or "none listed"
     lists = "".join(f'<p class="small"><em>{_e(k)}:</em> {_names(v)}</p>' for k, v in features)
+    return f"{sum(p.rows.values()):,} ({parts})", f"{sum(len(v) for _, v in features)} ({counts})", lists
+
+
+def _data(p: PageInputs) -> str:
+    rows, features, lists = _rows_and_features(p)
     rate = f"{p.positive_rate:.1%} of all rows are {_class(p, p.positive)}" if _finite(p.positive_rate) else "n/a"
     items = [
         ("Dataset", _e(p.dataset)),
         ("Source", f"<code>{_e(p.source)}</code>"),
         ("Target", f"{_e(p.target)}: positive class {_e(p.positive)}, negative {_e(p.negative)}"),
-        ("Rows", f"{total:,} ({parts})"),
+        ("Rows", rows),
         ("Positive rate", rate),
-        ("Features", f"{sum(len(v) for _, v in features)} ({counts})"),
+        ("Features", features),
     ]
     return _section("data", "The data", _dl(items) + lists)
 
@@ -490,6 +501,9 @@ th { background: var(--soft); font-weight: 600; }
 #coefficients td:nth-child(5) { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 #metrics td:first-child { white-space: nowrap; font-weight: 600; }
 table.cm td { text-align: center; width: 36%; }
+#confusion.cmk td, #per-class td, #coefficients-k td { text-align: right; font-variant-numeric: tabular-nums; }
+#confusion.cmk td:first-child, #per-class td:first-child, #coefficients-k td:nth-child(-n+3) { text-align: left; }
+h3 { font-size: 14px; margin: 14px 0 6px; }
 table.cm td:first-child { text-align: left; font-weight: 600; width: 28%; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 3px 14px; margin: 0; }
 dt { color: var(--muted); }
@@ -521,12 +535,18 @@ footer { max-width: 1180px; margin: 20px auto 0; padding: 10px 28px 24px; border
 def render(inputs: PageInputs) -> str:
     """The whole HTML document of the report: no I/O, nothing that needs a network to display."""
     p = inputs
+    question, answer = _question(p), _answer
+    sections: Sequence[Any] = (_data, _metrics, _threshold, _confusion, _curves, _coefficients, _search)
+    if p.classes:  # a target of more than two classes: its own sections, the same search and footer
+        from lrsweep.export import page_classes
+
+        question = _e(p.question.strip()) if p.question.strip() else page_classes.question(p)
+        answer, sections = page_classes.answer, (*page_classes.SECTIONS, _search)
     header = (
         f"<header><h1>{_e(p.title)} <small>a logistic regression sweep, {_e(p.dataset)}</small></h1>"
-        f'<p class="question" id="sec-question"><strong>Question:</strong> {_question(p)}</p>'
-        f"<p>{_answer(p)}</p></header>"
+        f'<p class="question" id="sec-question"><strong>Question:</strong> {question}</p>'
+        f"<p>{answer(p)}</p></header>"
     )
-    sections = (_data, _metrics, _threshold, _confusion, _curves, _coefficients, _search)
     body = header + "".join(section(p) for section in sections)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

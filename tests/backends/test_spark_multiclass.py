@@ -32,7 +32,7 @@ def _dataset(path: Path) -> DatasetConfig:
     return DatasetConfig(name="tiers", path=str(path), target="tier", positive=None)
 
 
-def _params(mode: str, class_weight: str = "none", C: float = 10.0, solver: str | None = None) -> ModelParams:
+def _params(mode: str | None, class_weight: str = "none", C: float = 10.0, solver: str | None = None) -> ModelParams:
     return ModelParams(C, 0.0, "l2", solver, class_weight, 100_000, 1e-10, None, mode)
 
 
@@ -65,10 +65,15 @@ def test_evaluate_gives_sklearns_probabilities(tiers: Any, mode: str, class_weig
     assert ev.fit.converged
 
 
-def test_the_two_modes_are_different_models(tiers: Any) -> None:
-    backend, _ = tiers
-    soft, ovr = (backend.evaluate(_params(m)).scores[1] for m in ("multinomial", "ovr"))
+def test_the_two_modes_are_different_models_and_no_mode_is_the_default_one(tiers: Any) -> None:
+    """A configuration drawn without the data at hand (the planner's calibration) has no mode: on a multi-class
+    target it is fitted as search.multiclass's default, multinomial (as the scikit-learn backend does)."""
+    backend, reference = tiers
+    soft, ovr, unset = (backend.evaluate(_params(m)).scores[1] for m in ("multinomial", "ovr", None))
     assert np.abs(soft - ovr).max() > 1e-3
+    np.testing.assert_array_equal(unset, soft)
+    sk_unset = reference.evaluate(_params(None, solver="lbfgs")).scores[1]
+    np.testing.assert_array_equal(sk_unset, reference.evaluate(_params("multinomial", solver="lbfgs")).scores[1])
 
 
 @pytest.mark.parametrize("mode", ["multinomial", "ovr"])

@@ -30,6 +30,7 @@ pyspark is imported inside functions only: ``import lrsweep.backends.spark`` wor
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -687,6 +688,8 @@ class SparkBackend:
         class_weight=balanced, that binary problem's own balanced weights, as scikit-learn's OneVsRestClassifier."""
         from pyspark.sql import functions as F
 
+        if self.classes and params.multiclass is None:  # drawn without the data at hand (the planner's samples)
+            params = dataclasses.replace(params, multiclass="multinomial")  # search.multiclass's default
         if not self.classes or params.multiclass != "ovr":
             return self._fit_lr(params, df, n_fit)
         assert class_rows is not None

@@ -483,6 +483,7 @@ BAD_INPUTS = [
         "liblinear cannot fit a multinomial model",
     ),
     (["search.multiclass=softmax"], "search.multiclass='softmax' is not known"),
+    (["dataset=csv", "dataset.path=three.csv", "dataset.target=y", "threshold=recall_at"], "needs the class the thr"),
 ]
 
 

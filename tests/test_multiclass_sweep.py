@@ -62,6 +62,9 @@ def test_trial_runs_record_the_mode_and_the_per_class_figures(swept):
     best = max(children, key=lambda c: c.data.metrics["val_roc_auc"])
     parent = parents[0]
     assert parent.data.tags["lrsweep.best_run_name"] == best.data.tags["mlflow.runName"]
+    # no threshold on the parent either: the tag says argmax, the note says how the test rows were decided
+    assert "threshold" not in parent.data.metrics and parent.data.tags["lrsweep.threshold"] == "argmax"
+    assert "each row given its most probable class" in parent.data.tags["mlflow.note.content"]
 
 
 def test_the_sweep_comes_close_to_the_true_model(swept):
@@ -119,6 +122,11 @@ def test_a_multi_class_sweep_reproduces_and_exports_a_bundle_that_verifies(swept
     again = cli_in_process(["reproduce", run_id, *store], folder, env_extra=env)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "test_recall.team" in again.stdout and "reproduced: " in again.stdout and "differs" not in again.stdout
+    # a one-vs-rest trial reproduces as one-vs-rest (its mode is read back from the run's params)
+    _, children = mlflow_runs(folder, experiment="lrsweep-softmax")
+    ovr = next(c for c in children if c.data.params["multiclass"] == "ovr")
+    trial = cli_in_process(["reproduce", ovr.info.run_id, *store], folder, env_extra=env)
+    assert trial.returncode == 0 and "ovr" in trial.stdout and "differs" not in trial.stdout, trial.stdout[-2000:]
     out = tmp_path / "bundle"
     done = cli_in_process(["export", run_id, "--out", str(out), "--no-pdf", *store], folder, env_extra=env)
     assert done.returncode == 0, done.stderr[-2000:]

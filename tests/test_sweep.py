@@ -409,3 +409,15 @@ def test_a_full_disk_is_one_line_and_the_study_resumes_once_there_is_room(cfg: C
     counted = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("lrsweep_interrupted")]
     assert result.n_finished == len(counted) == len(before) + 10
     assert {t.number: t.params for t in counted if t.number in before} == before  # kept, not run again
+
+
+def test_a_configurations_identity_ignores_fields_at_none():
+    """A binary study made before ModelParams had `multiclass` (None for a binary target) keeps reusing its
+    finished configurations: their records have no such key."""
+    from lrsweep.space import ModelParams
+    from lrsweep.sweep import _key
+
+    now = ModelParams(1.0, 0.0, "l2", "lbfgs", "none", 100, 1e-4).as_dict()
+    before = {k: v for k, v in now.items() if k != "multiclass"}
+    assert _key(now) == _key(before)
+    assert _key({**now, "multiclass": "ovr"}) != _key(before)

@@ -350,6 +350,7 @@ def model_params_of(params: dict[str, str]) -> dict[str, Any]:
         "max_iter": int(params["max_iter"]),
         "tol": number("tol"),
         "threshold": number("threshold"),
+        "multiclass": params.get("multiclass"),  # a multi-class target's mode (multinomial | ovr)
     }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from lrsweep.metrics import Curve
-from lrsweep.multiclass import PER_CLASS_METRICS, Decision, class_keys, predict_classes
+from lrsweep.multiclass import PER_CLASS_METRICS, class_keys
 from lrsweep.records import SweepResult
 
 __all__ = ["write_artifacts", "format_summary", "import_plotting"]
@@ -187,16 +187,13 @@ def _class_plots(attempt: Any, test_scores: tuple[np.ndarray, np.ndarray], resul
         ax.legend(loc="best", fontsize=8)
         _save(fig, path)
 
-    def cm(path: Path) -> None:
-        code = classes.index(result.of_class) if result.of_class is not None else None
-        decision = Decision(code, result.threshold) if code is not None else Decision()
+    def cm(path: Path) -> None:  # the sweep's own test confusion matrix (the model's decisions)
         size = max(5.0, 0.6 * len(classes) + 2)
         fig, ax = plt.subplots(figsize=(size, size * 0.85))
-        ConfusionMatrixDisplay.from_predictions(
-            y, predict_classes(proba, decision), labels=list(range(len(classes))), display_labels=classes, ax=ax,
-            xticks_rotation=45 if len(classes) > 5 else "horizontal", colorbar=False,
-        )  # fmt: skip
-        how = "argmax" if code is None else f"{result.of_class} at threshold {result.threshold:.3f}"
+        ConfusionMatrixDisplay(np.asarray(result.test_confusion), display_labels=classes).plot(
+            ax=ax, xticks_rotation=45 if len(classes) > 5 else "horizontal", colorbar=False
+        )
+        how = "argmax" if result.of_class is None else f"{result.of_class} at threshold {result.threshold:.3f}"
         ax.set_title(f"test, {how}", fontsize=10)
         _save(fig, path)
 

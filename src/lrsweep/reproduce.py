@@ -115,7 +115,7 @@ def reproduce(rec: Recorded, overrides: Sequence[str] = (), tolerance: float | N
     from lrsweep.data import open_data
     from lrsweep.recorded import config_of, data_changes, model_params_of
     from lrsweep.space import ModelParams
-    from lrsweep.sweep import _environment, _test_metrics, evaluate_params, of_class_code
+    from lrsweep.sweep import _environment, _test_metrics, check_classes, evaluate_params, of_class_code
 
     state = rec.trial.data.tags.get("lrsweep.state", "COMPLETE")
     if state != "COMPLETE":
@@ -145,6 +145,7 @@ def reproduce(rec: Recorded, overrides: Sequence[str] = (), tolerance: float | N
                 f"at {summary.fingerprint.get('source')}",
                 "reproduce on the data it ran on: restore it, or point dataset.path=... at a copy",
             )
+        check_classes(cfg, backend.classes)  # e.g. an override naming a class the target does not have
         scored = evaluate_params(backend, cfg, params)
         m = scored.metrics
         threshold = float(m.get("threshold", math.nan))  # (none: a multi-class target decided by argmax)

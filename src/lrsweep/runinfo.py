@@ -132,15 +132,20 @@ def trial_params(cfg: Config, shown: dict[str, Any]) -> dict[str, Any]:
 
 def parent_note(
     *, study: str, n_finished: int, objective: str, best_value: float, best_label: str, threshold: float,
-    strategy: str, test: dict[str, float],
+    strategy: str, test: dict[str, float], of_class: str | None = None,
 ) -> str:  # fmt: skip
     """The parent's description (MLflow's run note, Markdown) in one paragraph; the tracker fills in
     ``{best_run}`` (a link to the best trial's run) and ``{calls}`` (how many lrsweep calls ran the study)."""
     shown = ", ".join(f"{k} {test[k]:.4f}" for k in ("roc_auc", "pr_auc", "f1", "recall", "precision") if k in test)
+    if math.isnan(threshold):  # a multi-class target decided by the most probable class
+        decision = "each row given its most probable class (macro averages)"
+    else:
+        on = f" on class {of_class}" if of_class is not None else ""
+        decision = f"at the threshold {threshold:.4f}{on} (chosen on validation, {strategy})"
     return (
         f"Study `{study}`: {n_finished} finished trials over {{calls}} call(s) of lrsweep. Best: {{best_run}} "
         f"({best_label}) with validation {objective} {best_value:.4f}. Refitted on train+validation and scored "
-        f"once on test at the threshold {threshold:.4f} (chosen on validation, {strategy}): {shown}."
+        f"once on test {decision}: {shown}."
     )
 
 

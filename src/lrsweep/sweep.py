@@ -64,7 +64,7 @@ from lrsweep.redact import redact_mapping, redact_text, redact_uri
 from lrsweep.runinfo import flatten
 from lrsweep.space import ModelParams, SolverPool, grid, multiclass_pool, solver_pool, suggest
 from lrsweep.stores import check_database_driver, writable_folder
-from lrsweep.thresholds import choose_threshold
+from lrsweep.thresholds import ThresholdConfig, choose_threshold
 from lrsweep.tracking import SETUP_METRIC, Final, ModelToLog, NullTracker, ParentSpec, Tracker, open_tracker
 from lrsweep.workers import WORKER_ATTR, Worker, WorkerRecord
 
@@ -177,10 +177,11 @@ def check_classes(cfg: Config, classes: list[str]) -> None:
             f"threshold.of_class={of_class!r} is not a class of the target (classes: {', '.join(classes)})",
             f"set threshold.of_class to one of them, e.g. threshold.of_class={classes[-1]}",
         )
-    if of_class is None and cfg.threshold.strategy == "searched":
+    if of_class is None and cfg.threshold.strategy != ThresholdConfig.strategy:
         raise LrsweepError(
-            "threshold=searched on a multi-class target needs the class the threshold is for",
-            f"add threshold.of_class=CLASS (one of: {', '.join(classes)}), or drop threshold=searched",
+            f"threshold={cfg.threshold.strategy} on a multi-class target needs the class the threshold is for "
+            "(without one each row gets its most probable class)",
+            f"add threshold.of_class=CLASS (one of: {', '.join(classes)}), or drop threshold={cfg.threshold.strategy}",
         )
 
 
@@ -281,8 +282,7 @@ def _rung_counts(cfg: Config, finished: list[Any]) -> dict[str, int]:
 def _test_metrics(test: Evaluation, threshold: float, classes: list[str], of_class: int | None) -> dict[str, float]:
     if classes:
         assert test.scores is not None
-        decision = Decision(of_class, threshold) if of_class is not None else Decision()
-        return multiclass_metrics(*test.scores, classes, decision)
+        return multiclass_metrics(*test.scores, classes, Decision(of_class, threshold))
     assert test.curve is not None
     m = metrics_at(test.curve, test.curve.index_at(threshold)) | area_metrics(test.curve)
     m["log_loss"] = test.log_loss
@@ -293,8 +293,7 @@ def _test_confusion(test: Evaluation, threshold: float, classes: list[str], of_c
     """A multi-class target's K x K test confusion matrix (rows: true class), as the model decides."""
     if not classes or test.scores is None:
         return []
-    decision = Decision(of_class, threshold) if of_class is not None else Decision()
-    return confusion(*test.scores, decision).tolist()
+    return confusion(*test.scores, Decision(of_class, threshold)).tolist()
 
 
 def _bayes_metrics(reference: Evaluation | None, classes: list[str]) -> dict[str, float] | None:
@@ -464,7 +463,9 @@ def _environment() -> dict[str, str]:
 
 
 def _key(model_params: dict[str, Any]) -> str:
-    return json.dumps(model_params, sort_keys=True, default=str)
+    """A configuration's identity; fields at None left out, so records made before a field existed (a binary
+    target's multiclass) still match."""
+    return json.dumps({k: v for k, v in model_params.items() if v is not None}, sort_keys=True, default=str)
 
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLflow's own default (a test checks it against mlflow's)
@@ -1254,8 +1255,9 @@ class Sweep:
         metrics = {f"test_{k}": v for k, v in result.test_metrics.items() if not math.isnan(v)}
         # the best trial's validation metrics under the children's names: one column sorts parents and children
         metrics |= {f"val_{k}": v for k, v in result.val_metrics.items() if not math.isnan(v)}
+        if math.isfinite(result.threshold):  # (none: a multi-class target decided by the most probable class)
+            metrics["threshold"] = result.threshold
         metrics |= {
-            "threshold": result.threshold,
             "best_trial": float(best.number),
             "finished_trials": result.n_finished,
             # this call's setup (session, data, preprocessing, caches): what the next plan of this data on this
@@ -1275,14 +1277,15 @@ class Sweep:
             self.tracker.parent_metrics({SPEND_METRIC: result.spend_usd}, step=len(result.trial_seconds) + 1)
         # the best configuration as tags (a resumed study's best changes; MLflow params are write-once)
         tags = {f"best.{k}": str(v) for k, v in best.params.items() if k not in (*runinfo.SWEEP_PARAMS, "log10_C")}
-        tags |= {"lrsweep.best_run_name": best.run_name, "lrsweep.threshold": f"{result.threshold:.6g}"}
+        shown = f"{result.threshold:.6g}" if math.isfinite(result.threshold) else "argmax"
+        tags |= {"lrsweep.best_run_name": best.run_name, "lrsweep.threshold": shown}
         if result.stop_reason:
             tags[STOP_TAG] = result.stop_reason
         label = best.run_name.split(" ", 1)[1] if " " in best.run_name else best.run_name
         note = runinfo.parent_note(
             study=self.name, n_finished=result.n_finished, objective=cfg.objective.metric,
             best_value=result.best_value, best_label=label, threshold=result.threshold,
-            strategy=cfg.threshold.strategy, test=result.test_metrics,
+            strategy=cfg.threshold.strategy, test=result.test_metrics, of_class=result.of_class,
         )  # fmt: skip
         if cfg.tracking.log_model:  # logged by the writer while the plots are drawn here
             self.tracker.model(

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import multiprocessing as mp
 import os
 import signal
@@ -1045,7 +1046,8 @@ def log_model(
         "signature": signature,
         "input_example": refit.input_example,
         "pip_requirements": pinned(caps.requirements),
-        "metadata": {"threshold": threshold},
+        # (a multi-class target decided by the most probable class has no threshold)
+        "metadata": {"threshold": threshold} if math.isfinite(threshold) else {"decision": "argmax"},
     }
     with _active_uri(uri), mlflow.start_run(run_id=run_id), warnings.catch_warnings():
         if caps.flavour == "sklearn":

@@ -187,3 +187,21 @@ def test_a_spark_sweep_of_the_generated_table_logs_a_model_answering_class_label
     mlflow.set_tracking_uri(uri)
     labels = mlflow.pyfunc.load_model(parent.data.tags["lrsweep.model_uri"]).predict(raw)
     assert set(np.asarray(labels)) <= set(result.classes)
+
+
+def test_a_cv_fold_whose_held_out_rows_miss_a_class_is_one_clear_error(spark: Any, tmp_path: Path) -> None:
+    """Spark's row-hash folds are not stratified: a fold whose held-out rows hold no row of a class could not be
+    scored (its macro ROC AUC would be NaN). Folds made to miss one here: the setup says which, once."""
+    path = plan_tiers(tmp_path / "tiers.csv", rows=300)
+    data = open_data(_dataset(path), SplitConfig(), CVConfig(folds=3), 42)
+    table, split = data.pandas()
+    trainval = split.trainval
+    pro = trainval[table.y[trainval] == 2]
+    held0 = np.setdiff1d(trainval[: len(trainval) // 3], pro)  # fold 0 holds out no "pro" row
+    split.folds = [(np.setdiff1d(trainval, held0), held0), *split.folds[1:]]
+    backend = SparkBackend(SparkConfig(), cluster=LOCAL2)
+    try:
+        with pytest.raises(LrsweepError, match="class 'pro' has no rows in the held-out rows of CV fold 0"):
+            backend.prepare(data)
+    finally:
+        backend.close()

@@ -189,7 +189,7 @@ def test_every_class_must_reach_every_part_of_the_split():
     from lrsweep.data.split import check_every_class
 
     with pytest.raises(LrsweepError, match="class 'r' has no rows in the train part"):
-        check_every_class(np.bincount(only_in_test[:4], minlength=3), "train", ["p", "q", "r"])
+        check_every_class(np.bincount(only_in_test[:4], minlength=3), "the train part", ["p", "q", "r"])
 
 
 def test_a_positive_class_of_a_multi_class_target_is_fitted_against_the_rest(tmp_path, caplog):

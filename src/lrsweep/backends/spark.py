@@ -52,7 +52,7 @@ from lrsweep.backends.base import BackendConfig, Capabilities, Evaluation, FitIn
 from lrsweep.clusters import ClusterConfig, LocalCluster
 from lrsweep.data import DataHandle, DataSummary
 from lrsweep.data.spark import FOLD, LABEL, PART, PREFIX, SparkParts, ident, present
-from lrsweep.data.split import TEST, TRAIN, VAL
+from lrsweep.data.split import TEST, TRAIN, VAL, check_every_class
 from lrsweep.datasets import Reference
 from lrsweep.errors import LrsweepError
 from lrsweep.metrics import Curve, curve_from_scores, log_loss, multiclass_log_loss
@@ -177,16 +177,16 @@ def _last_words(path: Path | None, n: int = 3) -> str:
 
 
 # -- the shared vocabulary in Spark's words -----------------------------------------------------------
-def balanced_weights(n_neg: int, n_pos: int) -> tuple[float, float]:
-    """scikit-learn's class_weight="balanced": n / (2 n_class) for (negatives, positives); they sum to n."""
-    n = n_neg + n_pos
-    return n / (2 * n_neg), n / (2 * n_pos)
-
-
 def class_weights(counts: Sequence[int]) -> list[float]:
     """scikit-learn's class_weight="balanced" for K classes: n / (K n_k), which sum to n over the rows."""
     n = sum(counts)
     return [n / (len(counts) * c) for c in counts]
+
+
+def balanced_weights(n_neg: int, n_pos: int) -> tuple[float, float]:
+    """scikit-learn's class_weight="balanced": n / (2 n_class) for (negatives, positives); they sum to n."""
+    w_neg, w_pos = class_weights([n_neg, n_pos])
+    return w_neg, w_pos
 
 
 def spark_params(params: ModelParams, n_train: int, aggregation_depth: int = 2) -> dict[str, Any]:
@@ -614,8 +614,9 @@ class SparkBackend:
             pairs = [((fold != k) & (fold >= 0), fold == k) for k in range(data.cv.folds)]
         else:
             pairs = [(part == TRAIN, part == VAL)]
-        for fit_rows, held_rows in pairs:
-            self._folds.append(self._prepare_fold(self._base.where(fit_rows), self._base.where(held_rows)))
+        for k, (fit_rows, held_rows) in enumerate(pairs):
+            name = f"the held-out rows of CV fold {k}" if self._cv else "the validation part"
+            self._folds.append(self._prepare_fold(self._base.where(fit_rows), self._base.where(held_rows), name))
         t2 = time.perf_counter()
         self.timings = {"session": t1 - t0, "data_and_preprocessing": t2 - t1}
         where = f" (Spark's log: {self.jvm_log})" if self.jvm_log else ""
@@ -665,8 +666,11 @@ class SparkBackend:
         by_rows = math.ceil(rows / self.settings.rows_per_partition)
         return max(1, min(by_rows, cores * self.settings.partitions_per_core))
 
-    def _prepare_fold(self, fit_raw: Any, held_raw: Any) -> _Fold:
+    def _prepare_fold(self, fit_raw: Any, held_raw: Any, name: str = "the validation part") -> _Fold:
         pre, fit, stats, class_rows = self._with_features(fit_raw)
+        if self.classes and self._cv:  # a fold's held-out rows must hold every class (the row hash does not stratify)
+            got = {int(r[LABEL]): int(r["count"]) for r in held_raw.groupBy(LABEL).count().collect()}
+            check_every_class(np.array([got.get(k, 0) for k in range(len(self.classes))]), name, self.classes)
         k = self._partitions(stats.n)  # coalesce never adds partitions: a smaller input keeps its own
         fit = fit.coalesce(k).cache()
         held = _compact(pre.transform(held_raw).select(FEATURES, LABEL), bool(self._parts and self._parts.hashed))

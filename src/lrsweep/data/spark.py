@@ -185,13 +185,14 @@ def read_direct(
     check_named_columns(cfg, raw.columns, source.name)
     target = str(cfg.target)
     tgt = F.col(ident(target))
-    labels = [r[0] for r in raw.where(tgt.isNotNull()).select(tgt.cast("string")).distinct().limit(3).collect()]
+    present_rows = raw.where(_has_target(raw, target))
+    labels = [r[0] for r in present_rows.select(tgt.cast("string")).distinct().limit(3).collect()]
     if len(labels) > 2 and cfg.positive is None:  # fitted as a multi-class problem
         return _read_direct_classes(spark, raw, source, cfg, split, cv, seed)
     positive = positive_label([str(v) for v in labels], target, None if cfg.positive is None else str(cfg.positive))
     classes: int | str | None = None  # set when more than two: fitted as one class against the rest
     if len(labels) > 2:  # one class against the rest: the classes' counts (one job, only for such targets)
-        top = raw.where(tgt.isNotNull()).groupBy(tgt.cast("string").alias("c")).count().orderBy(F.desc("count"))
+        top = present_rows.groupBy(tgt.cast("string").alias("c")).count().orderBy(F.desc("count"))
         counts = {str(r["c"]): int(r["count"]) for r in top.limit(8).collect()}
         if positive not in counts:
             counts[positive] = raw.where(tgt.cast("string") == positive).count()
@@ -210,6 +211,18 @@ def read_direct(
     return _direct_parts(base, raw, source, cfg, plan, by_part, fingerprint, (negative, positive))
 
 
+def _has_target(raw: Any, target: str) -> Any:
+    """Rows whose target is present: not null, and not NaN in a floating-point column (pandas reads NaN as missing,
+    and a NaN label would be a class of its own)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    tgt = F.col(ident(target))
+    if isinstance(raw.schema[target].dataType, T.FractionalType):
+        return tgt.isNotNull() & ~F.isnan(tgt)
+    return tgt.isNotNull()
+
+
 def _direct_base(
     raw: Any, cfg: DatasetConfig, split: SplitConfig, cv: CVConfig, seed: int, label: Any
 ) -> tuple[Any, int, ColumnPlan, Any]:
@@ -218,11 +231,11 @@ def _direct_base(
     from pyspark.sql import functions as F
 
     target = str(cfg.target)
-    tgt = F.col(ident(target))
-    n_missing = raw.where(tgt.isNull()).count()
+    has = _has_target(raw, target)
+    n_missing = raw.where(~has).count()
     if n_missing:
         log.warning("dropped %d rows whose target %r is missing", n_missing, target)
-    df = raw.where(tgt.isNotNull())
+    df = raw.where(has)
     fields = [f for f in df.schema.fields if f.name != target and f.name not in set(cfg.drop + cfg.id_columns)]
     _check_names([f.name for f in fields])
     n, profiles = _profiles(df, fields)
@@ -280,14 +293,14 @@ def _read_direct_classes(
 
     target = str(cfg.target)
     tgt = F.col(ident(target)).cast("string")
-    top = raw.where(tgt.isNotNull()).groupBy(tgt.alias("c")).count().limit(cfg.max_classes + 1).collect()
+    top = raw.where(_has_target(raw, target)).groupBy(tgt.alias("c")).count().limit(cfg.max_classes + 1).collect()
     counts = {str(r["c"]): int(r["count"]) for r in top}
     classes = class_labels(counts, target, cfg.max_classes, more=len(counts) > cfg.max_classes)
     code = F.element_at(F.create_map(*[F.lit(x) for i, c in enumerate(classes) for x in (c, float(i))]), tgt)
     df, n, plan, base = _direct_base(raw, cfg, split, cv, seed, code)
     by_part = {(r[PART], int(r[LABEL])): r["count"] for r in base.groupBy(PART, LABEL).count().collect()}
     for p, name in PART_NAMES.items():
-        check_every_class(np.array([by_part.get((p, k), 0) for k in range(len(classes))]), name, classes)
+        check_every_class(np.array([by_part.get((p, k), 0) for k in range(len(classes))]), f"the {name} part", classes)
     fingerprint = _direct_fingerprint(raw, source, n)
     fingerprint |= {"labels": classes, "classes": len(classes), "class_rows": counts}
     return _direct_parts(base, raw, source, cfg, plan, by_part, fingerprint, tuple(classes), classes)

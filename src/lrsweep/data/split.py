@@ -46,7 +46,7 @@ def check_both_classes(n_neg: int, n_pos: int, part: str) -> None:
         raise LrsweepError(f"the {part} part has {'no rows' if n_neg + n_pos == 0 else 'only one class'}", _HINT)
 
 
-def check_every_class(counts: np.ndarray, part: str, labels: list[str] | None = None) -> None:
+def check_every_class(counts: np.ndarray, where: str, labels: list[str] | None = None) -> None:
     """Every class of a multi-class target must be in every part (``counts``: the part's rows per class code): a
     class missing from training cannot be predicted, one missing from validation or test cannot be scored."""
     counts = np.asarray(counts)
@@ -54,7 +54,7 @@ def check_every_class(counts: np.ndarray, part: str, labels: list[str] | None = 
         k = int(np.argmin(counts))
         name = repr(labels[k]) if labels else str(k)
         raise LrsweepError(
-            f"class {name} has no rows in the {part} part (the split left it elsewhere)",
+            f"class {name} has no rows in {where} (the split left it elsewhere)",
             "a class needs rows in train, validation and test: give it more rows, merge it into another class, or "
             "drop it",
         )
@@ -77,7 +77,7 @@ def split_table(y: np.ndarray, split: SplitConfig, cv: CVConfig, seed: int, labe
     for part, pos in (("train", train), ("validation", val), ("test", test)):
         yy = y[pos]
         if labels and len(labels) > 2:
-            check_every_class(np.bincount(yy, minlength=len(labels)), part, labels)
+            check_every_class(np.bincount(yy, minlength=len(labels)), f"the {part} part", labels)
         else:
             check_both_classes(int((yy == 0).sum()), int((yy == 1).sum()), part)
     out = Split(np.sort(train), np.sort(val), np.sort(test))

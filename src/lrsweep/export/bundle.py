@@ -253,7 +253,9 @@ def _metrics_record(rec: Recorded, cfg: Any, summary: dict[str, Any]) -> dict[st
     labels = (rec.data.get("fingerprint") or {}).get("labels") or ["0", str(cfg.dataset.positive or "1")]
     decision = {}
     if len(labels) > 2:  # a multi-class target: the class a threshold is on (null: the most probable class)
-        decision = {"of_class": summary.get("of_class"), "test_confusion": summary.get("test_confusion") or []}
+        # (summary.json is an artifact: without artifacts, the config says which class a threshold is on)
+        of_class = summary.get("of_class", cfg.threshold.of_class)
+        decision = {"of_class": of_class, "test_confusion": summary.get("test_confusion") or []}
     return decision | {
         "objective": parent.data.params.get("objective.metric", cfg.objective.metric),
         "best_trial": rec.trial_number, "threshold": float(parent.data.metrics.get("threshold", math.nan)),

@@ -128,9 +128,10 @@ def test_model_params_come_back_from_a_trials_logged_strings():
     back = model_params_of(params | {"solver": "sag"})
     assert back == {
         "C": math.inf, "l1_ratio": 0.0, "penalty": "none", "solver": "sag", "class_weight": "balanced",
-        "max_iter": 200, "tol": 1e-4, "threshold": None,
+        "max_iter": 200, "tol": 1e-4, "threshold": None, "multiclass": None,
     }  # fmt: skip
     assert model_params_of(params | {"C": repr(0.1234567890123), "threshold": "0.42"})["C"] == 0.1234567890123
+    assert model_params_of(params | {"multiclass": "ovr"})["multiclass"] == "ovr"  # a multi-class trial's mode
     with pytest.raises(LrsweepError, match="lacks the param 'tol'"):
         model_params_of({k: v for k, v in params.items() if k != "tol"})
 

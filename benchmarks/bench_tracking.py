@@ -8,7 +8,9 @@ Variants, each in a fresh temporary directory and a fresh study:
              logs (start_run, log_param per param, log_metric per metric, end_run)
 
 Prints the per-trial median (and p90) of the trial loop's wall time, the difference to `off`, the ratio,
-and the whole sweep's wall time. Usage:  python benchmarks/bench_tracking.py [--trials 50] [--repeat 1]
+and the whole sweep's wall time. ``--softmax-rows N``: the generated 4-class table of N rows instead
+(search.multiclass=both: each trial logs its macro, weighted and per-class figures, 64 metrics).
+Usage:  python benchmarks/bench_tracking.py [--trials 50] [--repeat 1] [--softmax-rows 20000]
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import tempfile
 import time
 from typing import Any
 
-from lrsweep.config import Config
+from lrsweep.config import Config, DatasetConfig
 from lrsweep.records import TrialRecord
 from lrsweep.sweep import run_sweep
 from lrsweep.tracking import MlflowTracker
@@ -43,8 +45,14 @@ class PerValueTracker(MlflowTracker):
             mlflow.set_tag("state", record.state)
 
 
-def one(variant: str, trials: int, seed: int) -> dict[str, Any]:
+def one(variant: str, trials: int, seed: int, softmax_rows: int | None = None) -> dict[str, Any]:
     cfg = Config()
+    if softmax_rows:
+        cfg.dataset = DatasetConfig(
+            name="softmax", source="generated", generator="softmax", rows=softmax_rows, target="plan",
+            positive=None, categorical=["region", "signup_channel"],
+        )  # fmt: skip
+        cfg.search.multiclass = "both"
     cfg.seed = seed
     cfg.search.n_trials = trials
     cfg.progress = False
@@ -76,13 +84,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--variants", default="off,lrsweep,inline,per-value")
+    ap.add_argument("--softmax-rows", type=int, default=None, help="the generated 4-class table of this many rows")
     args = ap.parse_args()
     rows: dict[str, list[dict[str, Any]]] = {}
     for _ in range(args.repeat):
         for v in args.variants.split(","):
-            rows.setdefault(v, []).append(one(v, args.trials, args.seed))
+            rows.setdefault(v, []).append(one(v, args.trials, args.seed, args.softmax_rows))
     base = statistics.median(r["median_ms"] for r in rows.get("off", [{"median_ms": float("nan")}]))
-    print(f"telco churn, {args.trials} trials, seed {args.seed}, {args.repeat} repeat(s); per-trial wall of the loop")
+    data = f"softmax 4-class, {args.softmax_rows:,} rows" if args.softmax_rows else "telco churn"
+    print(f"{data}, {args.trials} trials, seed {args.seed}, {args.repeat} repeat(s); per-trial wall of the loop")
     print(f"{'variant':<10} {'median ms':>10} {'p90 ms':>8} {'+ms vs off':>11} {'x off':>6} {'sweep wall s':>13}")
     for v, rs in rows.items():
         med = statistics.median(r["median_ms"] for r in rs)

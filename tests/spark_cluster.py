@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -43,6 +44,16 @@ def _spark_home() -> Path:
 def _state(ui: str) -> dict:
     with urllib.request.urlopen(f"{ui}/json/", timeout=2) as r:
         return json.loads(r.read())
+
+
+def _master_ui(log: Path, asked: str) -> str:
+    """The master's web UI as its log says it bound it: the port asked for may have been taken between choosing it
+    and the master binding it (another cluster's daemon, in a parallel test), and Spark then takes the next one."""
+    try:
+        found = re.search(r"MasterWebUI.*started at https?://[^:/\s]+:(\d+)", log.read_text(errors="replace"))
+    except OSError:
+        return asked
+    return f"http://{HOST}:{found.group(1)}" if found else asked
 
 
 @contextmanager
@@ -91,11 +102,13 @@ def standalone_cluster(
             if dead:
                 logs = "\n".join(f.read_text(errors="replace")[-2000:] for f in sorted(logdir.glob("*.log")))
                 raise RuntimeError(f"a Spark daemon exited with {dead[0].returncode}:\n{logs}")
+            ui = _master_ui(logdir / "master.log", ui)
             try:
-                alive = [w for w in _state(ui).get("workers", []) if w.get("state") == "ALIVE"]
-                if len(alive) == workers:
+                state = _state(ui)
+                alive = [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
+                if state.get("url") == master and len(alive) == workers:  # our master's page, all workers up
                     break
-            except OSError:
+            except (OSError, ValueError):  # not up yet, or another daemon's page (HTML, not JSON)
                 pass
             if time.monotonic() > deadline:
                 logs = "\n".join(f.read_text(errors="replace")[-2000:] for f in sorted(logdir.glob("*.log")))

@@ -79,8 +79,10 @@ def multiclass_metrics(
     labels: list[str],
     decision: Decision = Decision(),
     curves: list[Curve] | None = None,
+    log_loss: float | None = None,
 ) -> dict[str, float]:
-    """Every figure of one part: log loss, accuracy, macro and weighted averages, and the per-class figures."""
+    """Every figure of one part: log loss, accuracy, macro and weighted averages, and the per-class figures.
+    ``curves`` and ``log_loss``: already computed for these rows (a backend's evaluation has its log loss)."""
     y = np.asarray(y)
     k = proba.shape[1]
     codes = list(range(k))
@@ -106,7 +108,7 @@ def multiclass_metrics(
         "f1_weighted": float(np.average(f1, weights=weights)),
         "roc_auc": float(auc.mean()),  # NaN when a class is missing from the part (the split refuses that)
         "pr_auc": float(ap.mean()),
-        "log_loss": multiclass_log_loss(y, proba),
+        "log_loss": multiclass_log_loss(y, proba) if log_loss is None else float(log_loss),
     }
     per = {"precision": prec, "recall": rec, "f1": f1, "specificity": spec, "roc_auc": auc}
     for name in PER_CLASS_METRICS:

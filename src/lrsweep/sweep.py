@@ -150,9 +150,9 @@ def _metrics(
     curves = class_curves(y, proba)
     code = of_class_code(cfg, classes)
     if code is None:
-        return multiclass_metrics(y, proba, classes, Decision(), curves), True, None
+        return multiclass_metrics(y, proba, classes, Decision(), curves, ev.log_loss), True, None
     choice = choose_threshold(curves[code], cfg.threshold, params.threshold)
-    m = multiclass_metrics(y, proba, classes, Decision(code, choice.value), curves)
+    m = multiclass_metrics(y, proba, classes, Decision(code, choice.value), curves, ev.log_loss)
     m["threshold"] = choice.value
     return m, choice.feasible, curves[code]
 

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +21,10 @@ from typing import Any
 
 from lrsweep.errors import LrsweepError
 
-__all__ = ["LineParser", "cache_dir", "cached_table", "meta_path", "read_meta", "sha256_file", "temp_name"]
+__all__ = [
+    "LineParser", "cache_dir", "cached_table", "meta_path", "publish", "read_meta", "run_cli", "sha256_file",
+    "temp_name",
+]  # fmt: skip
 
 
 def meta_path(path: str | os.PathLike[str]) -> Path:
@@ -49,6 +53,20 @@ def sha256_file(path: Path) -> str:
 def temp_name(final: Path, suffix: str = "tmp") -> Path:
     """A hidden name beside ``final``, unique to this process and call (never taken for a table)."""
     return final.with_name(f".{final.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.{suffix}")
+
+
+def publish(tmp: Path, final: Path, meta: dict[str, Any]) -> None:
+    """Make the table written at ``tmp`` the one at ``final`` with ``meta`` as its sidecar: the sidecar written
+    under a temporary name, any old sidecar removed first (it must not describe the new data), the data renamed
+    into place, then the sidecar (a table with its sidecar is complete)."""
+    tmp_meta = temp_name(meta_path(final))
+    try:
+        tmp_meta.write_text(json.dumps(meta, indent=2) + "\n")
+        meta_path(final).unlink(missing_ok=True)
+        os.replace(tmp, final)
+        os.replace(tmp_meta, meta_path(final))
+    finally:
+        tmp_meta.unlink(missing_ok=True)
 
 
 def cache_dir(name: str) -> Path:
@@ -108,3 +126,28 @@ class LineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def run_cli(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, write: Callable[[Path], Any],
+    cached: Callable[[], Path], read: Callable[[Path], dict[str, Any]], summary: Callable[[dict[str, Any]], str],
+) -> int:  # fmt: skip
+    """A generator's command after its own argument checks: ``write`` the table to ``--out``, or ``cached()`` the
+    cache's; print its path, ``summary(meta)`` and (``--json``) the whole sidecar. An error is one line, status 1."""
+    if args.out is not None and args.out.is_dir():
+        parser.error(f"--out {str(args.out)!r} is a directory; give a file name such as table.parquet")
+    try:
+        if args.out is not None:
+            write(args.out)
+            path = args.out
+        else:
+            path = cached()
+        meta = read(path)
+    except (LrsweepError, OSError) as exc:
+        print(f"{parser.prog}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    print(path)
+    print(summary(meta))
+    if args.json:
+        print(json.dumps(meta, indent=2))
+    return 0

@@ -642,7 +642,7 @@ def generate_ctr_table(
     if final.is_dir():
         raise LrsweepError(f"{str(final)!r} is a directory", "give a file name such as ctr.parquet")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp, tmp_meta = temp_name(final), temp_name(table_cache.meta_path(final))
+    tmp = temp_name(final)
     t0 = time.perf_counter()
     stats = _Stats()
     try:
@@ -670,13 +670,9 @@ def generate_ctr_table(
             "created_by": f"lrsweep.datasets.ctr v{GENERATOR_VERSION}",
             "versions": {"pyarrow": pa.__version__, "numpy": np.__version__},
         }
-        tmp_meta.write_text(json.dumps(meta, indent=2) + "\n")
-        table_cache.meta_path(final).unlink(missing_ok=True)  # an old sidecar must not describe the new data
-        os.replace(tmp, final)
-        os.replace(tmp_meta, table_cache.meta_path(final))
+        table_cache.publish(tmp, final, meta)
     finally:
         tmp.unlink(missing_ok=True)
-        tmp_meta.unlink(missing_ok=True)
     return meta
 
 
@@ -738,26 +734,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--seed must be in [0, 2**63) (got {args.seed})")
     if args.chunk_rows < 1:
         parser.error(f"--chunk-rows must be at least 1 (got {args.chunk_rows})")
-    if args.out is not None and args.out.is_dir():
-        parser.error(f"--out {str(args.out)!r} is a directory; give a file name such as ctr.parquet")
-    try:
-        if args.out is not None:
-            generate_ctr_table(args.out, args.rows, args.seed, chunk_rows=args.chunk_rows)
-            path = args.out
-        else:
-            path = ensure_ctr_table(args.rows, args.seed, args.cache_dir)
-        meta = read_meta(path)
-    except (LrsweepError, OSError) as exc:
-        print(f"{parser.prog}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 1
-    print(path)
-    print(
-        f"rows={meta['rows']} click_rate={meta['click_rate']:.4f} bayes_log_loss={meta['bayes_log_loss']:.5f} "
-        f"bayes_roc_auc={meta['bayes_roc_auc']:.5f} (binning error <= {meta['bayes_roc_auc_max_binning_error']:.1e})"
-    )
-    if args.json:
-        print(json.dumps(meta, indent=2))
-    return 0
+
+    def summary(meta: dict[str, Any]) -> str:
+        return (
+            f"rows={meta['rows']} click_rate={meta['click_rate']:.4f} bayes_log_loss={meta['bayes_log_loss']:.5f} "
+            f"bayes_roc_auc={meta['bayes_roc_auc']:.5f} (binning error <= "
+            f"{meta['bayes_roc_auc_max_binning_error']:.1e})"
+        )
+
+    return table_cache.run_cli(
+        parser, args, lambda out: generate_ctr_table(out, args.rows, args.seed, chunk_rows=args.chunk_rows),
+        lambda: ensure_ctr_table(args.rows, args.seed, args.cache_dir), read_meta, summary,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

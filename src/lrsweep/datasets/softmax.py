@@ -381,7 +381,7 @@ def generate_softmax_table(out: str | os.PathLike[str], rows: int, seed: int = 0
     if final.is_dir():
         raise LrsweepError(f"{str(final)!r} is a directory", "give a file name such as plans.parquet")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp, tmp_meta, tmp_p = temp_name(final), temp_name(cache.meta_path(final)), temp_name(final, "proba.tmp")
+    tmp, tmp_p = temp_name(final), temp_name(final, "proba.tmp")
     k = len(CLASSES)
     t0 = time.perf_counter()
     try:
@@ -434,12 +434,9 @@ def generate_softmax_table(out: str | os.PathLike[str], rows: int, seed: int = 0
             "created_by": f"lrsweep.datasets.softmax v{GENERATOR_VERSION}",
             "versions": {"pyarrow": pa.__version__, "numpy": np.__version__},
         }
-        tmp_meta.write_text(json.dumps(meta, indent=2) + "\n")
-        cache.meta_path(final).unlink(missing_ok=True)  # an old sidecar must not describe the new data
-        os.replace(tmp, final)
-        os.replace(tmp_meta, cache.meta_path(final))
+        cache.publish(tmp, final, meta)
     finally:
-        for t in (tmp, tmp_meta, tmp_p):
+        for t in (tmp, tmp_p):
             t.unlink(missing_ok=True)
     return meta
 
@@ -495,27 +492,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--rows must be between {MIN_ROWS} and 2**24 (got {args.rows})")
     if not 0 <= args.seed < 2**63:
         parser.error(f"--seed must be in [0, 2**63) (got {args.seed})")
-    if args.out is not None and args.out.is_dir():
-        parser.error(f"--out {str(args.out)!r} is a directory; give a file name such as plans.parquet")
-    try:
-        if args.out is not None:
-            generate_softmax_table(args.out, args.rows, args.seed)
-            path = args.out
-        else:
-            path = ensure_softmax_table(args.rows, args.seed, args.cache_dir)
-        meta = read_meta(path)
-    except (LrsweepError, OSError) as exc:
-        print(f"{parser.prog}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 1
-    print(path)
-    shares = " ".join(f"{c}={s:.3f}" for c, s in meta["class_shares"].items())
-    print(
-        f"rows={meta['rows']} shares: {shares} bayes_log_loss={meta['bayes_log_loss']:.5f} "
-        f"bayes_roc_auc={meta['bayes_roc_auc']:.5f}"
-    )
-    if args.json:
-        print(json.dumps(meta, indent=2))
-    return 0
+
+    def summary(meta: dict[str, Any]) -> str:
+        shares = " ".join(f"{c}={s:.3f}" for c, s in meta["class_shares"].items())
+        return (
+            f"rows={meta['rows']} shares: {shares} bayes_log_loss={meta['bayes_log_loss']:.5f} "
+            f"bayes_roc_auc={meta['bayes_roc_auc']:.5f}"
+        )
+
+    return cache.run_cli(
+        parser, args, lambda out: generate_softmax_table(out, args.rows, args.seed),
+        lambda: ensure_softmax_table(args.rows, args.seed, args.cache_dir), read_meta, summary,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

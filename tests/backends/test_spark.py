@@ -261,6 +261,10 @@ def test_setup_splits_like_sklearn_and_caches(telco: Any) -> None:
     assert [f.n_fit for f in backend._folds] == [len(reference.split.train)]
     assert [f.n_held for f in backend._folds] == [len(reference.split.val)]
     assert all(f.fit.is_cached and f.held.is_cached for f in backend._folds)
+    # the table as read, cached once in ceil(rows / rows_per_partition) partitions (at most one per core): a table
+    # from pandas comes in a partition per Arrow batch or core (100 at 10**6 rows), and every pass over it (the
+    # refit, the test part, the true model's reference) paid a task each
+    assert backend._base.is_cached and backend._base.rdd.getNumPartitions() == 1
     native = backend.native_params(params(2.0, 0.5))
     assert native["regParam"] == pytest.approx(1 / (2.0 * len(reference.split.train)))
     assert native["elasticNetParam"] == 0.5

@@ -607,7 +607,10 @@ class SparkBackend:
         self._parts, self.reference = parts, data.reference
         self.classes = list(parts.classes)
         base = parts.frame
-        self._base = base if base.is_cached else base.cache()  # read once: every fold and the refit start from it
+        if not base.is_cached:  # read once: every fold and the refit start from it, in one task per core
+            # (a frame made from pandas comes in Arrow batches of 10,000 rows: 100 tasks per pass at 10**6 rows)
+            base = base.coalesce(self._partitions(sum(parts.rows.values()))).cache()
+        self._base = base
         part, fold = F.col(PART), F.col(FOLD)
         self._cv = data.cv.folds > 1
         if self._cv:

@@ -261,10 +261,7 @@ def test_setup_splits_like_sklearn_and_caches(telco: Any) -> None:
     assert [f.n_fit for f in backend._folds] == [len(reference.split.train)]
     assert [f.n_held for f in backend._folds] == [len(reference.split.val)]
     assert all(f.fit.is_cached and f.held.is_cached for f in backend._folds)
-    # the table as read, cached once in ceil(rows / rows_per_partition) partitions (at most one per core): a table
-    # from pandas comes in a partition per Arrow batch or core (100 at 10**6 rows), and every pass over it (the
-    # refit, the test part, the true model's reference) paid a task each
-    assert backend._base.is_cached and backend._base.rdd.getNumPartitions() == 1
+    assert backend._base.is_cached
     native = backend.native_params(params(2.0, 0.5))
     assert native["regParam"] == pytest.approx(1 / (2.0 * len(reference.split.train)))
     assert native["elasticNetParam"] == 0.5
@@ -649,6 +646,33 @@ def test_parquet_read_by_spark_with_hash_split_and_folds(spark: Any, tmp_path: P
         assert area_metrics(ev.curve)["roc_auc"] == pytest.approx(expected, abs=1e-4)
         assert ev.n == len(held) and fold.n_fit == len(fit)
     finally:
+        backend.close()
+
+
+def test_a_table_read_through_pandas_is_cached_in_one_partition_per_core(spark: Any, tmp_path: Path) -> None:
+    # pandas tables reach Spark in a partition per Arrow batch (10,000 rows: 100 partitions at 10**6 rows), and
+    # every pass over the cached table (the refit's preprocessing, the test part, a generated table's reference)
+    # paid a task per batch; the table is kept in one partition per core (local[2]: 2), the folds by their rows
+    path = tmp_path / "data.parquet"
+    synthetic(25_000, seed=8).to_parquet(path)
+    backend = SparkBackend(SparkConfig(), cluster=LOCAL2)
+    # as a large table does (Arrow data above 48 MB goes to the executors batch by batch, smaller data becomes a
+    # local relation of a partition per core): every batch to the executors, in batches of 5,000 rows (5 of them)
+    conf = {
+        "spark.sql.execution.arrow.localRelationThreshold": "0",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": "5000",
+    }
+    before = {k: spark.conf.get(k) for k in conf}
+    try:
+        for k, v in conf.items():
+            spark.conf.set(k, v)
+        summary = prepared(backend, DatasetConfig(name="synthetic", path=str(path), target="y", positive=None))
+        assert sum(summary.rows.values()) == 25_000
+        assert backend._base.is_cached and backend._base.rdd.getNumPartitions() == 2
+        assert [f.fit.rdd.getNumPartitions() for f in backend._folds] == [1]  # ceil(rows / 100,000)
+    finally:
+        for k, v in before.items():
+            spark.conf.set(k, v)
         backend.close()
 
 

@@ -607,9 +607,13 @@ class SparkBackend:
         self._parts, self.reference = parts, data.reference
         self.classes = list(parts.classes)
         base = parts.frame
-        if not base.is_cached:  # read once: every fold and the refit start from it, in one task per core
-            # (a frame made from pandas comes in Arrow batches of 10,000 rows: 100 tasks per pass at 10**6 rows)
-            base = base.coalesce(self._partitions(sum(parts.rows.values()))).cache()
+        if not base.is_cached:  # read once: every fold and the refit start from it
+            # in at most partitions_per_core tasks per core: a frame made from pandas comes in a partition per Arrow
+            # batch of 10,000 rows (100 at 10**6 rows), and each pass over it (the refit's preprocessing, the test
+            # part, a generated table's reference scored by Python workers) paid a task per batch. Not fewer than
+            # the cores (rows_per_partition is for the fit frames, where a task's dense gradient is the fixed
+            # cost): passes over the table are row work that every core can share.
+            base = base.coalesce(self._partitions(sys.maxsize)).cache()
         self._base = base
         part, fold = F.col(PART), F.col(FOLD)
         self._cv = data.cv.folds > 1

@@ -23,7 +23,6 @@ import statistics
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import optuna
@@ -36,18 +35,10 @@ from lrsweep.backends import make_backend
 from lrsweep.cli import register_configs, to_config
 from lrsweep.config import METRIC_DIRECTIONS
 from lrsweep.data import open_data
-from lrsweep.metrics import area_metrics
 from lrsweep.space import solver_pool, suggest
+from lrsweep.sweep import _metrics  # the sweep's own validation figures of an evaluation
 
 CONF = str(Path(lrsweep.__file__).parent / "conf")
-
-
-def objective(ev: Any, metric: str) -> float:
-    if metric == "log_loss":
-        return float(ev.log_loss)
-    if metric == "roc_auc":
-        return float(area_metrics(ev.curve)["roc_auc"])
-    raise SystemExit(f"--case with objective {metric}: only log_loss and roc_auc are read here")
 
 
 def main() -> int:
@@ -83,7 +74,8 @@ def main() -> int:
                 t = time.perf_counter()
                 ev = backend.evaluate(p, fraction=float(rows))
                 seconds = time.perf_counter() - t
-                results[(rows, iters)].append((objective(ev, metric), seconds))
+                value = _metrics(ev, cfg, p, backend.classes)[0][metric]
+                results[(rows, iters)].append((value, seconds))
                 line = {"config": i, "params": params.label(), "rows": str(rows), "iterations": p.max_iter}
                 print(json.dumps(line | {"value": results[(rows, iters)][-1][0], "seconds": seconds}), flush=True)
     finally:

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,10 +175,24 @@ def _trials(tmp_path: Path, storage: str):
     if storage == "journal":
         (journal,) = (tmp_path / "lrsweep_studies").glob("*.journal")
         store = JournalStorage(JournalFileBackend(str(journal)))
-    else:
-        store = optuna.storages.RDBStorage(storage)
+    else:  # one engine per database for the whole test: a new one per poll kept its connections until collected,
+        # and PostgreSQL refused the 101st (max_connections=100) while the workers waited on it
+        store = _DATABASES.get(storage) or _DATABASES.setdefault(storage, optuna.storages.RDBStorage(storage))
     (summary,) = optuna.get_all_study_summaries(store)
     return optuna.load_study(study_name=summary.study_name, storage=store).get_trials()
+
+
+_DATABASES: dict[str, Any] = {}  # database URL -> the tests' one RDBStorage on it (see _trials)
+
+
+@pytest.fixture(autouse=True)
+def _close_databases() -> Iterator[None]:
+    """The tests' own connections to a study database are closed when the test ends."""
+    yield
+    while _DATABASES:
+        _, store = _DATABASES.popitem()
+        store.remove_session()
+        store.engine.dispose()
 
 
 def _counted(trials) -> list:

@@ -16,6 +16,8 @@ Cases (``--cases``; the config is composed exactly as the command line composes 
               tests/spark_cluster.py: run with the repository root on PYTHONPATH); its calibration is telco's,
               from the cache (a calibration belongs to the machine that measured it, not to the cluster), and
               the cluster's own overheads are measured by the plan's cluster probe (lrsweep.planning.probe)
+  softmax_ovr dataset=softmax dataset.rows=300000 search=default search.multiclass=ovr, local[2]: a 4-class
+              target fitted one-vs-rest (four binomial fits per trial); not in the default --cases
 
 Run: PYTHONPATH=src:. python benchmarks/bench_plan.py [--cases telco ctr1m ctr3m standalone] [--trials N]
 The machine may be shared: the load average is printed before and after every case. Each case runs in a process
@@ -54,6 +56,8 @@ CASES: dict[str, tuple[list[str], int]] = {  # overrides, trials
     "ctr1m": ([*CTR, "dataset.rows=1000000"], 6),
     "ctr3m": ([*CTR, "dataset.rows=3000000"], 4),
     "standalone": (["dataset=telco_churn", "search=default"], 8),
+    # a 4-class target fitted one-vs-rest: K binomial fits per trial
+    "softmax_ovr": (["dataset=softmax", "dataset.rows=300000", "search=default", "search.multiclass=ovr"], 6),
 }
 
 
@@ -103,7 +107,7 @@ def run_case(case: str, trials: int | None, cache_dir: str) -> dict[str, Any]:
         plan = make_plan(cfg, calibration=cal)  # as `lrsweep plan` predicts it (no history: nothing is tracked)
         est, probe = plan.sweep, plan.probe
         ratio = probe["trial_ratio"] if probe else 1.0  # the cluster probe's correction of the trials
-        configs = draw_configs(cfg, n)
+        configs = draw_configs(cfg, n, multiclass=cal.classes > 2)
         predicted = [cal.trial(p, rows=rows, cores=cores).scaled(ratio) for p in configs]
         n_fit = cal._parts(rows).n_fit
         its = [cal.iterations.iterations(p, n_fit) for p in configs] if cal.iterations else []
@@ -160,7 +164,7 @@ def predict_case(case: str, n: int, cores: int, cache_dir: str, cluster: list[st
     t0 = time.perf_counter()
     cal = calibrate(cfg)
     cal_s = time.perf_counter() - t0
-    configs = draw_configs(cfg, n)
+    configs = draw_configs(cfg, n, multiclass=cal.classes > 2)
     n_fit = cal._parts(rows).n_fit
     return {
         "cfg": cfg,
@@ -251,7 +255,7 @@ def in_own_process(case: str, trials: int | None, cache: str, out: Path) -> dict
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    ap.add_argument("--cases", nargs="+", choices=list(CASES), default=["telco", "ctr1m", "ctr3m", "standalone"])
     ap.add_argument("--trials", type=int, help="trials per sweep (default: per case, 4-8)")
     ap.add_argument("--cache-dir", help="calibration cache (default: a fresh temporary folder: measured anew)")
     ap.add_argument("--out", type=Path, help="also append the JSON lines to this file")

@@ -307,6 +307,44 @@ def test_a_real_small_calibration_on_telco(tmp_path: Path, monkeypatch: pytest.M
     assert again.cache_hit and again.fit_runs == cal.fit_runs
 
 
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_real_calibration_of_a_one_vs_rest_search_fits_and_counts_k_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 4-class target searched one-vs-rest: the calibration's children fit what the sweep fits (four binomial
+    models per fit, probe and refit, each an L-BFGS run of Spark jobs), record it, and the plan predicts a
+    one-vs-rest trial above a multinomial one's."""
+    pytest.importorskip("pyspark")
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    monkeypatch.setenv("LRSWEEP_CACHE", str(tmp_path / "generated"))
+    softmax = DatasetConfig(
+        name="softmax", source="generated", generator="softmax", rows=20_000, target="plan", positive=None,
+        categorical=["region", "signup_channel"],
+    )  # fmt: skip
+    knobs = {
+        "fractions": 1,
+        "cores": [2],
+        "configs": 2,
+        "small_configs": 1,
+        "warmup": False,
+        "probes": 1,
+        "setup_scale": 0,
+    }
+    cfg = spark_cfg(tmp_path, softmax, budget=None, **knobs)
+    cfg.search = dataclasses.replace(cfg.search, multiclass="ovr", penalties=["l2"])
+    cal = calibrate(cfg)
+    assert cal.classes == 4 and {s.classes for s in cal.setup_runs} == {4}
+    assert cal.fit_runs and {r.models for r in cal.fit_runs} == {4}
+    assert any(r.repeats > 1 for r in cal.fit_runs)  # the probe of the sample repeated in memory fitted one-vs-rest
+    for r in cal.fit_runs:
+        assert r.jobs >= 4 * r.n_iter > 0  # four fits, each at least a job per iteration (n_iter: the largest's)
+    assert [r.models for r in cal.refit_runs] == [4]
+    ovr = ModelParams(1.0, 0.0, "l2", None, "none", cfg.search.max_iter, cfg.search.tol, None, "ovr")
+    soft = dataclasses.replace(ovr, multiclass="multinomial")
+    assert cal.trial(ovr, rows=cal.rows, cores=2).mid > 2 * cal.trial(soft, rows=cal.rows, cores=2).mid
+
+
 def test_probe_pairs_measure_the_cost_per_row_despite_a_drifting_load() -> None:
     """Each round's two probes run back to back: a load that doubles from round to round cancels in their
     difference only as far as it hits both alike, so the slope comes from pairs, not from a fit over time."""
@@ -400,3 +438,51 @@ def test_a_generated_sample_repeated_as_one_file_reads_back_k_copies(tmp_path: P
     assert "hour_of_day" in many.columns and "hour_of_day" not in one.columns  # derived, as reading the table does
     for k in range(3):
         assert many[one.columns].iloc[k * 1_000 : (k + 1) * 1_000].reset_index(drop=True).equals(one)
+
+
+def test_one_vs_rest_fits_are_predicted_as_k_binomial_fits() -> None:
+    """A one-vs-rest fit on a K-class target is K binomial fits, each paying the fixed part of a fit and its
+    passes: calibrated on runs of that law (models=K) beside single fits, a one-vs-rest trial is predicted at K
+    times a single fit's cost (its scoring once), and a multinomial one (or any on a binary target) at one."""
+    from tests.planning import law_fit_seconds, law_iterations
+
+    k = 4
+    cal = synthetic_calibration()
+    binary = synthetic_calibration()
+    full = cal._parts(cal.rows)
+    ovr_runs = []
+    for r in cal.fit_runs:
+        it = law_iterations(r.target_C, full.n_fit, r.l1_ratio)
+        jobs = k * (4 + it * (2 if r.l1_ratio > 0 else 1))
+        ovr_runs.append(dataclasses.replace(r, jobs=jobs, models=k, fit_seconds=k * 0.3 + jobs * (
+            law_fit_seconds(r.n_fit, r.machines, 1) - 0.3)))  # fmt: skip
+    cal.fit_runs = [*cal.fit_runs, *ovr_runs]
+    cal.setup_runs = [dataclasses.replace(s, classes=k) for s in cal.setup_runs]
+    cal.fit_models()
+    assert cal.classes == k and binary.classes == 0
+    assert any("4-class target: a one-vs-rest fit is 4 binomial fits" in line for line in cal.evidence())
+    assert not any("one-vs-rest" in line for line in binary.evidence())
+    ovr = ModelParams(1.0, 0.0, "l2", None, "none", 300, 1e-4, None, "ovr")
+    soft = dataclasses.replace(ovr, multiclass="multinomial")
+    one, _ = cal.fold_seconds(soft, full.n_fit, full.n_held, 8)
+    many, _ = cal.fold_seconds(ovr, full.n_fit, full.n_held, 8)
+    it = law_iterations(1.0, full.n_fit, 0.0)
+    m = cal.machines(full.n_fit, 8)
+    single = law_fit_seconds(full.n_fit, m, 4 + it)  # the law's one binomial fit at full size on 8 cores
+    assert many - one == pytest.approx((k - 1) * single, rel=0.05)
+    assert cal.models(ovr) == k and cal.models(soft) == 1 and binary.models(ovr) == 1
+    assert binary.fold_seconds(ovr, full.n_fit, full.n_held, 8) == binary.fold_seconds(soft, full.n_fit, full.n_held, 8)
+    # the models fitted on K-fold runs did not take the K fits' fixed parts for per-pass cost
+    assert cal.passes["lbfgs"] == pytest.approx(binary.passes["lbfgs"], rel=0.02)
+    assert cal.fit_theta[0] == pytest.approx(binary.fit_theta[0], rel=0.1)
+    # and the trial of a one-vs-rest sweep's draw is predicted so (a multi-class draw carries its mode)
+    assert cal.trial(ovr, rows=cal.rows, cores=8).mid > 3 * cal.trial(soft, rows=cal.rows, cores=8).mid
+    from lrsweep.planning.predict import predict_sweep
+
+    def sweep(mode: str, c: Calibration) -> float:
+        cfg = Config(backend=SparkConfig(), search=dataclasses.replace(SearchConfig(), n_trials=12, multiclass=mode))
+        return predict_sweep(cfg, c, rows=c.rows, cores=8).trials.mid
+
+    assert sweep("ovr", cal) > 3 * sweep("multinomial", cal)
+    assert sweep("multinomial", cal) < sweep("both", cal) < sweep("ovr", cal)
+    assert sweep("ovr", binary) == sweep("multinomial", binary)  # a binary target: one model whatever the mode

@@ -142,15 +142,17 @@ def test_draws_are_the_tpe_sweeps_first_trials() -> None:
     from lrsweep.space import suggest
     from lrsweep.sweep import _sampler
 
-    cfg = cfg_with(n_trials=8)
-    pool = validate(cfg)
-    study = optuna.create_study(sampler=_sampler(cfg), direction="maximize")
-    sweep_draws = []
-    for i in range(8):
-        t = study.ask()
-        sweep_draws.append(suggest(t, cfg.search, cfg.threshold, pool))
-        study.tell(t, float(i % 3))
-    assert draw_configs(cfg, 8) == sweep_draws
+    for multiclass in (False, True):  # a multi-class target: the search's modes are drawn too (both: searched)
+        cfg = cfg_with(n_trials=8, multiclass="both")
+        pool = validate(cfg)
+        study = optuna.create_study(sampler=_sampler(cfg), direction="maximize")
+        sweep_draws = []
+        for i in range(8):
+            t = study.ask()
+            sweep_draws.append(suggest(t, cfg.search, cfg.threshold, pool, multiclass))
+            study.tell(t, float(i % 3))
+        assert draw_configs(cfg, 8, multiclass=multiclass) == sweep_draws
+        assert {p.multiclass for p in sweep_draws} == ({"ovr", "multinomial"} if multiclass else {None})
 
 
 def test_estimate_arithmetic() -> None:

@@ -94,7 +94,7 @@ Z = 2.0
 NOISE = 0.10
 # Extra relative error per tenfold extrapolation beyond the measured rows or cores
 PER_DECADE = 0.10
-SCHEMA = 1  # the cache file's layout
+SCHEMA = 2  # the cache file's layout (2: one-vs-rest fits counted as K binomial fits)
 PROBE_ITER = 8  # iterations of a probe fit
 MAX_REPEATS = 100  # a repeated probe holds its sample at most this many times over
 
@@ -240,6 +240,8 @@ class FitRun:
     # a short fit (PROBE_ITER iterations) run in turn on every sample of one child: adjacent pairs of them give
     # the cost per row of a pass, free of a drift of the machine's load (which hits both alike)
     probe: bool = False
+    # binomial models the evaluate fitted: K for one-vs-rest on a K-class target (n_iter is their largest), else 1
+    models: int = 1
 
 
 @dataclass
@@ -251,6 +253,7 @@ class SetupRun:
     session_seconds: float  # 0 when the session was already up (later samples of one child)
     data_seconds: float  # data read + preprocessing fitted + frames cached
     cold: bool = False  # the child's first sample: a fresh JVM, as a sweep's setup always is
+    classes: int = 0  # the target's classes when more than two (0: binary)
 
 
 @dataclass
@@ -266,6 +269,13 @@ class RefitRun:
     n_iter: int
     jobs: int
     seconds: float
+    models: int = 1  # as FitRun.models
+
+
+def binomial_models(classes: int, multiclass: str | None) -> int:
+    """Binomial models one fit makes on a target of ``classes`` classes: K under one-vs-rest (one per class, as
+    the Spark backend fits them), 1 for a multinomial or binary fit."""
+    return classes if (classes > 2 and multiclass == "ovr") else 1
 
 
 def _family(l1_ratio: float, C: float) -> str:
@@ -351,14 +361,17 @@ class IterationModel:
 
 
 def _passes_fit(runs: list[FitRun]) -> dict[str, tuple[float, float]]:
-    """jobs = a + b_optimiser * iterations: one intercept (the jobs around the passes), a slope per optimiser
-    (NNLS). An optimiser never measured gets the other's slope, doubled or halved (OWL-QN runs about two passes
-    per iteration, L-BFGS about one)."""
+    """jobs = models x (a + b_optimiser * iterations): one intercept (the jobs around the passes), a slope per
+    optimiser (NNLS); ``models`` binomial fits of one-vs-rest each pay both (their iterations taken as the
+    largest's, which is what a run records). An optimiser never measured gets the other's slope, doubled or halved
+    (OWL-QN runs about two passes per iteration, L-BFGS about one)."""
     import numpy as np
     from scipy.optimize import nnls
 
     fams = [_family(r.l1_ratio, r.C) for r in runs]
-    A = np.array([[1.0, r.n_iter * (f == "lbfgs"), r.n_iter * (f == "owlqn")] for r, f in zip(runs, fams, strict=True)])
+    A = np.array(
+        [[1.0, r.n_iter * (f == "lbfgs"), r.n_iter * (f == "owlqn")] for r, f in zip(runs, fams, strict=True)]
+    ) * np.array([[float(r.models)] for r in runs])
     y = np.array([float(r.jobs) for r in runs])
     coef, _ = nnls(A, y)
     a, b_l, b_o = (float(v) for v in coef)
@@ -390,8 +403,9 @@ def _probe_slope(runs: list[FitRun]) -> float | None:
 
 
 def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
-    """fit seconds = [1, n/m] . fixed + jobs * [1, n/m, log m, m] . per_pass + cold * [1, jobs] . jit (NNLS on
-    relative errors; the warm-up fits left out) -> theta (8 values; the last two the cold JVM's), residuals.
+    """fit seconds = models * [1, n/m] . fixed + jobs * [1, n/m, log m, m] . per_pass + cold * [1, jobs] . jit
+    (NNLS on relative errors; the warm-up fits left out; ``models``: one-vs-rest's K binomial fits each pay the
+    fixed part) -> theta (8 values; the last two the cold JVM's), residuals.
 
     The per-row term of a pass comes from the probes when there are any (:func:`_probe_slope`); else from all
     fits, kept only when they clearly show it (:func:`lrsweep.planning.ernest.fit_select`)."""
@@ -405,9 +419,10 @@ def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
     m = np.array([r.machines for r in runs], dtype=float)
     jobs = np.array([max(r.jobs, 1) for r in runs], dtype=float)
     cold = np.array([float(r.cold) for r in runs])
+    models = np.array([float(r.models) for r in runs])
     t = np.array([max(r.fit_seconds, 1e-3) for r in runs])
     F = identify(features(n, m), n, m)
-    A = np.hstack([F[:, :2], F * jobs[:, None], cold[:, None], (cold * jobs)[:, None]])
+    A = np.hstack([F[:, :2] * models[:, None], F * jobs[:, None], cold[:, None], (cold * jobs)[:, None]])
     if cold.all() or not cold.any():
         A[:, 6:] = 0.0  # a cold JVM cannot be told apart without warm runs (and needs no term without cold ones)
     free, free_res = fit_select(A, t, optional=[1, 3])  # the size terms, kept when the runs clearly show them
@@ -432,12 +447,13 @@ def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
     return [float(v) for v in theta], [float(v) for v in res]
 
 
-def _fit_time(theta: list[float], n: float, m: float, jobs: float, *, cold: bool = False) -> float:
-    """Seconds of one fit of ``jobs`` Spark jobs on ``n`` rows and ``m`` cores (warm JVM unless ``cold``)."""
+def _fit_time(theta: list[float], n: float, m: float, jobs: float, *, cold: bool = False, models: int = 1) -> float:
+    """Seconds of one fit of ``jobs`` Spark jobs on ``n`` rows and ``m`` cores (warm JVM unless ``cold``), made of
+    ``models`` binomial fits (one-vs-rest's K)."""
     from lrsweep.planning.ernest import features
 
     F = features(n, m)[0]
-    t = theta[0] + theta[1] * F[1] + jobs * sum(th * f for th, f in zip(theta[2:6], F, strict=True))
+    t = models * (theta[0] + theta[1] * F[1]) + jobs * sum(th * f for th, f in zip(theta[2:6], F, strict=True))
     if cold and len(theta) >= 8:
         t += theta[6] + theta[7] * jobs
     return float(t)
@@ -490,7 +506,7 @@ def _cold_start(runs: list[FitRun], theta: list[float]) -> float:
     per_child: dict[int, float] = {}
     for r in runs:
         if r.warmup or r.cold:
-            warm = _fit_time(theta, r.n_fit, r.machines, max(r.jobs, 1))
+            warm = _fit_time(theta, r.n_fit, r.machines, max(r.jobs, 1), models=r.models)
             per_child[r.cores] = per_child.get(r.cores, 0.0) + max(r.fit_seconds - warm, 0.0)
     return float(statistics.median(per_child.values())) if per_child else 0.0
 
@@ -567,6 +583,7 @@ class Calibration:
     session_seconds: float = 0.0
     refit_extra: dict[str, Any] = field(default_factory=dict)  # Ernest of the refit beyond its fit and test scoring
     cold_start_seconds: float = 0.0  # a fresh JVM's first fits beyond warm ones (once per sweep)
+    classes: int = 0  # the target's classes when more than two (one-vs-rest fits that many models), 0: binary
     # the share of a fit's fixed cost that concurrent trials on one session overlap (None: not measured)
     overlap: float | None = None
     seconds: float = 0.0  # wall time of the calibration itself
@@ -586,6 +603,7 @@ class Calibration:
         self.iterations = IterationModel.fit([r for r in runs if not r.probe], full.n_fit)
         self.passes = _passes_fit(runs)
         self.fit_theta, self.fit_residuals = _fit_time_model(runs)
+        self.classes = max((s.classes for s in self.setup_runs), default=0)
         self.cold_start_seconds = _cold_start(self.fit_runs, self.fit_theta)
         self.overlap = _overlap(self.fit_runs)
         evals = [Point(r.n_held, r.machines, max(r.eval_seconds, 1e-3)) for r in runs if not r.cold]
@@ -598,7 +616,8 @@ class Calibration:
         for r in self.refit_runs:
             fam = _family(r.l1_ratio, r.C)
             a, b = self.passes[fam]
-            fit = _fit_time(self.fit_theta, r.n_fit, r.machines, a + b * r.n_iter)  # its jobs include preprocessing
+            jobs = r.models * (a + b * r.n_iter)  # (its jobs include preprocessing)
+            fit = _fit_time(self.fit_theta, r.n_fit, r.machines, jobs, models=r.models)
             scoring = Ernest.from_dict(self.eval_model).predict(r.n_test, r.machines)
             extra.append(Point(r.n_fit, r.machines, max(r.seconds - fit - scoring, 0.05)))
         self.refit_extra = Ernest.fit(extra).to_dict() if extra else {}
@@ -646,16 +665,26 @@ class Calibration:
         :meth:`at_once` says, its per-row work not at all (the cores are busy with it)."""
         from lrsweep.planning.ernest import Ernest
 
-        assert self.iterations is not None, "fit_models() first"
         m = self.machines(n_fit, cores)
-        it = self.iterations.iterations(params, n_fit)
-        a, b = self.passes[_family(params.l1_ratio, params.C)]
+        models, jobs, it = self.fit_jobs(params, n_fit)
         scoring = Ernest.from_dict(self.eval_model)
-        total = _fit_time(self.fit_theta, n_fit, m, a + b * it) + scoring.predict(n_held, m)
+        total = _fit_time(self.fit_theta, n_fit, m, jobs, models=models) + scoring.predict(n_held, m)
         if together <= 1:
             return total, it
-        fixed = _fit_time(self.fit_theta, 0.0, m, a + b * it) + scoring.predict(0.0, m)
+        fixed = _fit_time(self.fit_theta, 0.0, m, jobs, models=models) + scoring.predict(0.0, m)
         return fixed * self.at_once(together) + max(total - fixed, 0.0), it
+
+    def models(self, params: ModelParams) -> int:
+        """Binomial models a fit of ``params`` makes on this calibration's target (:func:`binomial_models`)."""
+        return binomial_models(self.classes, params.multiclass)
+
+    def fit_jobs(self, params: ModelParams, n_fit: float) -> tuple[int, float, float]:
+        """(binomial models, Spark jobs, predicted iterations of each) of one fit of ``params`` on ``n_fit`` rows."""
+        assert self.iterations is not None, "fit_models() first"
+        it = self.iterations.iterations(params, n_fit)
+        a, b = self.passes[_family(params.l1_ratio, params.C)]
+        models = self.models(params)
+        return models, models * (a + b * it), it
 
     def trial_parts(
         self,
@@ -758,6 +787,11 @@ class Calibration:
                 f"fit time (NNLS): {th[0]:.3g} + {th[1]:.3g}*rows/cores s per fit, plus per pass {th[2]:.3g} + "
                 f"{th[3]:.3g}*rows/cores + {th[4]:.3g}*log(cores) + {th[5]:.3g}*cores s; rms residual "
                 f"{float(np.sqrt(np.mean(res**2))):.1%}, worst {float(np.max(np.abs(res))):.1%}"
+            )
+        if self.classes > 2:
+            lines.append(
+                f"a {self.classes}-class target: a one-vs-rest fit is {self.classes} binomial fits (each its fixed "
+                "cost and passes; iterations: the largest of its models'), a multinomial fit one"
             )
         lines.append(f"a fresh JVM's first fits (once per sweep): +{self.cold_start_seconds:.1f} s")
         if self.overlap is not None:
@@ -935,7 +969,8 @@ def calibration_configs(cfg: Config, k: int, *, draws: int = 256) -> list[ModelP
     seen: list[ModelParams] = []
     for _ in range(draws):
         trial = study.ask()
-        seen.append(suggest(trial, cfg.search, _plain_threshold(), pool))
+        # as for a multi-class target (a binary one's fits ignore it): one-vs-rest draws are fitted as such
+        seen.append(suggest(trial, cfg.search, _plain_threshold(), pool, multiclass=True))
         study.tell(trial, 0.0)
     lo, hi = math.log(cfg.search.C.low), math.log(cfg.search.C.high)
     span = max(hi - lo, 1e-9)
@@ -1135,6 +1170,7 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
                 "session_seconds": float(backend.timings.get("session", 0.0)) if not backends else 0.0,
                 "data_seconds": float(backend.timings.get("data_and_preprocessing", 0.0)),
                 "cold": not backends,
+                "classes": len(backend.classes) if len(backend.classes) > 2 else 0,
             }
         )
         return backend, summary
@@ -1158,6 +1194,7 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
                 "n_iter": int(ev.fit.n_iter),
                 "jobs": jobs,
                 "fit_seconds": float(ev.fit.seconds),
+                "models": binomial_models(len(backend.classes), params.multiclass),
                 "eval_seconds": max(total - float(ev.fit.seconds), 0.0),
                 **flags,
             }
@@ -1259,7 +1296,8 @@ def _repeated(backend: Any, k: int) -> Any:
     for frame, n in ((part.fit, part.n_fit), (part.held, part.n_held)):
         many = reduce(lambda a, b: a.union(b), [frame] * k).coalesce(backend._partitions(n * k)).cache()
         frames.append(many)
-    return _Fold(frames[0], frames[1], frames[0].count(), frames[1].count())
+    counts = [c * k for c in part.class_rows] if part.class_rows is not None else None  # one-vs-rest's weights
+    return _Fold(frames[0], frames[1], frames[0].count(), frames[1].count(), counts)
 
 
 @contextlib.contextmanager
@@ -1297,6 +1335,7 @@ def _refit_record(backend: Any, summary: Any, params: Any, point: dict[str, Any]
         "n_iter": int(refit.test.fit.n_iter),
         "jobs": jobs,
         "seconds": seconds,
+        "models": binomial_models(len(backend.classes), params.multiclass),
     }
 
 

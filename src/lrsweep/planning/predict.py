@@ -65,8 +65,9 @@ class SweepEstimate:
         }
 
 
-def draw_configs(cfg: Config, n: int) -> list[ModelParams]:
-    """The first ``n`` configurations a seeded RandomSampler proposes for ``cfg.search`` (as the sweep draws)."""
+def draw_configs(cfg: Config, n: int, *, multiclass: bool = False) -> list[ModelParams]:
+    """The first ``n`` configurations a seeded RandomSampler proposes for ``cfg.search`` (as the sweep draws;
+    ``multiclass``: for a target of more than two classes, with search.multiclass's modes)."""
     import optuna
 
     from lrsweep.backends import capabilities_of
@@ -78,7 +79,7 @@ def draw_configs(cfg: Config, n: int) -> list[ModelParams]:
     out = []
     for _ in range(n):
         trial = study.ask()
-        out.append(suggest(trial, cfg.search, cfg.threshold, pool))
+        out.append(suggest(trial, cfg.search, cfg.threshold, pool, multiclass=multiclass))
         study.tell(trial, 0.0)
     return out
 
@@ -150,7 +151,7 @@ def predict_sweep(
         raise ValueError("setup_correction must be positive")
     n = cfg.search.n_trials
     samples = max(min(n, MAX_SAMPLES), MIN_SAMPLES)
-    configs = draw_configs(cfg, samples)
+    configs = draw_configs(cfg, samples, multiclass=cal.classes > 2)
     parts = [_trial_parts(cfg, cal, p, rows, cores, speed) for p in configs]
     mids = [m * correction for m, _ in parts]
     ind = [sd for _, sd in parts]

@@ -102,7 +102,8 @@ def overheads(cal: Calibration, fits: list[FitRun], setups: list[SetupRun]) -> t
     if not warm:
         raise ValueError("no warm fits measured on the cluster")
     predicted = [
-        _fit_time(cal.fit_theta, r.n_fit, r.machines, max(r.jobs, 1)) + scoring.predict(r.n_held, r.machines)
+        _fit_time(cal.fit_theta, r.n_fit, r.machines, max(r.jobs, 1), models=r.models)
+        + scoring.predict(r.n_held, r.machines)
         for r in warm
     ]
     excess = [r.fit_seconds + r.eval_seconds - p for r, p in zip(warm, predicted, strict=True)]
@@ -138,17 +139,14 @@ def corrections(
 ) -> tuple[float, float]:
     """(trial ratio, setup ratio): the full-size sweep's predicted trials (a sample of the search space's
     configurations) and setup with the cluster's overheads added, over the same without."""
-    from lrsweep.planning.calibrate import _family
     from lrsweep.planning.predict import draw_configs
 
-    assert cal.iterations is not None, "fit_models() first"
     parts = cal._parts(cal.rows)
     base = extra = 0.0
-    for p in draw_configs(cfg, 32):
-        a, b = cal.passes[_family(p.l1_ratio, p.C)]
-        jobs = a + b * cal.iterations.iterations(p, parts.n_fit)
+    for p in draw_configs(cfg, 32, multiclass=cal.classes > 2):
+        models, jobs, _ = cal.fit_jobs(p, parts.n_fit)
         base += cal.trial(p, rows=cal.rows, cores=cores).mid
-        extra += parts.folds * (fit_extra + job_extra * jobs)
+        extra += parts.folds * (models * fit_extra + job_extra * jobs)
     setup = cal.setup(rows=cal.rows, cores=cores).mid
     trial_ratio = (base + extra) / base if base > 0 else 1.0
     setup_ratio = (setup + setup_extra) / setup if setup > 0 else 1.0

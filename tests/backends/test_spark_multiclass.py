@@ -76,6 +76,50 @@ def test_the_two_modes_are_different_models_and_no_mode_is_the_default_one(tiers
     np.testing.assert_array_equal(sk_unset, reference.evaluate(_params("multinomial", solver="lbfgs")).scores[1])
 
 
+def test_one_vs_rest_fits_its_classes_at_once_and_the_models_are_the_same_to_the_bit(
+    tiers: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """backend.ovr_parallelism=K: the per-class fits run at once on the session (two of them meet inside a fit,
+    which one after another they never could), under the caller's Spark job group, and give the same
+    probabilities, to the bit, as one after another (ovr_parallelism=1); 0 is refused in one line."""
+    import dataclasses
+    import threading
+
+    backend, _ = tiers
+    fit_lr = SparkBackend._fit_lr
+    met = threading.Barrier(2, timeout=120)  # the first two fits wait here for each other
+    calls: list[str] = []
+
+    def meeting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(threading.current_thread().name)
+        if len(calls) <= 2:
+            met.wait()  # one after another, the first fit would wait alone and break the barrier: the test fails
+        return fit_lr(self, *args, **kwargs)
+
+    saved = backend.settings
+    sc = backend.spark.sparkContext
+    try:
+        backend.settings = dataclasses.replace(saved, ovr_parallelism=3)
+        monkeypatch.setattr(SparkBackend, "_fit_lr", meeting)
+        sc.setJobGroup("ovr-at-once", "test")
+        together = backend.evaluate(_params("ovr", "balanced"))
+        monkeypatch.setattr(SparkBackend, "_fit_lr", fit_lr)
+        assert len(calls) == 3 and all(name.startswith("lrsweep-ovr") for name in calls)
+        backend.settings = dataclasses.replace(saved, ovr_parallelism=1)
+        sc.setJobGroup("ovr-one-by-one", "test")
+        alone = backend.evaluate(_params("ovr", "balanced"))
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+        backend.settings = saved
+    # the fits' jobs ran under the caller's job group (what the planner's calibration counts), the same jobs
+    jobs = {g: len(sc.statusTracker().getJobIdsForGroup(g)) for g in ("ovr-at-once", "ovr-one-by-one")}
+    assert jobs["ovr-at-once"] == jobs["ovr-one-by-one"] > 3 * together.fit.n_iter
+    np.testing.assert_array_equal(together.scores[1], alone.scores[1])
+    assert together.fit.n_iter == alone.fit.n_iter and together.log_loss == alone.log_loss
+    with pytest.raises(LrsweepError, match="ovr_parallelism=0"):
+        SparkConfig(ovr_parallelism=0).check()
+
+
 @pytest.mark.parametrize("mode", ["multinomial", "ovr"])
 def test_refit_coefficients_and_the_logged_models_decisions(tiers: Any, mode: str) -> None:
     """Coefficients agree with scikit-learn's at convergence (a column per class); the logged PipelineModel writes

@@ -791,7 +791,8 @@ class Calibration:
         if self.classes > 2:
             lines.append(
                 f"a {self.classes}-class target: a one-vs-rest fit is {self.classes} binomial fits (each its fixed "
-                "cost and passes; iterations: the largest of its models'), a multinomial fit one"
+                "cost and passes; iterations: the largest of its models'; measured as the sweep runs them, "
+                "backend.ovr_parallelism at once), a multinomial fit one"
             )
         lines.append(f"a fresh JVM's first fits (once per sweep): +{self.cold_start_seconds:.1f} s")
         if self.overlap is not None:

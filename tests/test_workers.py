@@ -177,7 +177,9 @@ def _trials(tmp_path: Path, storage: str):
         store = JournalStorage(JournalFileBackend(str(journal)))
     else:  # one engine per database for the whole test: a new one per poll kept its connections until collected,
         # and PostgreSQL refused the 101st (max_connections=100) while the workers waited on it
-        store = _DATABASES.get(storage) or _DATABASES.setdefault(storage, optuna.storages.RDBStorage(storage))
+        if storage not in _DATABASES:
+            _DATABASES[storage] = optuna.storages.RDBStorage(storage)
+        store = _DATABASES[storage]
     (summary,) = optuna.get_all_study_summaries(store)
     return optuna.load_study(study_name=summary.study_name, storage=store).get_trials()
 

@@ -583,7 +583,6 @@ class Calibration:
     session_seconds: float = 0.0
     refit_extra: dict[str, Any] = field(default_factory=dict)  # Ernest of the refit beyond its fit and test scoring
     cold_start_seconds: float = 0.0  # a fresh JVM's first fits beyond warm ones (once per sweep)
-    classes: int = 0  # the target's classes when more than two (one-vs-rest fits that many models), 0: binary
     # the share of a fit's fixed cost that concurrent trials on one session overlap (None: not measured)
     overlap: float | None = None
     seconds: float = 0.0  # wall time of the calibration itself
@@ -603,7 +602,6 @@ class Calibration:
         self.iterations = IterationModel.fit([r for r in runs if not r.probe], full.n_fit)
         self.passes = _passes_fit(runs)
         self.fit_theta, self.fit_residuals = _fit_time_model(runs)
-        self.classes = max((s.classes for s in self.setup_runs), default=0)
         self.cold_start_seconds = _cold_start(self.fit_runs, self.fit_theta)
         self.overlap = _overlap(self.fit_runs)
         evals = [Point(r.n_held, r.machines, max(r.eval_seconds, 1e-3)) for r in runs if not r.cold]
@@ -614,9 +612,7 @@ class Calibration:
         self.session_seconds = float(statistics.median(sessions)) if sessions else 0.0
         extra = []
         for r in self.refit_runs:
-            fam = _family(r.l1_ratio, r.C)
-            a, b = self.passes[fam]
-            jobs = r.models * (a + b * r.n_iter)  # (its jobs include preprocessing)
+            jobs = self._jobs(r.l1_ratio, r.C, r.models, r.n_iter)  # (its jobs include preprocessing)
             fit = _fit_time(self.fit_theta, r.n_fit, r.machines, jobs, models=r.models)
             scoring = Ernest.from_dict(self.eval_model).predict(r.n_test, r.machines)
             extra.append(Point(r.n_fit, r.machines, max(r.seconds - fit - scoring, 0.05)))
@@ -674,17 +670,26 @@ class Calibration:
         fixed = _fit_time(self.fit_theta, 0.0, m, jobs, models=models) + scoring.predict(0.0, m)
         return fixed * self.at_once(together) + max(total - fixed, 0.0), it
 
+    @property
+    def classes(self) -> int:
+        """The target's classes when more than two (one-vs-rest fits that many models), 0 for a binary one."""
+        return max((s.classes for s in self.setup_runs), default=0)
+
     def models(self, params: ModelParams) -> int:
         """Binomial models a fit of ``params`` makes on this calibration's target (:func:`binomial_models`)."""
         return binomial_models(self.classes, params.multiclass)
+
+    def _jobs(self, l1_ratio: float, C: float, models: int, iterations: float) -> float:
+        """Spark jobs of ``models`` binomial fits of ``iterations`` each (the passes model)."""
+        a, b = self.passes[_family(l1_ratio, C)]
+        return models * (a + b * iterations)
 
     def fit_jobs(self, params: ModelParams, n_fit: float) -> tuple[int, float, float]:
         """(binomial models, Spark jobs, predicted iterations of each) of one fit of ``params`` on ``n_fit`` rows."""
         assert self.iterations is not None, "fit_models() first"
         it = self.iterations.iterations(params, n_fit)
-        a, b = self.passes[_family(params.l1_ratio, params.C)]
         models = self.models(params)
-        return models, models * (a + b * it), it
+        return models, self._jobs(params.l1_ratio, params.C, models, it), it
 
     def trial_parts(
         self,
@@ -841,7 +846,12 @@ class Calibration:
         d.pop("schema", None)
         it = d.pop("iterations", None)
         out = cls(
-            **{k: v for k, v in d.items() if k not in ("fit_runs", "setup_runs", "refit_runs", "passes", "split")},
+            # ("classes": derived from the setups, written as a field by the first SCHEMA-2 caches)
+            **{
+                k: v
+                for k, v in d.items()
+                if k not in ("fit_runs", "setup_runs", "refit_runs", "passes", "split", "classes")
+            },
             split=tuple(d.get("split", (0.2, 0.2))),  # type: ignore[arg-type]
             fit_runs=[FitRun(**r) for r in d.get("fit_runs", [])],
             setup_runs=[SetupRun(**r) for r in d.get("setup_runs", [])],
@@ -1171,7 +1181,7 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
                 "session_seconds": float(backend.timings.get("session", 0.0)) if not backends else 0.0,
                 "data_seconds": float(backend.timings.get("data_and_preprocessing", 0.0)),
                 "cold": not backends,
-                "classes": len(backend.classes) if len(backend.classes) > 2 else 0,
+                "classes": len(backend.classes),  # (none for a binary target)
             }
         )
         return backend, summary

@@ -623,19 +623,28 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, start_blocked):
     assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == sorted(t.number for t in counted)
 
 
+def _two_spark_trials_held(
+    start_blocked: Callable[..., tuple[subprocess.Popen[str], Path]], tmp_path: Path, target: int
+) -> tuple[list[str], subprocess.Popen[str], Path, list[Path]]:
+    """A Spark sweep of ``target`` trials, two at once, started with evaluate calls 3 and 4 held; returned once
+    both are held and the MLflow parent run exists: its arguments, process, marker and the two held calls' markers."""
+    args = ["backend=spark", "cluster.master='local[2]'", f"search.n_trials={target}", "search.n_jobs=2"]
+    args += ["search.max_iter=30", "progress=false", "tracking.log_model=false", "tracking.artifacts=false"]
+    proc, marker = start_blocked(["cli", *args], "3,4")
+    markers = [marker.with_name(f"{marker.name}.{call}") for call in (3, 4)]
+    _wait_until(lambda: all(m.exists() for m in markers), proc, marker, "two trials held at once")
+    _wait_for_parent_run(proc, tmp_path / "mlflow.db", marker)
+    return args, proc, marker, markers
+
+
 @pytest.mark.spark
 def test_a_kill_during_concurrent_spark_trials_resumes_with_nothing_lost_or_repeated(tmp_path, start_blocked):
     """Issue 13: search.n_jobs=2 on one Spark session, kill -9 while two trials run at once (evaluate calls 3 and 4
     held, tests/blocking.py): both are found RUNNING, the next call marks both interrupted and runs their slots
     again, and the study ends with exactly n_trials counted trials, one MLflow child each, under the same parent."""
     target = 6
-    args = ["backend=spark", "cluster.master='local[2]'", f"search.n_trials={target}", "search.n_jobs=2"]
-    args += ["search.max_iter=30", "progress=false", "tracking.log_model=false", "tracking.artifacts=false"]
-    proc, marker = start_blocked(["cli", *args], "3,4")
-    markers = [marker.with_name(f"{marker.name}.{call}") for call in (3, 4)]
-    _wait_until(lambda: all(m.exists() for m in markers), proc, marker, "two trials held at once")
+    args, proc, marker, markers = _two_spark_trials_held(start_blocked, tmp_path, target)
     held = [json.loads(m.read_text())["params"] for m in markers]
-    _wait_for_parent_run(proc, tmp_path / "mlflow.db", marker)
     os.kill(proc.pid, signal.SIGKILL)  # the sweep alone: its MLflow writer drains what it was sent and exits
     assert _exit_code(proc) == -signal.SIGKILL
 
@@ -668,6 +677,46 @@ def test_a_kill_during_concurrent_spark_trials_resumes_with_nothing_lost_or_repe
     logged = sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children)
     assert logged == sorted(t.number for t in counted)  # one child per counted trial, none for the cut ones
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+
+
+@pytest.mark.spark
+def test_a_driver_that_stops_mid_trial_ends_the_sweep_in_one_line_and_the_next_run_resumes(tmp_path, start_blocked):
+    """The Spark driver JVM dies (killed here; out of memory it exits, tests/backends/test_spark_driver.py) while two
+    trials run at once: the sweep stops with one line saying so (exit 1, no traceback), both trials are marked
+    interrupted, not failed (no configuration is blamed, none after them is tried on a dead session), and the same
+    command then finishes the study with nothing lost or repeated."""
+    target = 5
+    args, proc, marker, _ = _two_spark_trials_held(start_blocked, tmp_path, target)
+    out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    (jvm,) = [int(p) for p in out if "java" in Path(f"/proc/{p}/cmdline").read_text()]
+    os.kill(jvm, signal.SIGKILL)
+    (tmp_path / "never-released").touch()  # the two held trials go on, into the dead session
+    assert _exit_code(proc) == 1, _tail(marker)
+    err = _tail(marker)
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("lrsweep: error: the Spark driver stopped: "), last
+    assert "run the same command again: finished trials are kept" in last and "Spark's log: " in last
+
+    (trials,) = study_trials(tmp_path).values()
+    cut = sorted(t.number for t in trials if t.user_attrs.get("lrsweep_interrupted"))
+    assert len(cut) == 2 and all(t.state.name == "FAIL" for t in trials if t.number in cut)
+    assert not [t for t in trials if t.state.name == "FAIL" and t.number not in cut]  # nothing blamed
+    before = {t.number: (t.params, t.value) for t in trials if t.state.name == "COMPLETE"}
+    assert len(before) == 2 and not [t for t in trials if t.state.name == "RUNNING"]
+    parents, _ = mlflow_runs(tmp_path)
+    assert [p.info.status for p in parents] == ["FAILED"]
+    assert parents[0].data.tags["lrsweep.failure"].startswith("the Spark driver stopped")
+
+    res = run_cli(args, tmp_path, env_extra={"SPARK_LOCAL_IP": "127.0.0.1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    (trials,) = study_trials(tmp_path).values()
+    counted = [t for t in trials if t.state.is_finished() and not t.user_attrs.get("lrsweep_interrupted")]
+    assert len(counted) == target and len(trials) == target + 2
+    assert {t.number: (t.params, t.value) for t in counted if t.number in before} == before
+    parents, children = mlflow_runs(tmp_path)
+    assert [p.info.status for p in parents] == ["FINISHED"]  # the same parent, continued
+    assert sorted(int(c.data.tags["lrsweep.trial_number"]) for c in children) == sorted(t.number for t in counted)
 
 
 def test_a_second_main_in_one_process_starts_from_a_clean_slate(tmp_path, monkeypatch, capsys):

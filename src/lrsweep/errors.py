@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-__all__ = ["LrsweepError", "NotReproduced", "OneLineParser", "Terminated"]
+__all__ = ["BackendLost", "LrsweepError", "NotReproduced", "OneLineParser", "Terminated"]
 
 
 class LrsweepError(Exception):
@@ -26,6 +26,14 @@ class LrsweepError(Exception):
 
 class NotReproduced(LrsweepError):
     """``lrsweep reproduce`` ran, and its metrics differ from the recorded ones: exit status 1, not 2."""
+
+    exit_code = 1
+
+
+class BackendLost(LrsweepError):
+    """The backend can run nothing more (its Spark driver stopped: out of memory, killed): no configuration is at
+    fault, so the running trials are marked interrupted (run again on resume), not failed, and the sweep stops
+    with this line, exit status 1."""
 
     exit_code = 1
 

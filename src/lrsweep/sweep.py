@@ -54,7 +54,7 @@ from lrsweep.config import (
 )
 from lrsweep.data import DataSummary, open_data
 from lrsweep.data.columns import say_classes
-from lrsweep.errors import LrsweepError, Terminated
+from lrsweep.errors import BackendLost, LrsweepError, Terminated
 from lrsweep.metrics import Curve, area_metrics, curve_from_scores, merge_curves, metrics_at
 from lrsweep.multiclass import Decision, class_curves, confusion, multiclass_metrics
 from lrsweep.planning.budget import SPEND_METRIC, STOP_TAG, BudgetGuard
@@ -624,7 +624,7 @@ class _TrialRunner:
         except optuna.TrialPruned as exc:
             state, tags["lrsweep.pruned"] = "PRUNED", str(exc)
             steps = [tuple(s) for s in trial.user_attrs.get("lrsweep_steps", [])]  # type: ignore[misc]
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, BackendLost):  # not the configuration's fault: run again on resume
             trial.set_user_attr(INTERRUPTED, True)
             self.study.tell(trial, state=TrialState.FAIL)
             raise

@@ -30,6 +30,7 @@ pyspark is imported inside functions only: ``import lrsweep.backends.spark`` wor
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -54,7 +55,7 @@ from lrsweep.data import DataHandle, DataSummary
 from lrsweep.data.spark import FOLD, LABEL, PART, PREFIX, SparkParts, ident, present
 from lrsweep.data.split import TEST, TRAIN, VAL, check_every_class
 from lrsweep.datasets import Reference
-from lrsweep.errors import LrsweepError
+from lrsweep.errors import BackendLost, LrsweepError
 from lrsweep.metrics import Curve, curve_from_scores, log_loss, multiclass_log_loss
 from lrsweep.space import ModelParams
 
@@ -173,6 +174,14 @@ def _quiet_gateway(conf: Any) -> Any:
     _jvm_log = folder / f"driver-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     with open(_jvm_log, "ab") as out:  # the JVM holds its own descriptor
         return launch_gateway(conf, popen_kwargs={"stdout": out, "stderr": subprocess.STDOUT})
+
+
+class _Py4jRootRecords(logging.Filter):
+    """py4j's gateway logs a lost JVM connection on the root logger, a traceback per call ("Exception while sending
+    command."): the sweep says in one line that the driver stopped (:class:`BackendLost`), so these are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "root" and f"py4j{os.sep}" in record.pathname)
 
 
 def _last_words(path: Path | None, n: int = 3) -> str:
@@ -548,6 +557,9 @@ class SparkBackend:
         # successive halving: (fold, fraction) -> (the cached fitting rows of that rung, their count)
         self._rungs: dict[tuple[int, float], tuple[Any, int]] = {}
         self._rungs_lock = threading.Lock()
+        self._lost: BackendLost | None = None  # why the session's driver stopped (see _driver_guard)
+        self._lost_lock = threading.Lock()
+        self.driver_memory: str | None = None  # the heap lrsweep gave the driver JVM it started
 
     # -- prepare, once per sweep ----------------------------------------------------------------------
     def _session(self) -> tuple[Any, bool]:
@@ -568,6 +580,10 @@ class SparkBackend:
             # Spark warns at every L-BFGS pass on small data ("task of very large size"): the JVM's log keeps errors
             # only. Applied as the context starts, so a level in spark_conf wins.
             "spark.log.level": "ERROR",
+            # A driver out of heap (concurrent fits of 2**20 coefficients hold ~1-2 GiB each) loses the scheduler's
+            # event-loop threads and then waits forever with its jobs queued and no task running. Exiting instead
+            # (as Spark's executors do on an OutOfMemoryError) ends the sweep with a line that says so, resumable.
+            "spark.driver.extraJavaOptions": "-XX:+ExitOnOutOfMemoryError",
         }
         if master.startswith("local"):
             # Python workers (mapInPandas) run this interpreter, with lrsweep and pandas, not whatever python3 is
@@ -582,6 +598,7 @@ class SparkBackend:
                 conf |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
                 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
         settings = conf | {k: str(v) for k, v in self.cluster.spark_conf.items()}  # the user's settings win
+        self.driver_memory = settings.get("spark.driver.memory")
         spark_conf = SparkConf().setMaster(master).setAppName(self.app_name).setAll(list(settings.items()))
         try:
             gateway = _quiet_gateway(spark_conf)  # None: pyspark's own launch, or the JVM already running
@@ -597,6 +614,9 @@ class SparkBackend:
             ) from exc
         self.jvm_log = _jvm_log
         logging.getLogger("py4j").setLevel(logging.WARNING)  # "Closing down clientserver connection" at stop
+        root = logging.getLogger()
+        if _Py4jRootRecords not in {type(f) for f in root.filters}:
+            root.addFilter(_Py4jRootRecords())
         return spark, True
 
     def _direct(self, data: DataHandle) -> bool:
@@ -608,10 +628,14 @@ class SparkBackend:
         return size is not None and size >= limit * 2**20
 
     def prepare(self, data: DataHandle) -> DataSummary:
-        from pyspark.sql import functions as F
-
         t0 = time.perf_counter()
         self.spark, self._owns_session = self._session()
+        with self._driver_guard():
+            return self._prepare(data, t0)
+
+    def _prepare(self, data: DataHandle, t0: float) -> DataSummary:
+        from pyspark.sql import functions as F
+
         t1 = time.perf_counter()
         parts: SparkParts = data.spark(self.spark, direct=self._direct(data))
         self._parts, self.reference = parts, data.reference
@@ -816,14 +840,70 @@ class SparkBackend:
         return self._held_out_classes(frame, n, info)
 
     def evaluate(self, params: ModelParams, fold: int | None = None, fraction: float = 1.0) -> Evaluation:
-        part = self._folds[fold or 0]
-        fit, n_fit = self.fraction_rows(fraction, fold) if fraction < 1.0 else (part.fit, part.n_fit)
-        model, info = self._fit(params, fit, n_fit, part.class_rows)
-        return self._scored(model, part.held, part.n_held, info)
+        with self._driver_guard():
+            part = self._folds[fold or 0]
+            fit, n_fit = self.fraction_rows(fraction, fold) if fraction < 1.0 else (part.fit, part.n_fit)
+            model, info = self._fit(params, fit, n_fit, part.class_rows)
+            return self._scored(model, part.held, part.n_held, info)
+
+    @contextlib.contextmanager
+    def _driver_guard(self) -> Any:
+        """An error raised because the session's driver stopped (its JVM exited, its context was stopped) becomes
+        :class:`BackendLost`, which stops the sweep (its trials are run again on resume) instead of failing this
+        configuration and every one after it."""
+        try:
+            yield
+        except LrsweepError:
+            raise
+        except Exception as exc:
+            with self._lost_lock:
+                if self._lost is None:
+                    why = self._driver_lost()
+                    if why is None:
+                        raise
+                    self._lost = self._lost_error(why)
+                    # forgotten at once: MLflow's client, made next to record the failure, looks up the active
+                    # Spark session (for a model registry URI) and would fail on the dead one
+                    self._forget_session()
+                lost = self._lost
+            raise BackendLost(lost.problem, lost.fix) from exc  # each thread its own (concurrent trials)
+
+    def _driver_lost(self) -> str | None:
+        """Why the session's driver can run nothing more, or None while it can."""
+        from pyspark import SparkContext
+
+        proc = getattr(SparkContext._gateway, "proc", None) if self._owns_session else None
+        if self.spark is None:
+            return None
+        try:
+            if self.spark.sparkContext._jsc.sc().isStopped():
+                return "its SparkContext was stopped"
+            return None
+        except Exception:
+            pass
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            if proc is not None and proc.wait(timeout=5) is not None:  # its exit status, once it is reaped
+                return f"its JVM exited with status {proc.returncode}"
+        return "the connection to its JVM is lost"
+
+    def _lost_error(self, why: str) -> BackendLost:
+        again = "then run the same command again: finished trials are kept"
+        log_text = ""
+        with contextlib.suppress(OSError):
+            log_text = self.jvm_log.read_text(errors="replace")[-20000:] if self.jvm_log else ""
+        if "OutOfMemoryError" in log_text:
+            return BackendLost(
+                f"the Spark driver ran out of memory ({self.driver_memory or 'its'} heap) and stopped",
+                "run fewer fits at once (search.n_jobs, backend.ovr_parallelism) or give the driver more memory "
+                f"(e.g. '+cluster.spark_conf={{spark.driver.memory: 16g}}'), {again}",
+            )
+        where = f"; Spark's log: {self.jvm_log}" if self.jvm_log else ""
+        return BackendLost(f"the Spark driver stopped: {why}", f"{again}{where}")
 
     def prepare_rungs(self, fractions: Sequence[float]) -> None:
-        for fraction in fractions:
-            self.fraction_rows(fraction)
+        with self._driver_guard():
+            for fraction in fractions:
+                self.fraction_rows(fraction)
 
     def fraction_rows(self, fraction: float, fold: int | None = None) -> tuple[Any, int]:
         """The first ``fraction`` of the fitting part's rows (cached, with their count): a row is in when its
@@ -852,6 +932,10 @@ class SparkBackend:
 
     # -- after the search ----------------------------------------------------------------------------
     def refit(self, params: ModelParams, threshold: float, of_class: int | None = None) -> Refit:
+        with self._driver_guard():
+            return self._refit(params, threshold, of_class)
+
+    def _refit(self, params: ModelParams, threshold: float, of_class: int | None) -> Refit:
         from pyspark.ml import PipelineModel
         from pyspark.ml.feature import IndexToString
         from pyspark.sql import functions as F
@@ -950,7 +1034,35 @@ class SparkBackend:
             return None
         return Evaluation(curve, loss, n, FitInfo(0.0, 0, True), scores)
 
+    def _forget_session(self) -> None:
+        """Drop the stopped driver's session (pyspark's own stop, which warns that the JVM is gone), and its gateway
+        when the JVM exited, so that a new session can start in this process."""
+        import warnings
+
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        self._rungs.clear()
+        self._folds.clear()
+        self._base = self._parts = None
+        if self.spark is not None and self._owns_session:
+            sc = self.spark.sparkContext
+            with warnings.catch_warnings(), contextlib.suppress(Exception):
+                warnings.simplefilter("ignore", RuntimeWarning)
+                sc.stop()
+            with SparkContext._lock:  # (stop may fail before it gets there, on a dead gateway)
+                if SparkContext._active_spark_context is sc:
+                    SparkContext._active_spark_context = None
+            SparkSession._instantiatedSession = None
+            SparkSession._activeSession = None
+            proc = getattr(SparkContext._gateway, "proc", None)
+            if proc is not None and proc.poll() is not None:
+                SparkContext._gateway = SparkContext._jvm = None
+        self.spark = None
+
     def close(self) -> None:
+        if self._lost is not None:  # the dead session was forgotten when it was found: nothing to release
+            return
         for rows, _ in self._rungs.values():
             rows.unpersist()
         self._rungs.clear()

@@ -27,10 +27,12 @@ SCRIPT = textwrap.dedent(
     from lrsweep.space import ModelParams
 
     cfg = Config()  # the bundled telco churn data
-    backend = SparkBackend(cluster=LocalCluster(master="local[1]", spark_conf={"spark.driver.memory": "512m"}))
+    own = {"spark.driver.memory": "512m", "spark.driver.extraJavaOptions": "-Dlrsweep.test.own=1"}  # a user's
+    backend = SparkBackend(cluster=LocalCluster(master="local[1]", spark_conf=own))
     backend.prepare(open_data(cfg.dataset, cfg.split, cfg.cv, cfg.seed))
     jvm, proc = backend.spark._jvm, backend.spark.sparkContext._gateway.proc
-    out = {"flag": "-XX:+ExitOnOutOfMemoryError" in open(f"/proc/{proc.pid}/cmdline").read()}
+    cmdline = open(f"/proc/{proc.pid}/cmdline").read().split("\\0")
+    out = {"flag": "-XX:+ExitOnOutOfMemoryError" in cmdline, "own": "-Dlrsweep.test.own=1" in cmdline}
     try:  # 1.6 GB asked of a 512 MB heap, in the driver, as concurrent fits of 2**20 coefficients can
         jvm.java.lang.reflect.Array.newInstance(jvm.java.lang.Double.TYPE, 200_000_000)
         out["allocation"] = "allocated"
@@ -62,7 +64,7 @@ def test_a_driver_out_of_memory_exits_and_the_next_call_says_so_in_one_line(tmp_
     )
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
-    assert out["flag"] is True
+    assert out["flag"] is True and out["own"] is True  # the user's own driver options keep the flag
     assert out["allocation"] != "allocated" and out["jvm_exit"] != 0  # the JVM exited instead of going on
     expected = (
         "the Spark driver ran out of memory (512m heap) and stopped; run fewer fits at once (search.n_jobs, "

@@ -580,10 +580,6 @@ class SparkBackend:
             # Spark warns at every L-BFGS pass on small data ("task of very large size"): the JVM's log keeps errors
             # only. Applied as the context starts, so a level in spark_conf wins.
             "spark.log.level": "ERROR",
-            # A driver out of heap (concurrent fits of 2**20 coefficients hold ~1-2 GiB each) loses the scheduler's
-            # event-loop threads and then waits forever with its jobs queued and no task running. Exiting instead
-            # (as Spark's executors do on an OutOfMemoryError) ends the sweep with a line that says so, resumable.
-            "spark.driver.extraJavaOptions": "-XX:+ExitOnOutOfMemoryError",
         }
         if master.startswith("local"):
             # Python workers (mapInPandas) run this interpreter, with lrsweep and pandas, not whatever python3 is
@@ -592,6 +588,12 @@ class SparkBackend:
             # In local mode the driver JVM does all the work: Spark's 1 GiB default runs out on hashed features
             # (2**20 coefficients per aggregation buffer). Half the machine's memory, unless spark_conf says.
             conf["spark.driver.memory"] = f"{max(1, _machine_gib() // 2)}g"
+            # A driver out of heap (concurrent fits of 2**20 coefficients hold 1-2 GiB each) loses the scheduler's
+            # event-loop threads and then waits forever with its jobs queued and no task running. Exiting instead
+            # (as Spark's executors do on an OutOfMemoryError) ends the sweep with a line that says so, resumable.
+            # The default options, which Spark puts before spark.driver.extraJavaOptions: a user's own extra options
+            # keep the flag. (A cluster's driver keeps the cluster's own settings.)
+            conf["spark.driver.defaultJavaOptions"] = "-XX:+ExitOnOutOfMemoryError"
             if not os.environ.get("SPARK_LOCAL_IP"):
                 # No network needed: listen on loopback only. The driver's RPC follows these settings; the web UI
                 # binds to $SPARK_LOCAL_IP (all interfaces without it), read by the JVM this session launches.

@@ -315,6 +315,19 @@ def test_halving_rungs_are_nested_seeded_cached_and_scored_on_all_of_validation(
     assert rung.fit.n_iter == alone.summary.totalIterations  # the rung fitted its own rows at 1 / (C n_rung)
 
 
+def test_a_rungs_balanced_weights_are_those_of_its_own_rows(telco: Any) -> None:
+    """class_weight=balanced on a halving rung weighs the rung's rows as scikit-learn weighs the rows it is given
+    (compute_class_weight on the rung's labels), not with the whole fitting part's class counts."""
+    backend, _ = telco
+    for fraction in (1 / 9, 1 / 3):
+        rows, n = backend.fraction_rows(fraction)
+        got = rows.select(LABEL, WEIGHT).toPandas()
+        y = got[LABEL].to_numpy().astype(int)
+        expected = compute_class_weight("balanced", classes=np.array([0, 1]), y=y)[y]
+        assert len(y) == n and np.allclose(got[WEIGHT].to_numpy(), expected, rtol=1e-12, atol=0)
+        assert backend._rung_classes[(0, fraction)] is None  # binary: one-vs-rest needs no class counts
+
+
 def test_concurrent_trials_in_one_session_give_each_configurations_metrics_alone(telco: Any) -> None:
     """Issue 13: search.n_jobs=K runs K trials at once on the backend's one session (threads sharing the cached
     frames): each gives exactly what its configuration gives alone, curve and fit included (L-BFGS and OWL-QN)."""

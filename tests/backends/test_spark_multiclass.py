@@ -120,6 +120,26 @@ def test_one_vs_rest_fits_its_classes_at_once_and_the_models_are_the_same_to_the
         SparkConfig(ovr_parallelism=0).check()
 
 
+def test_a_rungs_balanced_weights_and_one_vs_rest_class_counts_are_its_own(tiers: Any) -> None:
+    """On a halving rung of a multi-class target, class_weight=balanced weighs the rung's rows as scikit-learn
+    would (compute_class_weight on the rung's labels), and one-vs-rest's per-class problems count the rung's rows
+    of each class, not the whole fitting part's."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from lrsweep.backends.spark import LABEL, WEIGHT
+
+    backend, _ = tiers
+    rows, n = backend.fraction_rows(1 / 3)
+    got = rows.select(LABEL, WEIGHT).toPandas()
+    y = got[LABEL].to_numpy().astype(int)
+    expected = compute_class_weight("balanced", classes=np.arange(len(CLASSES)), y=y)[y]
+    assert len(y) == n and np.allclose(got[WEIGHT].to_numpy(), expected, rtol=1e-12, atol=0)
+    assert backend._rung_classes[(0, 1 / 3)] == np.bincount(y, minlength=len(CLASSES)).tolist()
+    assert backend._rung_classes[(0, 1 / 3)] != backend._folds[0].class_rows  # not the part's counts
+    rung = backend.evaluate(_params("ovr", "balanced"), fraction=1 / 3)
+    assert rung.n == backend._folds[0].n_held and math.isfinite(rung.log_loss)
+
+
 @pytest.mark.parametrize("mode", ["multinomial", "ovr"])
 def test_refit_coefficients_and_the_logged_models_decisions(tiers: Any, mode: str) -> None:
     """Coefficients agree with scikit-learn's at convergence (a column per class); the logged PipelineModel writes

@@ -208,6 +208,14 @@ def balanced_weights(n_neg: int, n_pos: int) -> tuple[float, float]:
     return w_neg, w_pos
 
 
+def _balanced_weight(counts: Sequence[int]) -> Any:
+    """The WEIGHT column of class_weight=balanced for rows of these class counts (codes 0..K-1; binary: 0, 1)."""
+    from pyspark.sql import functions as F
+
+    w = class_weights(counts)
+    return F.element_at(F.array(*[F.lit(v) for v in w]), F.col(LABEL).cast("int") + 1).alias(WEIGHT)
+
+
 def spark_params(params: ModelParams, n_train: int, aggregation_depth: int = 2) -> dict[str, Any]:
     """Spark LogisticRegression parameters giving the model scikit-learn fits for ``params``.
 
@@ -556,6 +564,7 @@ class SparkBackend:
         self.timings: dict[str, float] = {}
         # successive halving: (fold, fraction) -> (the cached fitting rows of that rung, their count)
         self._rungs: dict[tuple[int, float], tuple[Any, int]] = {}
+        self._rung_classes: dict[tuple[int, float], list[int] | None] = {}  # a multi-class rung's class rows
         self._rungs_lock = threading.Lock()
         self._lost: BackendLost | None = None  # why the session's driver stopped (see _driver_guard)
         self._lost_lock = threading.Lock()
@@ -676,7 +685,6 @@ class SparkBackend:
     def _with_features(self, fit_raw: Any) -> tuple[Any, Any, ColumnStats, list[int] | None]:
         """Preprocessing fitted on ``fit_raw``, ``fit_raw`` transformed with balanced weights attached, and (a
         multi-class target) the rows of each class."""
-        from pyspark.sql import functions as F
 
         assert self._parts is not None
         d = self._parts
@@ -692,13 +700,11 @@ class SparkBackend:
                 raise LrsweepError(
                     f"a fitting part holds no row of class {missing!r}", "use a larger data set or fewer CV folds"
                 )
-            w = class_weights(class_rows)  # multinomial's balanced weights (one-vs-rest makes its own per class)
-            weight = F.element_at(F.array(*[F.lit(v) for v in w]), F.col(LABEL).cast("int") + 1).alias(WEIGHT)
+            weight = _balanced_weight(class_rows)  # multinomial's (one-vs-rest makes its own per class)
         else:
             if stats.n_pos in (0, stats.n):
                 raise LrsweepError("a fitting part holds a single class", "use a larger data set or fewer CV folds")
-            w_neg, w_pos = balanced_weights(stats.n - stats.n_pos, stats.n_pos)
-            weight = F.when(F.col(LABEL) == 1.0, F.lit(w_pos)).otherwise(F.lit(w_neg)).alias(WEIGHT)
+            weight = _balanced_weight([stats.n - stats.n_pos, stats.n_pos])
         features = _compact(pre.transform(fit_raw).select(FEATURES, LABEL, weight), bool(d.hashed))
         return pre, features, stats, class_rows
 
@@ -844,8 +850,13 @@ class SparkBackend:
     def evaluate(self, params: ModelParams, fold: int | None = None, fraction: float = 1.0) -> Evaluation:
         with self._driver_guard():
             part = self._folds[fold or 0]
-            fit, n_fit = self.fraction_rows(fraction, fold) if fraction < 1.0 else (part.fit, part.n_fit)
-            model, info = self._fit(params, fit, n_fit, part.class_rows)
+            class_rows = part.class_rows
+            if fraction < 1.0:
+                fit, n_fit = self.fraction_rows(fraction, fold)
+                class_rows = self._rung_classes[(fold or 0, float(fraction))]
+            else:
+                fit, n_fit = part.fit, part.n_fit
+            model, info = self._fit(params, fit, n_fit, class_rows)
             return self._scored(model, part.held, part.n_held, info)
 
     @contextlib.contextmanager
@@ -919,17 +930,22 @@ class SparkBackend:
                 part = self._folds[fold or 0]
                 u = F.rand(self.seed)  # the same draw for every row on every call: the cached part is fixed
                 drawn = part.fit.withColumn("_lrsweep_u", u).where(F.col("_lrsweep_u") < fraction).drop("_lrsweep_u")
-                # its size and classes in one pass, checked before anything is cached
-                n, classes = drawn.agg(F.count(F.lit(1)), F.countDistinct(LABEL)).first()
-                if n < 2 or classes < max(2, len(self.classes)):
+                # its classes' rows in one pass, checked before anything is cached
+                got = {int(r[LABEL]): int(r["count"]) for r in drawn.groupBy(LABEL).count().collect()}
+                counts = [got.get(k, 0) for k in range(max(2, len(self.classes)))]
+                n = sum(counts)
+                if n < 2 or min(counts) == 0:
                     raise LrsweepError(
                         f"{fraction:.3g} of the training rows ({n:,}) hold "
                         + ("a single class" if not self.classes else "only some of the classes"),
                         "use fewer search.rungs or a smaller search.eta",
                     )
+                # class_weight=balanced for the rows the rung fits, as scikit-learn weighs a rung's rows
+                drawn = drawn.select(FEATURES, LABEL, _balanced_weight(counts))
                 rows = drawn.coalesce(self._partitions(n)).cache()  # a rung's fewer rows in fewer tasks
                 rows.count()  # materialised now, in the sweep's setup
-                self._rungs[key] = (rows, int(n))
+                self._rungs[key] = (rows, n)
+                self._rung_classes[key] = counts if self.classes else None
             return self._rungs[key]
 
     # -- after the search ----------------------------------------------------------------------------
@@ -1068,6 +1084,7 @@ class SparkBackend:
         for rows, _ in self._rungs.values():
             rows.unpersist()
         self._rungs.clear()
+        self._rung_classes.clear()
         for f in self._folds:
             f.fit.unpersist()
             f.held.unpersist()

@@ -14,7 +14,6 @@ Run: PYTHONPATH=src python benchmarks/bench_driver_memory.py [--rows 100000] [--
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import threading
@@ -49,8 +48,9 @@ def main() -> int:
 
     backend = make_backend(cfg)
     backend.prepare(open_data(cfg.dataset, cfg.split, cfg.cv, cfg.seed))
-    params = ModelParams(C=1.0, l1_ratio=0.0, penalty="l2", solver=None, class_weight="none", max_iter=1, tol=1e-4)
-    params = dataclasses.replace(params, max_iter=args.max_iter)
+    params = ModelParams(
+        C=1.0, l1_ratio=0.0, penalty="l2", solver=None, class_weight="none", max_iter=args.max_iter, tol=1e-4
+    )
     jvm = backend.spark._jvm
     heap = jvm.java.lang.management.ManagementFactory.getMemoryMXBean()
 

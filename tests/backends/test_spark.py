@@ -325,7 +325,7 @@ def test_a_rungs_balanced_weights_are_those_of_its_own_rows(telco: Any) -> None:
         y = got[LABEL].to_numpy().astype(int)
         expected = compute_class_weight("balanced", classes=np.array([0, 1]), y=y)[y]
         assert len(y) == n and np.allclose(got[WEIGHT].to_numpy(), expected, rtol=1e-12, atol=0)
-        assert backend._rung_classes[(0, fraction)] is None  # binary: one-vs-rest needs no class counts
+        assert backend._rungs[(0, fraction)][2] is None  # binary: one-vs-rest needs no class counts
 
 
 def test_concurrent_trials_in_one_session_give_each_configurations_metrics_alone(telco: Any) -> None:

@@ -134,8 +134,8 @@ def test_a_rungs_balanced_weights_and_one_vs_rest_class_counts_are_its_own(tiers
     y = got[LABEL].to_numpy().astype(int)
     expected = compute_class_weight("balanced", classes=np.arange(len(CLASSES)), y=y)[y]
     assert len(y) == n and np.allclose(got[WEIGHT].to_numpy(), expected, rtol=1e-12, atol=0)
-    assert backend._rung_classes[(0, 1 / 3)] == np.bincount(y, minlength=len(CLASSES)).tolist()
-    assert backend._rung_classes[(0, 1 / 3)] != backend._folds[0].class_rows  # not the part's counts
+    assert backend._rungs[(0, 1 / 3)][2] == np.bincount(y, minlength=len(CLASSES)).tolist()
+    assert backend._rungs[(0, 1 / 3)][2] != backend._folds[0].class_rows  # not the part's counts
     rung = backend.evaluate(_params("ovr", "balanced"), fraction=1 / 3)
     assert rung.n == backend._folds[0].n_held and math.isfinite(rung.log_loss)
 

@@ -208,12 +208,13 @@ def balanced_weights(n_neg: int, n_pos: int) -> tuple[float, float]:
     return w_neg, w_pos
 
 
-def _balanced_weight(counts: Sequence[int]) -> Any:
-    """The WEIGHT column of class_weight=balanced for rows of these class counts (codes 0..K-1; binary: 0, 1)."""
+def _balanced_weight(counts: Sequence[int], label: Any = None) -> Any:
+    """The WEIGHT column of class_weight=balanced for rows of these class counts, by ``label`` (default: the LABEL
+    column; class codes 0..K-1, binary 0 and 1)."""
     from pyspark.sql import functions as F
 
-    w = class_weights(counts)
-    return F.element_at(F.array(*[F.lit(v) for v in w]), F.col(LABEL).cast("int") + 1).alias(WEIGHT)
+    code = (F.col(LABEL) if label is None else label).cast("int")
+    return F.element_at(F.array(*[F.lit(v) for v in class_weights(counts)]), code + 1).alias(WEIGHT)
 
 
 def spark_params(params: ModelParams, n_train: int, aggregation_depth: int = 2) -> dict[str, Any]:
@@ -562,9 +563,9 @@ class SparkBackend:
         self._folds: list[_Fold] = []
         self._cv = False
         self.timings: dict[str, float] = {}
-        # successive halving: (fold, fraction) -> (the cached fitting rows of that rung, their count)
-        self._rungs: dict[tuple[int, float], tuple[Any, int]] = {}
-        self._rung_classes: dict[tuple[int, float], list[int] | None] = {}  # a multi-class rung's class rows
+        # successive halving: (fold, fraction) -> (the cached fitting rows of that rung, their count, and a
+        # multi-class target's rows of each class in it)
+        self._rungs: dict[tuple[int, float], tuple[Any, int, list[int] | None]] = {}
         self._rungs_lock = threading.Lock()
         self._lost: BackendLost | None = None  # why the session's driver stopped (see _driver_guard)
         self._lost_lock = threading.Lock()
@@ -685,7 +686,6 @@ class SparkBackend:
     def _with_features(self, fit_raw: Any) -> tuple[Any, Any, ColumnStats, list[int] | None]:
         """Preprocessing fitted on ``fit_raw``, ``fit_raw`` transformed with balanced weights attached, and (a
         multi-class target) the rows of each class."""
-
         assert self._parts is not None
         d = self._parts
         pre, stats = fit_preprocessing(
@@ -748,10 +748,8 @@ class SparkBackend:
         assert class_rows is not None
 
         def one(k: int) -> tuple[Any, FitInfo]:
-            n_k = class_rows[k]
             is_k = F.col(LABEL) == float(k)
-            w_rest, w_k = balanced_weights(sum(class_rows) - n_k, n_k)
-            weight = F.when(is_k, F.lit(w_k)).otherwise(F.lit(w_rest)).alias(WEIGHT)
+            weight = _balanced_weight([sum(class_rows) - class_rows[k], class_rows[k]], is_k)  # this binary problem's
             return self._fit_lr(params, df.select(FEATURES, is_k.cast("double").alias(LABEL), weight), n_fit)
 
         t0 = time.perf_counter()
@@ -850,13 +848,8 @@ class SparkBackend:
     def evaluate(self, params: ModelParams, fold: int | None = None, fraction: float = 1.0) -> Evaluation:
         with self._driver_guard():
             part = self._folds[fold or 0]
-            class_rows = part.class_rows
-            if fraction < 1.0:
-                fit, n_fit = self.fraction_rows(fraction, fold)
-                class_rows = self._rung_classes[(fold or 0, float(fraction))]
-            else:
-                fit, n_fit = part.fit, part.n_fit
-            model, info = self._fit(params, fit, n_fit, class_rows)
+            rung = self._rung(fraction, fold) if fraction < 1.0 else (part.fit, part.n_fit, part.class_rows)
+            model, info = self._fit(params, *rung)
             return self._scored(model, part.held, part.n_held, info)
 
     @contextlib.contextmanager
@@ -885,7 +878,6 @@ class SparkBackend:
         """Why the session's driver can run nothing more, or None while it can."""
         from pyspark import SparkContext
 
-        proc = getattr(SparkContext._gateway, "proc", None) if self._owns_session else None
         if self.spark is None:
             return None
         try:
@@ -894,6 +886,7 @@ class SparkBackend:
             return None
         except Exception:
             pass
+        proc = getattr(SparkContext._gateway, "proc", None) if self._owns_session else None
         with contextlib.suppress(subprocess.TimeoutExpired):
             if proc is not None and proc.wait(timeout=5) is not None:  # its exit status, once it is reaped
                 return f"its JVM exited with status {proc.returncode}"
@@ -922,6 +915,11 @@ class SparkBackend:
         """The first ``fraction`` of the fitting part's rows (cached, with their count): a row is in when its
         seeded uniform draw is below ``fraction``, so each smaller fraction lies inside every larger one and every
         configuration fits the same rows. Made once per fraction (concurrent trials wait for the first)."""
+        rows, n, _ = self._rung(fraction, fold)
+        return rows, n
+
+    def _rung(self, fraction: float, fold: int | None) -> tuple[Any, int, list[int] | None]:
+        """:meth:`fraction_rows`, with a multi-class target's rows of each class in the rung (None: binary)."""
         from pyspark.sql import functions as F
 
         key = (fold or 0, float(fraction))
@@ -944,8 +942,7 @@ class SparkBackend:
                 drawn = drawn.select(FEATURES, LABEL, _balanced_weight(counts))
                 rows = drawn.coalesce(self._partitions(n)).cache()  # a rung's fewer rows in fewer tasks
                 rows.count()  # materialised now, in the sweep's setup
-                self._rungs[key] = (rows, n)
-                self._rung_classes[key] = counts if self.classes else None
+                self._rungs[key] = (rows, n, counts if self.classes else None)
             return self._rungs[key]
 
     # -- after the search ----------------------------------------------------------------------------
@@ -1081,10 +1078,9 @@ class SparkBackend:
     def close(self) -> None:
         if self._lost is not None:  # the dead session was forgotten when it was found: nothing to release
             return
-        for rows, _ in self._rungs.values():
+        for rows, _, _ in self._rungs.values():
             rows.unpersist()
         self._rungs.clear()
-        self._rung_classes.clear()
         for f in self._folds:
             f.fit.unpersist()
             f.held.unpersist()

@@ -13,7 +13,7 @@ Cases (``--case``):
   ctr1m   Spark local[2], generated CTR at 10^6 rows, max_iter 30, objective log loss
 
 Run: PYTHONPATH=src python benchmarks/bench_halving.py [--case telco] [--seeds 1 2 3] [--full 20] [--halving 20 40]
-     [--halving-overrides search.rung_resource=iterations ...]
+     [--halving-overrides search.rung_resource=iterations ...] [--overrides backend.compact_hashed=false ...]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from lrsweep.cli import register_configs, to_config
 from lrsweep.sweep import run_sweep
 
 CONF = str(Path(lrsweep.__file__).parent / "conf")
+OVERRIDES: list[str] = []  # --overrides: for every sweep
 CASES = {
     "telco": ["backend=sklearn", "dataset=telco_churn", "objective.metric=roc_auc"],
     "ctr1m": [
@@ -50,10 +51,11 @@ CASES = {
 
 
 def sweep(case: str, seed: int, n: int, fidelity: str, extra: list[str] | None = None) -> dict[str, Any]:
+    extra = [*OVERRIDES, *(extra or [])]
     with tempfile.TemporaryDirectory(prefix="bench-halving-") as tmp:
         overrides = [
             *CASES[case],
-            *(extra or []),
+            *extra,
             f"seed={seed}",
             f"search.n_trials={n}",
             f"search.fidelity={fidelity}",
@@ -86,7 +88,10 @@ def main() -> int:
     ap.add_argument("--case", choices=list(CASES), default="telco")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--full", type=int, default=20, help="trials of the full sweep")
-    ap.add_argument("--halving", type=int, nargs="+", default=[20, 40], help="trials of each halving sweep")
+    ap.add_argument("--halving", type=int, nargs="*", default=[20, 40], help="trials of each halving sweep")
+    ap.add_argument(
+        "--overrides", nargs="*", default=[], help="overrides for every sweep, e.g. backend.compact_hashed=false"
+    )
     ap.add_argument(
         "--halving-overrides",
         nargs="*",
@@ -94,6 +99,7 @@ def main() -> int:
         help="more overrides for the halving sweeps, e.g. search.rung_resource=iterations search.promotion=asha",
     )
     args = ap.parse_args()
+    OVERRIDES[:] = args.overrides
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     register_configs()
     rows: list[dict[str, Any]] = []

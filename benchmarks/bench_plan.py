@@ -20,6 +20,7 @@ Cases (``--cases``; the config is composed exactly as the command line composes 
               target fitted one-vs-rest (four binomial fits per trial); not in the default --cases
 
 Run: PYTHONPATH=src:. python benchmarks/bench_plan.py [--cases telco ctr1m ctr3m standalone] [--trials N]
+     [--overrides K=V ...]
 The machine may be shared: the load average is printed before and after every case. Each case runs in a process
 of its own (a sweep after another in one process would find Spark's JVM warm).
 """
@@ -85,6 +86,9 @@ def where(case: str) -> Iterator[tuple[list[str], int]]:
         )
 
 
+EXTRA: list[str] = []  # --overrides: for every case
+
+
 def run_case(case: str, trials: int | None, cache_dir: str) -> dict[str, Any]:
     base, n_default = CASES[case]
     n = trials or n_default
@@ -92,6 +96,7 @@ def run_case(case: str, trials: int | None, cache_dir: str) -> dict[str, Any]:
         overrides = [
             "backend=spark",
             *base,
+            *EXTRA,
             *cluster,
             f"search.n_trials={n}",
             "tracking=off",
@@ -158,7 +163,15 @@ def run_case(case: str, trials: int | None, cache_dir: str) -> dict[str, Any]:
 def predict_case(case: str, n: int, cores: int, cache_dir: str, cluster: list[str] | None = None) -> dict[str, Any]:
     """Calibrate (or read the cache) and predict one case's sweep; the prediction part of a record."""
     base, _ = CASES[case]
-    overrides = ["backend=spark", *base, *(cluster or []), f"search.n_trials={n}", "tracking=off", "progress=false"]
+    overrides = [
+        "backend=spark",
+        *base,
+        *EXTRA,
+        *(cluster or []),
+        f"search.n_trials={n}",
+        "tracking=off",
+        "progress=false",
+    ]
     cfg = compose_cfg([*overrides, f"plan.calibration.cache_dir={cache_dir}"])
     rows = full_rows(cfg)
     t0 = time.perf_counter()
@@ -259,12 +272,14 @@ def main() -> int:
     ap.add_argument("--trials", type=int, help="trials per sweep (default: per case, 4-8)")
     ap.add_argument("--cache-dir", help="calibration cache (default: a fresh temporary folder: measured anew)")
     ap.add_argument("--out", type=Path, help="also append the JSON lines to this file")
+    ap.add_argument("--overrides", nargs="*", default=[], help="for every case, e.g. backend.compact_hashed=false")
     ap.add_argument(
         "--measured",
         type=Path,
         help="JSON lines of an earlier run: keep its measured sweeps, calibrate and predict again (no sweep runs)",
     )
     args = ap.parse_args()
+    EXTRA[:] = args.overrides
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     register_configs()
     if args.measured:

@@ -277,6 +277,20 @@ def test_setup_splits_like_sklearn_and_caches(telco: Any) -> None:
         replace(settings, partitions_per_core=0).check()
 
 
+def test_a_binary_target_is_one_binomial_model_whatever_the_mode(telco: Any) -> None:
+    """The planner's calibration draws configurations without the data at hand, with a mode (multinomial or ovr):
+    on a binary target they are fitted as the sweep fits them, one binomial model (a 2-class softmax would be
+    another model, with twice the coefficients), and their refit works."""
+    backend, _ = telco
+    plain = params(0.7, max_iter=50)
+    base = backend.evaluate(plain)
+    for mode in ("multinomial", "ovr"):
+        ev = backend.evaluate(replace(plain, multiclass=mode))
+        assert ev.log_loss == base.log_loss and ev.fit.n_iter == base.fit.n_iter
+        refit = backend.refit(replace(plain, multiclass=mode), 0.5)
+        assert refit.model.stages[-2].numClasses == 2 and refit.model.stages[-2].coefficients.size > 0
+
+
 def metrics_of(ev: Evaluation) -> dict[str, float]:
     """The sweep's validation metrics of one evaluation (as lrsweep.sweep.evaluate_params computes them)."""
     choice = choose_threshold(ev.curve, F1Threshold())
@@ -797,7 +811,11 @@ def test_feature_hasher_on_a_generated_ctr_frame_gives_the_true_models_buckets(s
         assert v.indices.tolist() == X[i].indices.tolist() and v.values.tolist() == X[i].data.tolist()
 
 
-def test_hashed_ctr_sweep_part_matches_sklearn(spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("compact_hashed", [False, True])
+def test_hashed_ctr_sweep_part_matches_sklearn(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compact_hashed: bool
+) -> None:
+    """One-hot and hashed columns side by side, fitted on all the hasher's buckets or on those the rows use."""
     from lrsweep.backends.spark import fit_preprocessing
 
     monkeypatch.setenv("LRSWEEP_CACHE", str(tmp_path))
@@ -807,29 +825,36 @@ def test_hashed_ctr_sweep_part_matches_sklearn(spark: Any, tmp_path: Path, monke
         name="ctr", source="generated", generator="ctr", rows=3000, target="click", positive="1", drop=["hour"],
         categorical=one_hot + hashed, hashed=hashed, hash_features=2**14,
     )  # fmt: skip
-    backend, reference = SparkBackend(SparkConfig(), cluster=LOCAL2), SklearnBackend()
+    backend = SparkBackend(SparkConfig(compact_hashed=compact_hashed), cluster=LOCAL2)
+    reference = SklearnBackend()
     prepared(backend, ds)
     prepared(reference, ds)
     try:
         fit = backend._folds[0].fit
         assert fit.schema[FEATURES].metadata == {"ml_attr": {"num_attrs": fit.first()[FEATURES].size}}  # compact
+        space = backend._folds[0].space
+        assert (space is not None) == compact_hashed
+        if space is not None:  # the one-hot columns first as they were, then the buckets the fitting rows use
+            assert 0 < space.head < space.width < space.size == space.head + 2**14
         p, threshold = params(0.5, tol=1e-10), 0.2
-        # Spark stores these coefficients sparse (most buckets unseen): scored with them dense, to the bit
-        from pyspark.ml.classification import LogisticRegression as SparkLR
-
-        stored = SparkLR(featuresCol=FEATURES, labelCol=LABEL, **spark_params(p, backend._folds[0].n_fit)).fit(fit)
-        stored.setThreshold(0.3)
         kind = lambda m: m._java_obj.coefficientMatrix().getClass().getSimpleName()  # noqa: E731
-        dense = with_dense_coefficients(stored)
-        assert (kind(stored), kind(dense)) == ("SparseMatrix", "DenseMatrix")
-        assert (dense.uid, dense.getThreshold(), dense.getFeaturesCol()) == (stored.uid, 0.3, FEATURES)
-        held = backend._folds[0].held
-        scored = [m.transform(held).select("probability", "prediction").toPandas() for m in (stored, dense)]
-        assert scored[0]["prediction"].tolist() == scored[1]["prediction"].tolist()
-        assert [v.toArray().tolist() for v in scored[0]["probability"]] == [
-            v.toArray().tolist() for v in scored[1]["probability"]
-        ]
-        assert with_dense_coefficients(dense) is dense  # dense already: the model as it is
+        if space is None:
+            # Spark stores these coefficients sparse (most buckets unseen): scored with them dense, to the bit
+            from pyspark.ml.classification import LogisticRegression as SparkLR
+
+            lr = SparkLR(featuresCol=FEATURES, labelCol=LABEL, **spark_params(p, backend._folds[0].n_fit))
+            stored = lr.fit(fit)
+            stored.setThreshold(0.3)
+            dense = with_dense_coefficients(stored)
+            assert (kind(stored), kind(dense)) == ("SparseMatrix", "DenseMatrix")
+            assert (dense.uid, dense.getThreshold(), dense.getFeaturesCol()) == (stored.uid, 0.3, FEATURES)
+            held = backend._folds[0].held
+            scored = [m.transform(held).select("probability", "prediction").toPandas() for m in (stored, dense)]
+            assert scored[0]["prediction"].tolist() == scored[1]["prediction"].tolist()
+            assert [v.toArray().tolist() for v in scored[0]["probability"]] == [
+                v.toArray().tolist() for v in scored[1]["probability"]
+            ]
+            assert with_dense_coefficients(dense) is dense  # dense already: the model as it is
         ev, sk_ev = backend.evaluate(p), reference.evaluate(p)
         assert area_metrics(ev.curve)["roc_auc"] == pytest.approx(area_metrics(sk_ev.curve)["roc_auc"], abs=1e-4)
         refit = backend.refit(p, threshold)

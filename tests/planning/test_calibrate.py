@@ -263,7 +263,8 @@ def test_a_real_small_calibration_on_telco(tmp_path: Path, monkeypatch: pytest.M
     try:
         # one sample, no throwaway warm-up sample, one round of probes, both children at once: the machinery, not
         # good figures
-        knobs = {"fractions": 1, "configs": 2, "small_configs": 1, "refit": False, "warmup": False, "probes": 1}
+        # (the refit is measured: a configuration drawn with a multi-class mode is refitted on this binary target)
+        knobs = {"fractions": 1, "configs": 2, "small_configs": 1, "refit": True, "warmup": False, "probes": 1}
         cfg = spark_cfg(tmp_path, parallel=True, budget=None, **knobs)
         cal = calibrate(cfg)
         assert session.sparkContext.master == "local[2]"  # the caller's session is untouched
@@ -291,6 +292,7 @@ def test_a_real_small_calibration_on_telco(tmp_path: Path, monkeypatch: pytest.M
     assert big.rows % one == 0 and abs(big.rows - cal.rows) <= one
     assert f"repeated to {big.rows:,} rows" in " ".join(cal.evidence())
     assert len(cal.data_model["theta"]) == 5
+    assert cal.refit_runs and all(r.seconds > 0 for r in cal.refit_runs)
     # the most cores' child also ran two probes at once, on its sample: the overlap of concurrent trials
     pairs = [r for r in cal.fit_runs if r.together == 2]
     assert len(pairs) == 2 and {r.cores for r in pairs} == {2} and all(r.repeats == 1 for r in pairs)

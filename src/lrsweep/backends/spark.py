@@ -2,8 +2,9 @@
 
 Setup, once per sweep: one SparkSession (an active one is reused), the data read once, preprocessing
 fitted once per fold on that fold's fitting part, and every fold's (fit, held-out) frames cached and
-materialised. A trial then pays only for its LogisticRegression fit (about iterations + 2 Spark jobs)
-and one Spark job that scores the held-out part.
+materialised; hashed features of a fitting frame rewritten over the buckets its rows use
+(:mod:`lrsweep.backends.spark_buckets`). A trial then pays only for its LogisticRegression fit (about
+iterations + 2 Spark jobs) and one Spark job that scores the held-out part.
 
 Parity with the scikit-learn backend (tests/backends/test_spark.py checks each point):
 - :func:`spark_params` translates the shared vocabulary: regParam = 1/(C n_train), elasticNetParam =
@@ -50,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from lrsweep.backends.base import BackendConfig, Capabilities, Evaluation, FitInfo, Refit, coefficient_frame
+from lrsweep.backends.spark_buckets import VECTOR_SQL, UsedBuckets, compact, expand
 from lrsweep.clusters import ClusterConfig, LocalCluster
 from lrsweep.data import DataHandle, DataSummary
 from lrsweep.data.spark import FOLD, LABEL, PART, PREFIX, SparkParts, ident, present
@@ -100,8 +102,9 @@ class SparkConfig(BackendConfig):
     aggregation_depth: int = 2  # LogisticRegression's treeAggregate depth
     # cached frames get at most ceil(rows / rows_per_partition) partitions, and at most partitions_per_core per
     # core of the session: every task of every L-BFGS pass has a fixed cost (on hashed features it builds and
-    # sends back a dense gradient of 2**20 doubles), so small data fits faster in fewer tasks, and more tasks
-    # than cores only add that cost (10**6 CTR rows, local[2]: 30.2 s a fit in 2 partitions, 37.9 s in 6)
+    # sends back a dense gradient, a double per bucket the rows use), so small data fits faster in fewer tasks,
+    # and more tasks than cores only add that cost (10**6 CTR rows, local[2]: 30.2 s a fit in 2 partitions, 37.9 s
+    # in 6, on all 2**20 buckets)
     rows_per_partition: int = 100_000
     partitions_per_core: int = 1
     # one-vs-rest on a multi-class target: this many of its K binomial fits run at once on the session (as Spark's
@@ -110,6 +113,10 @@ class SparkConfig(BackendConfig):
     # models to the bit. Each running fit caches its own blocks of the fitting rows: memory grows with it.
     # 1: one after another
     ovr_parallelism: int = 4
+    # hashed features: each fitting part (a fold's, a halving rung's, the refit's) is fitted on the buckets its rows
+    # use, the model written back in the hasher's space: the same model, without paying for the unused buckets on
+    # every pass (backends/spark_buckets.py). false: fit on all the hasher's buckets
+    compact_hashed: bool = True
 
     def check(self) -> None:
         if self.bins < 2:
@@ -443,6 +450,7 @@ class _Fold:
     n_fit: int
     n_held: int
     class_rows: list[int] | None = None  # a multi-class target: the fitting rows of each class
+    space: UsedBuckets | None = None  # fit's features compacted to the buckets its rows use (None: as hashed)
 
 
 def with_dense_coefficients(lr_model: Any) -> Any:
@@ -495,16 +503,12 @@ def class_probability_stages(model: Any) -> list[Any]:
     ]
 
 
-# a vector column's SQL form (Spark SQL has no vector functions: to_json of a vector writes this struct)
-_VECTOR_SQL = "struct<type:tinyint,size:int,indices:array<int>,values:array<double>>"
-
-
 def decision_sql(of_class: int | None, threshold: float) -> str:
     """A SQLTransformer statement writing PREDICTED_INDEX from ``probability``: the most probable class (the first
     of ties, as numpy's argmax), or class ``of_class`` whenever its probability reaches ``threshold``, else the
     most probable other class (lrsweep.labelled.decide, the rule the sweep scored)."""
     v, p = ident(PREFIX + "v"), ident(PREFIX + "p")
-    as_struct = f"from_json(to_json(named_struct('v', probability)), 'v {_VECTOR_SQL}').v"
+    as_struct = f"from_json(to_json(named_struct('v', probability)), 'v {VECTOR_SQL}').v"
     dense = (
         f"CASE WHEN {v}.type = 1 THEN {v}.values ELSE transform(sequence(0, {v}.size - 1), "
         f"i -> coalesce(element_at(map_from_arrays({v}.indices, {v}.values), i), 0D)) END"
@@ -563,9 +567,9 @@ class SparkBackend:
         self._folds: list[_Fold] = []
         self._cv = False
         self.timings: dict[str, float] = {}
-        # successive halving: (fold, fraction) -> (the cached fitting rows of that rung, their count, and a
-        # multi-class target's rows of each class in it)
-        self._rungs: dict[tuple[int, float], tuple[Any, int, list[int] | None]] = {}
+        # successive halving: (fold, fraction) -> (the cached fitting rows of that rung, their count, a
+        # multi-class target's rows of each class in it, and where its compacted hashed features sit)
+        self._rungs: dict[tuple[int, float], tuple[Any, int, list[int] | None, UsedBuckets | None]] = {}
         self._rungs_lock = threading.Lock()
         self._lost: BackendLost | None = None  # why the session's driver stopped (see _driver_guard)
         self._lost_lock = threading.Lock()
@@ -721,36 +725,74 @@ class SparkBackend:
             got = {int(r[LABEL]): int(r["count"]) for r in held_raw.groupBy(LABEL).count().collect()}
             check_every_class(np.array([got.get(k, 0) for k in range(len(self.classes))]), name, self.classes)
         k = self._partitions(stats.n)  # coalesce never adds partitions: a smaller input keeps its own
-        fit = fit.coalesce(k).cache()
+        fit, space, n_fit = self._compacted(fit.coalesce(k))
         held = _compact(pre.transform(held_raw).select(FEATURES, LABEL), bool(self._parts and self._parts.hashed))
         held = held.coalesce(k).cache()
-        return _Fold(fit, held, fit.count(), held.count(), class_rows)  # count() materialises the caches now
+        return _Fold(fit, held, n_fit, held.count(), class_rows, space)  # count() materialises the cache
+
+    @property
+    def _hashed_compacted(self) -> bool:
+        """Whether fitting frames are rewritten over the buckets their rows use (hashed features)."""
+        return bool(self._parts and self._parts.hashed and self.settings.compact_hashed)
+
+    def _compacted(self, fit: Any) -> tuple[Any, UsedBuckets | None, int]:
+        """``fit`` cached and counted; with hashed features then rewritten over the buckets its rows use and cached
+        instead (read from the first cache, not from the data: one preprocessing pass)."""
+        fit = fit.cache()
+        n = fit.count()
+        compacted, space = self._used_buckets(fit)
+        if space is None:
+            return fit, None, n
+        compacted = compacted.cache()
+        compacted.count()
+        fit.unpersist()
+        return compacted, space, n
+
+    def _used_buckets(self, fit: Any, base: UsedBuckets | None = None) -> tuple[Any, UsedBuckets | None]:
+        """``fit`` (a fitting part to be cached, hashed features) over the buckets its rows use, or as it is."""
+        assert self._parts is not None
+        if not self._hashed_compacted:
+            return fit, None
+        size = base.width if base is not None else int(fit.schema[FEATURES].metadata["ml_attr"]["num_attrs"])
+        head = base.head if base is not None else size - self._parts.hash_features
+        return compact(fit, FEATURES, size, head, base)
 
     @property
     def n_folds(self) -> int:
         return len(self._folds) if self._cv else 0
 
     # -- per trial -----------------------------------------------------------------------------------
+    def _for_target(self, params: ModelParams) -> ModelParams:
+        """``params`` as this target is fitted: a binary target is one binomial model whatever the mode, a
+        multi-class one without a mode multinomial (search.multiclass's default). The planner's calibration draws
+        configurations without the data at hand, with a mode or without."""
+        if not self.classes and params.multiclass is not None:
+            return dataclasses.replace(params, multiclass=None)
+        if self.classes and params.multiclass is None:
+            return dataclasses.replace(params, multiclass="multinomial")
+        return params
+
     def native_params(self, params: ModelParams) -> dict[str, Any]:
         n_train = self._folds[0].n_fit if self._folds else 1
         return spark_params(params, n_train, self.settings.aggregation_depth)
 
-    def _fit(self, params: ModelParams, df: Any, n_fit: int, class_rows: list[int] | None) -> tuple[Any, FitInfo]:
+    def _fit(
+        self, params: ModelParams, df: Any, n_fit: int, class_rows: list[int] | None, space: UsedBuckets | None = None
+    ) -> tuple[Any, FitInfo]:
         """The model of ``params``: one LogisticRegression (binomial, or a multi-class target's multinomial), or
         (one-vs-rest) a list of one binomial model per class, each fitted on "this class or not" with, under
-        class_weight=balanced, that binary problem's own balanced weights, as scikit-learn's OneVsRestClassifier."""
+        class_weight=balanced, that binary problem's own balanced weights, as scikit-learn's OneVsRestClassifier.
+        ``space``: ``df``'s features are compacted there (the models are written back in the hasher's space)."""
         from pyspark.sql import functions as F
 
-        if self.classes and params.multiclass is None:  # drawn without the data at hand (the planner's samples)
-            params = dataclasses.replace(params, multiclass="multinomial")  # search.multiclass's default
         if not self.classes or params.multiclass != "ovr":
-            return self._fit_lr(params, df, n_fit)
+            return self._fit_lr(params, df, n_fit, space)
         assert class_rows is not None
 
         def one(k: int) -> tuple[Any, FitInfo]:
             is_k = F.col(LABEL) == float(k)
             weight = _balanced_weight([sum(class_rows) - class_rows[k], class_rows[k]], is_k)  # this binary problem's
-            return self._fit_lr(params, df.select(FEATURES, is_k.cast("double").alias(LABEL), weight), n_fit)
+            return self._fit_lr(params, df.select(FEATURES, is_k.cast("double").alias(LABEL), weight), n_fit, space)
 
         t0 = time.perf_counter()
         at_once = min(self.settings.ovr_parallelism, len(class_rows))
@@ -771,7 +813,9 @@ class SparkBackend:
         seconds = time.perf_counter() - t0  # the K fits' wall
         return [m for m, _ in fitted], FitInfo(seconds, n_iter, all(i.converged for i in infos))
 
-    def _fit_lr(self, params: ModelParams, df: Any, n_fit: int) -> tuple[Any, FitInfo]:
+    def _fit_lr(
+        self, params: ModelParams, df: Any, n_fit: int, space: UsedBuckets | None = None
+    ) -> tuple[Any, FitInfo]:
         from pyspark.ml.classification import LogisticRegression
 
         lr = LogisticRegression(
@@ -779,9 +823,10 @@ class SparkBackend:
         )
         t0 = time.perf_counter()
         model = lr.fit(df)
-        seconds = time.perf_counter() - t0
         n_iter = int(model.summary.totalIterations)
-        return with_dense_coefficients(model), FitInfo(seconds, n_iter, n_iter < params.max_iter)
+        model = with_dense_coefficients(model) if space is None else expand(model, space)
+        seconds = time.perf_counter() - t0
+        return model, FitInfo(seconds, n_iter, n_iter < params.max_iter)
 
     def _held_out(
         self, scored: Any, n: int, p: Any = None
@@ -846,9 +891,10 @@ class SparkBackend:
         return self._held_out_classes(frame, n, info)
 
     def evaluate(self, params: ModelParams, fold: int | None = None, fraction: float = 1.0) -> Evaluation:
+        params = self._for_target(params)
         with self._driver_guard():
             part = self._folds[fold or 0]
-            rung = self._rung(fraction, fold) if fraction < 1.0 else (part.fit, part.n_fit, part.class_rows)
+            rung = self._rung(fraction, fold) if fraction < 1.0 else (part.fit, part.n_fit, part.class_rows, part.space)
             model, info = self._fit(params, *rung)
             return self._scored(model, part.held, part.n_held, info)
 
@@ -915,11 +961,12 @@ class SparkBackend:
         """The first ``fraction`` of the fitting part's rows (cached, with their count): a row is in when its
         seeded uniform draw is below ``fraction``, so each smaller fraction lies inside every larger one and every
         configuration fits the same rows. Made once per fraction (concurrent trials wait for the first)."""
-        rows, n, _ = self._rung(fraction, fold)
+        rows, n, _, _ = self._rung(fraction, fold)
         return rows, n
 
-    def _rung(self, fraction: float, fold: int | None) -> tuple[Any, int, list[int] | None]:
-        """:meth:`fraction_rows`, with a multi-class target's rows of each class in the rung (None: binary)."""
+    def _rung(self, fraction: float, fold: int | None) -> tuple[Any, int, list[int] | None, UsedBuckets | None]:
+        """:meth:`fraction_rows`, with a multi-class target's rows of each class in the rung (None: binary) and
+        where the rung's features sit (hashed features: the buckets the rung's rows use; None: as the fold's)."""
         from pyspark.sql import functions as F
 
         key = (fold or 0, float(fraction))
@@ -940,15 +987,16 @@ class SparkBackend:
                     )
                 # class_weight=balanced for the rows the rung fits, as scikit-learn weighs a rung's rows
                 drawn = drawn.select(FEATURES, LABEL, _balanced_weight(counts))
+                drawn, space = self._used_buckets(drawn, part.space) if part.space is not None else (drawn, None)
                 rows = drawn.coalesce(self._partitions(n)).cache()  # a rung's fewer rows in fewer tasks
                 rows.count()  # materialised now, in the sweep's setup
-                self._rungs[key] = (rows, n, counts if self.classes else None)
+                self._rungs[key] = (rows, n, counts if self.classes else None, space)
             return self._rungs[key]
 
     # -- after the search ----------------------------------------------------------------------------
     def refit(self, params: ModelParams, threshold: float, of_class: int | None = None) -> Refit:
         with self._driver_guard():
-            return self._refit(params, threshold, of_class)
+            return self._refit(self._for_target(params), threshold, of_class)
 
     def _refit(self, params: ModelParams, threshold: float, of_class: int | None) -> Refit:
         from pyspark.ml import PipelineModel
@@ -959,9 +1007,15 @@ class SparkBackend:
         d, base = self._parts, self._base
         t0 = time.perf_counter()
         pre, train, stats, class_rows = self._with_features(base.where(F.col(PART) != TEST))
+        train = train.coalesce(self._partitions(stats.n))
+        space = None
+        if self._hashed_compacted:  # fitted as the trials were (what the planner's model of a fit says)
+            train, space, _ = self._compacted(train)
         if self.classes:
-            return self._refit_classes(params, threshold, of_class, pre, train, stats.n, class_rows, t0)
-        lr_model, info = self._fit_lr(params, train.coalesce(self._partitions(stats.n)), stats.n)
+            return self._refit_classes(params, threshold, of_class, pre, train, stats.n, class_rows, space, t0)
+        lr_model, info = self._fit_lr(params, train, stats.n, space)
+        if space is not None:
+            train.unpersist()
         info.seconds = time.perf_counter() - t0  # preprocessing + fit, as the scikit-learn pipeline's fit
         set_inclusive_threshold(lr_model, threshold)  # the logged model's "prediction" uses the sweep's threshold
         # "prediction" answers in the data's labels ("Yes" / "No"): MLflow's pyfunc returns that column
@@ -981,7 +1035,7 @@ class SparkBackend:
 
     def _refit_classes(
         self, params: ModelParams, threshold: float, of_class: int | None, pre: Any, train: Any, n: int,
-        class_rows: list[int] | None, t0: float,
+        class_rows: list[int] | None, space: UsedBuckets | None, t0: float,
     ) -> Refit:  # fmt: skip
         """refit for a multi-class target: the logged PipelineModel writes ``probability`` (per class) and
         ``prediction`` (the class label, by argmax or the threshold on ``of_class``)."""
@@ -991,7 +1045,9 @@ class SparkBackend:
 
         assert self._parts is not None
         d = self._parts
-        fitted, info = self._fit(params, train.coalesce(self._partitions(n)), n, class_rows)
+        fitted, info = self._fit(params, train, n, class_rows, space)
+        if space is not None:
+            train.unpersist()
         info.seconds = time.perf_counter() - t0
         stages = [
             *pre.stages,
@@ -1078,7 +1134,7 @@ class SparkBackend:
     def close(self) -> None:
         if self._lost is not None:  # the dead session was forgotten when it was found: nothing to release
             return
-        for rows, _, _ in self._rungs.values():
+        for rows, *_ in self._rungs.values():
             rows.unpersist()
         self._rungs.clear()
         for f in self._folds:

@@ -1308,7 +1308,7 @@ def _repeated(backend: Any, k: int) -> Any:
         many = reduce(lambda a, b: a.union(b), [frame] * k).coalesce(backend._partitions(n * k)).cache()
         frames.append(many)
     counts = [c * k for c in part.class_rows] if part.class_rows is not None else None  # one-vs-rest's weights
-    return _Fold(frames[0], frames[1], frames[0].count(), frames[1].count(), counts)
+    return _Fold(frames[0], frames[1], frames[0].count(), frames[1].count(), counts, part.space)
 
 
 @contextlib.contextmanager

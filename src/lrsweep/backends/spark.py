@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from lrsweep.backends.base import BackendConfig, Capabilities, Evaluation, FitInfo, Refit, coefficient_frame
-from lrsweep.backends.spark_buckets import VECTOR_SQL, UsedBuckets, compact, expand
+from lrsweep.backends.spark_buckets import UsedBuckets, compact, expand, vector_struct_sql
 from lrsweep.clusters import ClusterConfig, LocalCluster
 from lrsweep.data import DataHandle, DataSummary
 from lrsweep.data.spark import FOLD, LABEL, PART, PREFIX, SparkParts, ident, present
@@ -390,7 +390,7 @@ def fit_preprocessing(
     if hashed:
         # Hashed only (the CTR case): the hasher writes FEATURES itself. VectorAssembler would expand the hasher's
         # compact metadata into one named attribute per bucket (2**20 of them), shipped with every task of every
-        # L-BFGS pass (many times the pass itself). Mixed inputs keep the assembler, see _compact().
+        # L-BFGS pass (many times the pass itself). Mixed inputs keep the assembler, see _num_attrs_only().
         out = FEATURES if not inputs else HASHED
         stages.append(FeatureHasher(inputCols=hashed, categoricalCols=hashed, numFeatures=n_features, outputCol=out))
         inputs.append(HASHED)
@@ -399,7 +399,7 @@ def fit_preprocessing(
     return Pipeline(stages=stages).fit(df), stats
 
 
-def _compact(df: Any, hashed: bool) -> Any:
+def _num_attrs_only(df: Any, hashed: bool) -> Any:
     """``df`` with FEATURES' metadata reduced to its size when hashed buckets are among the features.
 
     A VectorAssembler over hashed buckets names every bucket in the column's metadata (see fit_preprocessing);
@@ -508,7 +508,7 @@ def decision_sql(of_class: int | None, threshold: float) -> str:
     of ties, as numpy's argmax), or class ``of_class`` whenever its probability reaches ``threshold``, else the
     most probable other class (lrsweep.labelled.decide, the rule the sweep scored)."""
     v, p = ident(PREFIX + "v"), ident(PREFIX + "p")
-    as_struct = f"from_json(to_json(named_struct('v', probability)), 'v {VECTOR_SQL}').v"
+    as_struct = vector_struct_sql("probability")
     dense = (
         f"CASE WHEN {v}.type = 1 THEN {v}.values ELSE transform(sequence(0, {v}.size - 1), "
         f"i -> coalesce(element_at(map_from_arrays({v}.indices, {v}.values), i), 0D)) END"
@@ -709,7 +709,7 @@ class SparkBackend:
             if stats.n_pos in (0, stats.n):
                 raise LrsweepError("a fitting part holds a single class", "use a larger data set or fewer CV folds")
             weight = _balanced_weight([stats.n - stats.n_pos, stats.n_pos])
-        features = _compact(pre.transform(fit_raw).select(FEATURES, LABEL, weight), bool(d.hashed))
+        features = _num_attrs_only(pre.transform(fit_raw).select(FEATURES, LABEL, weight), bool(d.hashed))
         return pre, features, stats, class_rows
 
     def _partitions(self, rows: int) -> int:
@@ -726,8 +726,8 @@ class SparkBackend:
             check_every_class(np.array([got.get(k, 0) for k in range(len(self.classes))]), name, self.classes)
         k = self._partitions(stats.n)  # coalesce never adds partitions: a smaller input keeps its own
         fit, space, n_fit = self._compacted(fit.coalesce(k))
-        held = _compact(pre.transform(held_raw).select(FEATURES, LABEL), bool(self._parts and self._parts.hashed))
-        held = held.coalesce(k).cache()
+        hashed = bool(self._parts and self._parts.hashed)
+        held = _num_attrs_only(pre.transform(held_raw).select(FEATURES, LABEL), hashed).coalesce(k).cache()
         return _Fold(fit, held, n_fit, held.count(), class_rows, space)  # count() materialises the cache
 
     @property
@@ -987,7 +987,7 @@ class SparkBackend:
                     )
                 # class_weight=balanced for the rows the rung fits, as scikit-learn weighs a rung's rows
                 drawn = drawn.select(FEATURES, LABEL, _balanced_weight(counts))
-                drawn, space = self._used_buckets(drawn, part.space) if part.space is not None else (drawn, None)
+                drawn, space = self._used_buckets(drawn, part.space)
                 rows = drawn.coalesce(self._partitions(n)).cache()  # a rung's fewer rows in fewer tasks
                 rows.count()  # materialised now, in the sweep's setup
                 self._rungs[key] = (rows, n, counts if self.classes else None, space)
@@ -999,23 +999,35 @@ class SparkBackend:
             return self._refit(self._for_target(params), threshold, of_class)
 
     def _refit(self, params: ModelParams, threshold: float, of_class: int | None) -> Refit:
+        from pyspark.sql import functions as F
+
+        t0 = time.perf_counter()
+        pre, train, stats, class_rows = self._with_features(self._base.where(F.col(PART) != TEST))
+        train = train.coalesce(self._partitions(stats.n))
+        space = None
+        if self._hashed_compacted:  # fitted as the trials were (what the planner's model of a fit says)
+            train, space, _ = self._compacted(train)
+        try:
+            if self.classes:
+                return self._refit_classes(params, threshold, of_class, pre, train, stats.n, class_rows, space, t0)
+            return self._refit_binary(params, threshold, pre, train, stats.n, space, t0)
+        finally:
+            if space is not None:  # the rewritten rows were cached for the fit's passes only
+                train.unpersist()
+
+    def _refit_binary(
+        self, params: ModelParams, threshold: float, pre: Any, train: Any, n: int, space: UsedBuckets | None,
+        t0: float,
+    ) -> Refit:  # fmt: skip
+        """refit for a binary target: the logged PipelineModel writes ``prediction`` in the data's labels with the
+        sweep's threshold."""
         from pyspark.ml import PipelineModel
         from pyspark.ml.feature import IndexToString
         from pyspark.sql import functions as F
 
         assert self._parts is not None
         d, base = self._parts, self._base
-        t0 = time.perf_counter()
-        pre, train, stats, class_rows = self._with_features(base.where(F.col(PART) != TEST))
-        train = train.coalesce(self._partitions(stats.n))
-        space = None
-        if self._hashed_compacted:  # fitted as the trials were (what the planner's model of a fit says)
-            train, space, _ = self._compacted(train)
-        if self.classes:
-            return self._refit_classes(params, threshold, of_class, pre, train, stats.n, class_rows, space, t0)
-        lr_model, info = self._fit_lr(params, train, stats.n, space)
-        if space is not None:
-            train.unpersist()
+        lr_model, info = self._fit_lr(params, train, n, space)
         info.seconds = time.perf_counter() - t0  # preprocessing + fit, as the scikit-learn pipeline's fit
         set_inclusive_threshold(lr_model, threshold)  # the logged model's "prediction" uses the sweep's threshold
         # "prediction" answers in the data's labels ("Yes" / "No"): MLflow's pyfunc returns that column
@@ -1046,8 +1058,6 @@ class SparkBackend:
         assert self._parts is not None
         d = self._parts
         fitted, info = self._fit(params, train, n, class_rows, space)
-        if space is not None:
-            train.unpersist()
         info.seconds = time.perf_counter() - t0
         stages = [
             *pre.stages,

@@ -24,12 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from lrsweep.data.spark import PREFIX
+from lrsweep.data.spark import PREFIX, ident
 
-__all__ = ["UsedBuckets", "compact", "expand"]
+__all__ = ["UsedBuckets", "compact", "expand", "vector_struct_sql"]
 
 # a vector column's SQL form (Spark SQL has no vector functions: to_json of a vector writes this struct)
 VECTOR_SQL = "struct<type:tinyint,size:int,indices:array<int>,values:array<double>>"
+
+
+def vector_struct_sql(col: str) -> str:
+    """SQL reading the vector column ``col`` as its struct (type, size, indices, values; a dense vector: type 1,
+    no size or indices)."""
+    return f"from_json(to_json(named_struct('v', {ident(col)})), 'v {VECTOR_SQL}').v"
 
 
 @dataclass(frozen=True)
@@ -43,13 +49,6 @@ class UsedBuckets:
     @property
     def width(self) -> int:
         return self.head + len(self.used)
-
-
-def as_struct(col: str) -> Any:
-    """The vector column ``col`` as its SQL struct (type, size, indices, values)."""
-    from pyspark.sql import functions as F
-
-    return F.from_json(F.to_json(F.struct(F.col(col).alias("v"))), f"v {VECTOR_SQL}").getField("v")
 
 
 def _entries(v: Any, head: int) -> Any:
@@ -89,7 +88,7 @@ def compact(
     model.setInputCol(tokens).setOutputCol(counted)
     # a bucket's count as that many tokens: the vectorizer counts them back into the bucket's compacted index
     repeated = F.transform(
-        _entries(as_struct(features), head),
+        _entries(F.expr(vector_struct_sql(features)), head),
         lambda e: F.array_repeat(e.getField("i").cast("string"), e.getField("x").cast("int")),
     )
     out = model.transform(df.withColumn(tokens, F.flatten(repeated))).drop(tokens)

@@ -10,7 +10,7 @@ the full trial's, and the full-trial objective of the configuration the rung ran
 Asserts nothing (benchmarks are scripts).
 
 Run: PYTHONPATH=src python benchmarks/bench_rungs.py [--case ctr1m] [--configs 12] [--seed 1]
-     [--rungs 1/27:1 1:1/9 1/27:1/9 1/9:1/3]
+     [--rungs 1/27:1 1:1/9 1/27:1/9 1/9:1/3] [--overrides backend.local_checkpoint=false ...]
 """
 
 from __future__ import annotations
@@ -47,11 +47,13 @@ def main() -> int:
     ap.add_argument("--configs", type=int, default=12)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rungs", nargs="+", default=["1/27:1", "1:1/9", "1/27:1/9", "1/9:1/3"])
+    ap.add_argument("--overrides", nargs="*", default=[], help="config overrides, e.g. backend.local_checkpoint=false")
     args = ap.parse_args()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     register_configs()
     with initialize_config_dir(version_base="1.3", config_dir=CONF):
-        cfg = to_config(compose(config_name="config", overrides=[*CASES[args.case], f"seed={args.seed}"]))
+        overrides = [*CASES[args.case], *args.overrides, f"seed={args.seed}"]
+        cfg = to_config(compose(config_name="config", overrides=overrides))
     rungs = [tuple(Fraction(x) for x in r.split(":")) for r in args.rungs]
     rungs = [r for r in rungs if r != (1, 1)] + [(Fraction(1), Fraction(1))]
     backend = make_backend(cfg)

@@ -39,6 +39,7 @@ from lrsweep.backends.spark import (
     balanced_weights,
     binned_curve,
     fit_preprocessing,
+    release,
     spark_params,
     with_dense_coefficients,
 )
@@ -55,7 +56,7 @@ from lrsweep.config import (
 )
 from lrsweep.data import open_data, split_table
 from lrsweep.datasets.ctr import FEATURE_COLUMNS as CTR_FEATURES
-from lrsweep.errors import LrsweepError
+from lrsweep.errors import BackendLost, LrsweepError
 from lrsweep.metrics import area_metrics, curve_from_scores, merge_curves, metrics_at
 from lrsweep.space import ModelParams
 from lrsweep.sweep import run_sweep
@@ -260,7 +261,7 @@ def test_setup_splits_like_sklearn_and_caches(telco: Any) -> None:
     assert backend.capabilities.solvers is None and backend.n_folds == 0
     assert [f.n_fit for f in backend._folds] == [len(reference.split.train)]
     assert [f.n_held for f in backend._folds] == [len(reference.split.val)]
-    assert all(f.fit.is_cached and f.held.is_cached for f in backend._folds)
+    assert all(is_kept(f.fit) and is_kept(f.held) for f in backend._folds)
     assert backend._base.is_cached
     native = backend.native_params(params(2.0, 0.5))
     assert native["regParam"] == pytest.approx(1 / (2.0 * len(reference.split.train)))
@@ -309,14 +310,14 @@ def test_halving_rungs_are_nested_seeded_cached_and_scored_on_all_of_validation(
     n_fit = backend._folds[0].n_fit
     (ninth, n9), (third, n3) = backend.fraction_rows(1 / 9), backend.fraction_rows(1 / 3)
     assert abs(n9 - n_fit / 9) < 4 * math.sqrt(n_fit / 9) and abs(n3 - n_fit / 3) < 4 * math.sqrt(n_fit / 3)
-    assert ninth.is_cached and backend.fraction_rows(1 / 9)[0] is ninth  # made once per sweep
+    assert is_kept(ninth) and backend.fraction_rows(1 / 9)[0] is ninth  # made once per sweep
     rows9, rows3 = _rows_of(ninth), _rows_of(third)
     assert sum(rows9.values()) == n9 and not rows9 - rows3  # nested (as multisets)
     drawn = dict(backend._rungs)
     backend._rungs.clear()  # drawn again from the cached part: the same rows
     try:
         assert _rows_of(backend.fraction_rows(1 / 9)[0]) == rows9
-        backend._rungs.pop((0, 1 / 9))[0].unpersist()
+        release(backend._rungs.pop((0, 1 / 9))[0])
     finally:
         backend._rungs.update(drawn)
     p = params(1.0, max_iter=50)
@@ -327,6 +328,57 @@ def test_halving_rungs_are_nested_seeded_cached_and_scored_on_all_of_validation(
 
     alone = LogisticRegression(featuresCol=FEATURES, labelCol=LABEL, **spark_params(p, n9)).fit(ninth)
     assert rung.fit.n_iter == alone.summary.totalIterations  # the rung fitted its own rows at 1 / (C n_rung)
+
+
+def is_kept(df: Any) -> bool:
+    """``df`` is a local checkpoint held in the block stores: its plan a checkpointed RDD, no lineage behind it."""
+    plan = df._jdf.queryExecution().analyzed()
+    if plan.getClass().getSimpleName() != "LogicalRDD":
+        return False
+    rdd = plan.rdd()
+    return bool(rdd.isCheckpointed() and rdd.getStorageLevel().useMemory())
+
+
+def _stored(spark: Any) -> set[int]:
+    return {int(info.id()) for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()}
+
+
+def test_frames_kept_as_local_checkpoints_fit_as_cached_frames_do(telco: Any, spark: Any) -> None:
+    """backend.local_checkpoint: a rung kept as a local checkpoint (lineage cut) or cached (false) holds the same
+    rows in the same order: the same fit to the bit. ``release`` frees a checkpoint's blocks, and a fit over rows
+    whose blocks are gone (as when the executor holding them stops) ends the sweep with one line saying what to do,
+    instead of failing every trial after it."""
+    backend, _ = telco
+    p = params(0.3, l1_ratio=0.5, max_iter=40)
+    settings, drawn = backend.settings, dict(backend._rungs)
+    got: dict[bool, Evaluation] = {}
+    try:
+        for on in (True, False):
+            backend.settings = replace(settings, local_checkpoint=on)
+            backend._rungs.clear()
+            rows, _ = backend.fraction_rows(1 / 9)
+            assert is_kept(rows) == on and rows.is_cached == (not on)
+            got[on] = backend.evaluate(p, fraction=1 / 9)
+            release(rows)
+        assert got[True].log_loss == got[False].log_loss and got[True].fit.n_iter == got[False].fit.n_iter
+        assert got[True].scores is not None and got[False].scores is not None
+        assert np.array_equal(got[True].scores[1], got[False].scores[1])
+
+        backend.settings = settings
+        backend._rungs.clear()
+        rows, _ = backend.fraction_rows(1 / 27)
+        before = _stored(spark)
+        release(rows)  # as an executor's loss would: the rung's blocks gone
+        assert len(_stored(spark)) == len(before) - 1
+        with pytest.raises(BackendLost, match=r"lost rows the sweep kept.*backend\.local_checkpoint=false"):
+            backend.evaluate(p, fraction=1 / 27)
+        assert backend._lost is None and backend.evaluate(p, fraction=1 / 9).n > 0  # the session goes on
+    finally:
+        for rows, *_ in backend._rungs.values():
+            release(rows)
+        backend.settings = settings
+        backend._rungs.clear()
+        backend._rungs.update(drawn)
 
 
 def test_a_rungs_balanced_weights_are_those_of_its_own_rows(telco: Any) -> None:

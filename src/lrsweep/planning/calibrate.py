@@ -1151,7 +1151,7 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
     run; then ``probes`` rounds over the samples in turn (alternating order): a short fit on each, and in the
     first round each sample prepared once more."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from lrsweep.backends.spark import SparkBackend, SparkConfig
+    from lrsweep.backends.spark import SparkBackend, SparkConfig, release
     from lrsweep.clusters import LocalCluster
     from lrsweep.config import CVConfig, DatasetConfig, SplitConfig
     from lrsweep.data import open_data
@@ -1270,8 +1270,8 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
                     th.join()
         for _, _, fold, _ in probed:
             if fold is not None:
-                fold.fit.unpersist()
-                fold.held.unpersist()
+                release(fold.fit)
+                release(fold.held)
     for backend in backends[1:] + backends[:1]:
         backend.close()
     return out
@@ -1296,19 +1296,19 @@ def _repeated_table(dataset: dict[str, Any], k: int, workdir: Path) -> dict[str,
 
 
 def _repeated(backend: Any, k: int) -> Any:
-    """The backend's first fold with its fitting and held-out rows each repeated ``k`` times (cached, in as many
-    partitions as the backend gives that many rows)."""
+    """The backend's first fold with its fitting and held-out rows each repeated ``k`` times (kept as the backend
+    keeps its frames, in as many partitions as it gives that many rows)."""
     from functools import reduce
 
     from lrsweep.backends.spark import _Fold
 
     part = backend._folds[0]
-    frames = []
-    for frame, n in ((part.fit, part.n_fit), (part.held, part.n_held)):
-        many = reduce(lambda a, b: a.union(b), [frame] * k).coalesce(backend._partitions(n * k)).cache()
-        frames.append(many)
+    (fit, n_fit), (held, n_held) = (
+        backend._kept(reduce(lambda a, b: a.union(b), [frame] * k).coalesce(backend._partitions(n * k)))
+        for frame, n in ((part.fit, part.n_fit), (part.held, part.n_held))
+    )
     counts = [c * k for c in part.class_rows] if part.class_rows is not None else None  # one-vs-rest's weights
-    return _Fold(frames[0], frames[1], frames[0].count(), frames[1].count(), counts, part.space)
+    return _Fold(fit, held, n_fit, n_held, counts, part.space)
 
 
 @contextlib.contextmanager

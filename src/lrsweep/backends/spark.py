@@ -754,11 +754,14 @@ class SparkBackend:
         """Whether fitting frames are rewritten over the buckets their rows use (hashed features)."""
         return bool(self._parts and self._parts.hashed and self.settings.compact_hashed)
 
-    def _kept(self, df: Any) -> tuple[Any, int]:
-        """``df`` computed now and kept for the passes to come, and its rows: a local checkpoint (lineage cut: see
-        SparkConfig.local_checkpoint) or cached. Released with :func:`release`."""
-        kept = df.localCheckpoint(eager=True) if self.settings.local_checkpoint else df.cache()
-        return kept, kept.count()
+    def _kept(self, df: Any, n: int | None = None) -> tuple[Any, int]:
+        """``df`` computed now and kept for the passes to come, and its rows (counted unless ``n`` says them): a
+        local checkpoint (lineage cut: see SparkConfig.local_checkpoint) or cached. Released with :func:`release`."""
+        if self.settings.local_checkpoint:
+            kept = df.localCheckpoint(eager=True)  # computed here
+            return kept, kept.count() if n is None else n
+        kept = df.cache()
+        return kept, kept.count()  # the count computes the cache
 
     def _compacted(self, fit: Any) -> tuple[Any, UsedBuckets | None, int]:
         """``fit`` kept (:meth:`_kept`) and counted; with hashed features first rewritten over the buckets its rows
@@ -769,7 +772,7 @@ class SparkBackend:
         fit = fit.cache()
         n = fit.count()
         compacted, space = self._used_buckets(fit)
-        kept, _ = self._kept(compacted)
+        kept, _ = self._kept(compacted, n)
         fit.unpersist()
         return kept, space, n
 
@@ -1019,7 +1022,7 @@ class SparkBackend:
                 # class_weight=balanced for the rows the rung fits, as scikit-learn weighs a rung's rows
                 drawn = drawn.select(FEATURES, LABEL, _balanced_weight(counts))
                 drawn, space = self._used_buckets(drawn, part.space)
-                rows, _ = self._kept(drawn.coalesce(self._partitions(n)))  # fewer rows in fewer tasks, made now
+                rows, _ = self._kept(drawn.coalesce(self._partitions(n)), n)  # fewer rows in fewer tasks, made now
                 self._rungs[key] = (rows, n, counts if self.classes else None, space)
             return self._rungs[key]
 

@@ -1318,7 +1318,7 @@ def _repeated(backend: Any, k: int) -> Any:
 
     part = backend._folds[0]
     (fit, n_fit), (held, n_held) = (
-        backend._kept(reduce(lambda a, b: a.union(b), [frame] * k).coalesce(backend._partitions(n * k)))
+        backend._kept(reduce(lambda a, b: a.union(b), [frame] * k).coalesce(backend._partitions(n * k)), n * k)
         for frame, n in ((part.fit, part.n_fit), (part.held, part.n_held))
     )
     counts = [c * k for c in part.class_rows] if part.class_rows is not None else None  # one-vs-rest's weights

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.spark
 
 LOCAL2 = LocalCluster(master="local[2]")
 HEAD, BUCKETS = 2, 1024
+CTR_BUCKETS = 2**16  # the hasher's space of the CTR tests: wide enough that the rows use few of its buckets
 
 
 def _rows() -> list[tuple[Any, float]]:
@@ -80,7 +81,7 @@ def _ctr(rows: int = 3000) -> DatasetConfig:
     cols = list(FEATURE_COLUMNS)  # every column hashed, as conf/dataset/ctr.yaml
     return DatasetConfig(
         name="ctr", source="generated", generator="ctr", rows=rows, target="click", positive="1",
-        drop=["hour"], categorical=cols, hashed=cols, hash_features=2**20,
+        drop=["hour"], categorical=cols, hashed=cols, hash_features=CTR_BUCKETS,
     )  # fmt: skip
 
 
@@ -117,14 +118,15 @@ def test_a_fit_on_the_used_buckets_scores_as_the_fit_on_all_buckets(ctr_pair: An
     used, full = ctr_pair
     space = used._folds[0].space
     assert space is not None and full._folds[0].space is None
-    assert 100 < len(space.used) < space.size // 50  # a few thousand rows use a few of the 2**20 buckets
+    assert 100 < len(space.used) < space.size // 10  # a few thousand rows use few of the hasher's buckets (7%)
     for fraction in (1.0, 1 / 3):
         a, b = used.evaluate(params, fraction=fraction), full.evaluate(params, fraction=fraction)
         assert a.fit.n_iter == b.fit.n_iter
-        assert a.log_loss == pytest.approx(b.log_loss, rel=1e-10, abs=1e-12)
+        # the same optimum to the solver's precision (the same terms summed in another grouping: 5e-10 seen)
+        assert a.log_loss == pytest.approx(b.log_loss, rel=0, abs=1e-9)
         assert a.scores is not None and b.scores is not None
         np.testing.assert_array_equal(a.scores[0], b.scores[0])
-        np.testing.assert_allclose(a.scores[1], b.scores[1], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(a.scores[1], b.scores[1], rtol=0, atol=1e-9)
 
 
 def test_the_model_is_written_back_at_its_buckets_and_a_rungs_buckets_are_its_own(ctr_pair: Any) -> None:
@@ -133,8 +135,8 @@ def test_the_model_is_written_back_at_its_buckets_and_a_rungs_buckets_are_its_ow
     model, _ = used._fit_lr(params, fold.fit, fold.n_fit, fold.space)
     reference, _ = full._fit_lr(params, full._folds[0].fit, fold.n_fit)
     coef, ref = model.coefficients.toArray(), reference.coefficients.toArray()
-    assert coef.shape == ref.shape == (2**20,)
-    unused = np.setdiff1d(np.arange(2**20), fold.space.used)
+    assert coef.shape == ref.shape == (CTR_BUCKETS,)
+    unused = np.setdiff1d(np.arange(CTR_BUCKETS), fold.space.used)
     assert not coef[unused].any() and not ref[unused].any()  # no fitting row uses them: 0 either way
     assert np.count_nonzero(coef[fold.space.used]) > 0.9 * len(fold.space.used)
     # the same optimum to the solver's precision (L-BFGS adds the same terms in another grouping: 3e-10 seen)
@@ -183,7 +185,7 @@ def test_the_refit_on_the_used_buckets_logs_the_same_model_in_the_hashers_space(
     used, full = ctr_pair
     a, b = (backend.refit(CONFIGS[2], 0.3) for backend in (used, full))
     lr_a, lr_b = a.model.stages[-2], b.model.stages[-2]
-    assert lr_a.numFeatures == lr_b.numFeatures == 2**20  # the logged model reads the hasher's features
+    assert lr_a.numFeatures == lr_b.numFeatures == CTR_BUCKETS  # the logged model reads the hasher's features
     np.testing.assert_allclose(lr_a.coefficients.toArray(), lr_b.coefficients.toArray(), rtol=0, atol=1e-8)
     assert a.test.log_loss == pytest.approx(b.test.log_loss, abs=1e-9)
     assert a.test.scores is not None and b.test.scores is not None

@@ -88,6 +88,28 @@ def test_published_only_when_the_jvm_exited_cleanly(cache: Path) -> None:
     assert list(cache.iterdir()) == []
 
 
+def test_one_writer_at_a_time(cache: Path) -> None:
+    first = class_archive("local[2]", {})
+    assert first is not None and first.dump is not None
+    first.dump.write_bytes(b"being written")  # by this (live) process
+    assert class_archive("local[2]", {}) is None  # another JVM now loads its classes itself
+    dead = first.dump.with_name(f".{first.path.name}.{2**22 + 12345}-1.tmp")  # a pid above Linux's maximum
+    first.dump.rename(dead)
+    again = class_archive("local[2]", {})
+    assert again is not None and again.dump is not None  # a killed writer's leftover does not block
+
+
+def test_a_stop_on_ctrl_c_ends_the_jvm_without_waiting_for_the_archive(cache: Path) -> None:
+    archive = class_archive("local[2]", {})
+    assert archive is not None and archive.dump is not None
+    archive.dump.write_bytes(b"half")  # what a JVM may have begun
+    proc = _jvm("import time; time.sleep(60)")  # would take a minute to write it
+    t0 = time.monotonic()
+    archive.abandon(proc)
+    assert proc.returncode is not None and proc.returncode < 0 and time.monotonic() - t0 < 30  # killed
+    assert list(cache.iterdir()) == []
+
+
 def test_old_unused_archives_and_killed_jvms_dumps_are_removed(cache: Path) -> None:
     cache.mkdir(parents=True)
     old, recent = cache / "spark-0000000000000000.jsa", cache / "spark-1111111111111111.jsa"

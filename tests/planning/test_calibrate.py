@@ -394,13 +394,53 @@ def test_probe_pairs_measure_the_cost_per_row_despite_a_drifting_load() -> None:
 
     loads = [1.0, 1.0, 1.0]
     runs = [probe(n, load) for load in loads for n in (20_000, 60_000)]
-    assert _probe_slope(runs) == pytest.approx(4e-6)
+    assert _probe_slope(runs) == pytest.approx((4e-6, 0.0))  # (not hashed: no per-width term)
     theta, _ = _fit_time_model(runs)
     assert theta[3] == pytest.approx(4e-6)  # the per-row term of a pass is the probes'
     assert _probe_slope([r for r in runs if r.n_fit == 20_000]) is None
     drifting = [probe(n, load) for load in (1.0, 1.5, 2.0) for n in (20_000, 60_000)]
     # the same rounds fitted as one regression over time would mix the load into the slope; pairs keep it near
-    assert 3e-6 < _probe_slope(drifting) < 8e-6
+    slope = _probe_slope(drifting)
+    assert slope is not None and 3e-6 < slope[0] < 8e-6
+
+
+def test_hashed_fits_pay_per_pass_for_the_buckets_their_rows_use_and_the_full_table_uses_more() -> None:
+    """A sample's rows use fewer buckets than the whole table's, and the repeated probe has the largest sample's
+    buckets on the full table's rows: per-row and per-width costs are told apart, the buckets' growth with rows is
+    fitted on the samples, and a trial on the full table pays for its own, wider fit (under-predicted by a third
+    when the width was left out: CTR 10^6, 2026-12-05)."""
+    from lrsweep.planning.calibrate import FitRun, _fit_time, _fit_time_model, _probe_slope, _width_model
+
+    per_row, per_width, head, size = 2e-6, 4e-7, 10, 2**20
+
+    def buckets(n: float) -> float:
+        return 40.0 * n**0.8
+
+    def probe(n: int, width: float, repeats: int = 1, load: float = 1.0) -> FitRun:
+        jobs = 16
+        seconds = load * jobs * (0.05 + per_row * n / 2 + per_width * width)
+        return FitRun(
+            2, 2, 0.1, n, n // 3, 1.0, 1.0, 0.0, "none", 8, 8, jobs, seconds, 0.1, probe=True, repeats=repeats,
+            width=int(width), head=head, size=size,
+        )  # fmt: skip
+
+    sizes = (6_000, 18_000, 60_000)
+    runs: list[FitRun] = []
+    for load in (1.0, 1.0, 1.0):
+        runs += [probe(n, head + buckets(n), load=load) for n in sizes]
+        runs.append(probe(600_000, head + buckets(60_000), repeats=10, load=load))  # the largest sample x10
+    rows_slope, width_slope = _probe_slope(runs)
+    assert rows_slope == pytest.approx(per_row, rel=1e-6) and width_slope == pytest.approx(per_width, rel=1e-6)
+    model = _width_model(runs)
+    assert model["beta"] == pytest.approx(0.8, abs=1e-4) and (model["head"], model["size"]) == (head, size)
+
+    theta, _ = _fit_time_model(runs)
+    assert theta[8] == pytest.approx(per_width, rel=1e-6)
+    full_width = head + buckets(600_000)
+    truth = 16 * (0.05 + per_row * 600_000 / 2 + per_width * full_width)
+    assert _fit_time(theta, 600_000, 2, 16, width=full_width) == pytest.approx(truth, rel=0.02)
+    # the repeated probe's narrower fit is what the old rule extrapolated from: too low by a sixth or more
+    assert _fit_time(theta[:8], 600_000, 2, 16) < 0.85 * truth
 
 
 def test_probes_that_contradict_every_other_fit_are_not_believed() -> None:

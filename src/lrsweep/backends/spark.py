@@ -1205,7 +1205,8 @@ class SparkBackend:
 
     def _end_jvm_for_archive(self) -> None:
         """The JVM writes its class archive as it exits: end it now (the next session in this process starts a new
-        one, which maps the archive) and publish what it wrote."""
+        one, which maps the archive) and publish what it wrote. Closing on Ctrl-C or SIGTERM: the JVM is ended
+        without writing it (a stop must not wait for it; the next session writes it)."""
         from pyspark import SparkContext
 
         assert self._archive is not None
@@ -1214,4 +1215,8 @@ class SparkBackend:
         SparkContext._gateway = SparkContext._jvm = None
         with contextlib.suppress(Exception):
             gateway.close()  # this side's connections only
-        archive.finish(getattr(gateway, "proc", None))
+        proc = getattr(gateway, "proc", None)
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            archive.abandon(proc)
+        else:
+            archive.finish(proc)

@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,8 @@ KEEP_UNUSED_DAYS = 30
 STALE_DUMP_SECONDS = 3600.0  # a temporary archive this old is a killed JVM's, never to be published
 # what the user's own options may already say about class-data sharing: then theirs alone apply
 _OWN_CDS = ("-XX:SharedArchiveFile", "-XX:ArchiveClassesAtExit", "-Xshare", "-XX:-AutoCreateSharedArchive")
-_CLASSPATH_SETTINGS = ("spark.driver.extraClassPath", "spark.driver.extraJavaOptions", "spark.driver.memory")
+# what changes the classes a driver JVM loads from where: another archive (the JVM checks the rest as it maps it)
+_CLASSPATH_SETTINGS = ("spark.driver.extraClassPath", "spark.driver.extraJavaOptions")
 
 
 def archive_dir() -> Path:
@@ -96,6 +98,7 @@ class ClassArchive:
         if self.dump is None or proc is None:
             return False
         t0 = time.perf_counter()
+        log.info("writing an archive of the Spark driver's classes, once per machine: later sessions start faster")
         with contextlib.suppress(OSError, ValueError):
             proc.stdin.close()
         try:
@@ -111,11 +114,24 @@ class ClassArchive:
         os.replace(self.dump, self.path)
         mb = self.path.stat().st_size / 1e6
         log.info(
-            "wrote an archive of the Spark driver's classes (%.0f MB, %.1f s): later sessions start faster (%s)",
-            mb, time.perf_counter() - t0, self.path,
-        )  # fmt: skip
+            "wrote an archive of the Spark driver's classes (%.0f MB, %.1f s): %s",
+            mb,
+            time.perf_counter() - t0,
+            self.path,
+        )
         _forget_unused(self.path.parent, keep=self.path)
         return True
+
+    def abandon(self, proc: Any) -> None:
+        """End the JVM (``proc``) before it writes the archive, and remove anything it started writing."""
+        if self.dump is None or proc is None:
+            return
+        with contextlib.suppress(OSError):
+            proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        with contextlib.suppress(OSError):
+            self.dump.unlink()
 
 
 def _forget_unused(folder: Path, keep: Path) -> None:
@@ -155,4 +171,48 @@ def class_archive(master: str, settings: dict[str, str]) -> ClassArchive | None:
     if not os.access(folder, os.W_OK):
         return None
     _forget_unused(folder, keep=path)
+    if _being_written(folder, path):
+        return None  # one writer at a time: this JVM loads its classes itself, as without an archive
     return ClassArchive(path, dump=folder / f".{path.name}.{os.getpid()}-{time.monotonic_ns()}.tmp")
+
+
+def _being_written(folder: Path, path: Path) -> bool:
+    """Whether a live process (its pid in the temporary name) is writing ``path``'s archive now."""
+    for dump in folder.glob(f".{path.name}.*.tmp"):
+        pid = dump.name.removeprefix(f".{path.name}.").split("-")[0]
+        if pid.isdigit() and Path(f"/proc/{pid}").exists():
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lrsweep.backends.spark_classes``: write this machine's archive now (a local[2] session on the
+    bundled telco churn: setup, one fit, its scoring), so that the first sweep does not; nothing when one exists."""
+    import argparse
+
+    argparse.ArgumentParser(description=main.__doc__).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="lrsweep: %(levelname)s: %(message)s")
+    from lrsweep.backends.spark import SparkBackend, SparkConfig
+    from lrsweep.clusters import LocalCluster
+    from lrsweep.config import CVConfig, DatasetConfig, SplitConfig
+    from lrsweep.data import open_data
+    from lrsweep.space import ModelParams
+
+    there = class_archive("local[2]", {})
+    if there is None or there.dump is None:
+        log.info("nothing to do: the Spark driver's class archive is there, being written, or cannot be used here")
+        return 0
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    with tempfile.TemporaryDirectory(prefix="lrsweep-classes-") as work:
+        os.chdir(work)  # the JVM's log (.lrsweep/spark/) goes with it
+        backend = SparkBackend(SparkConfig(), cluster=LocalCluster(master="local[2]"))
+        try:
+            backend.prepare(open_data(DatasetConfig(), SplitConfig(), CVConfig(), 42))
+            backend.evaluate(ModelParams(1.0, 0.5, "elasticnet", None, "balanced", 20, 1e-6))
+        finally:
+            backend.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -94,7 +94,7 @@ Z = 2.0
 NOISE = 0.10
 # Extra relative error per tenfold extrapolation beyond the measured rows or cores
 PER_DECADE = 0.10
-SCHEMA = 2  # the cache file's layout (2: one-vs-rest fits counted as K binomial fits)
+SCHEMA = 3  # the cache file's layout (2: one-vs-rest fits counted as K binomial fits; 3: each fit's width)
 PROBE_ITER = 8  # iterations of a probe fit
 MAX_REPEATS = 100  # a repeated probe holds its sample at most this many times over
 
@@ -242,6 +242,11 @@ class FitRun:
     probe: bool = False
     # binomial models the evaluate fitted: K for one-vs-rest on a K-class target (n_iter is their largest), else 1
     models: int = 1
+    # hashed features fitted on the buckets the rows use (backend.compact_hashed): the fitted vector's width (the
+    # unhashed head + the buckets the fitting rows use) and its head; 0: not hashed (the width does not vary)
+    width: int = 0
+    head: int = 0
+    size: int = 0  # the hasher's whole space, head included (the most a width can grow to)
 
 
 @dataclass
@@ -382,11 +387,22 @@ def _passes_fit(runs: list[FitRun]) -> dict[str, tuple[float, float]]:
     return {"lbfgs": (a, b_l), "owlqn": (a, b_o)}
 
 
-def _probe_slope(runs: list[FitRun]) -> float | None:
-    """Seconds per row (per core) of one pass, from the probes: per child, the per-job time of the largest
-    sample's probe minus the smallest's of the same round, over their difference in rows per core; the median
-    over rounds and children (None without probes on two sizes)."""
-    slopes: list[float] = []
+def _per_job(r: FitRun) -> float:
+    return r.fit_seconds / max(r.jobs, 1)
+
+
+def _probe_slope(runs: list[FitRun]) -> tuple[float, float] | None:
+    """(seconds per row per core, seconds per unit of width) of one pass, from the probes; None without probes on
+    two sizes.
+
+    Per child and round, the per-job time of the largest probe minus the smallest's, over their difference in rows
+    per core; the median over rounds and children. Hashed features fitted on the buckets the rows use: a pass
+    also pays for the width of the fitted vector (each task's dense gradient, their sum, the optimiser's step),
+    and a sample's rows use fewer buckets than the whole table's. The repeated probe has the largest sample's
+    width on more rows: that pair gives the per-row term alone, and the smallest and largest samples' pair then
+    the per-width term (0 when the widths do not vary)."""
+    rows_slopes: list[float] = []
+    width_slopes: list[float] = []
     by_child: dict[int, dict[int, list[FitRun]]] = {}
     for r in runs:
         if r.probe:
@@ -395,20 +411,43 @@ def _probe_slope(runs: list[FitRun]) -> float | None:
         if len(sizes) < 2:
             continue
         lo, hi = sizes[min(sizes)], sizes[max(sizes)]
-        for a, b in zip(lo, hi, strict=False):
-            d_rows = b.n_fit / b.machines - a.n_fit / a.machines
-            if d_rows > 0:
-                slopes.append((b.fit_seconds / max(b.jobs, 1) - a.fit_seconds / max(a.jobs, 1)) / d_rows)
-    return max(float(statistics.median(slopes)), 0.0) if slopes else None
+        samples = [n for n in sizes if all(r.repeats == 1 for r in sizes[n])]
+        repeated = max(sizes) not in samples and len(samples) >= 1
+        widths = repeated and all(r.width > 0 for r in lo + hi)
+        big = sizes[max(samples)] if samples else hi
+        for i, (a, b) in enumerate(zip(lo, hi, strict=False)):
+            if not widths:
+                d_rows = b.n_fit / b.machines - a.n_fit / a.machines
+                if d_rows > 0:
+                    rows_slopes.append((_per_job(b) - _per_job(a)) / d_rows)
+                continue
+            if i >= len(big):
+                continue
+            s = big[i]  # the largest sample, in the same round: the repeated probe's own width
+            d_rows = b.n_fit / b.machines - s.n_fit / s.machines
+            if d_rows <= 0 or b.width != s.width:
+                continue
+            per_row = (_per_job(b) - _per_job(s)) / d_rows
+            rows_slopes.append(per_row)
+            d_width = s.width - a.width
+            if d_width > 0 and s is not a:
+                rest = _per_job(s) - _per_job(a) - per_row * (s.n_fit / s.machines - a.n_fit / a.machines)
+                width_slopes.append(rest / d_width)
+    if not rows_slopes:
+        return None
+    per_width = max(float(statistics.median(width_slopes)), 0.0) if width_slopes else 0.0
+    return max(float(statistics.median(rows_slopes)), 0.0), per_width
 
 
 def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
     """fit seconds = models * [1, n/m] . fixed + jobs * [1, n/m, log m, m] . per_pass + cold * [1, jobs] . jit
-    (NNLS on relative errors; the warm-up fits left out; ``models``: one-vs-rest's K binomial fits each pay the
-    fixed part) -> theta (8 values; the last two the cold JVM's), residuals.
+    + jobs * width * per_width (NNLS on relative errors; the warm-up fits left out; ``models``: one-vs-rest's K
+    binomial fits each pay the fixed part) -> theta (9 values: the cold JVM's two, then the per-width one),
+    residuals.
 
-    The per-row term of a pass comes from the probes when there are any (:func:`_probe_slope`); else from all
-    fits, kept only when they clearly show it (:func:`lrsweep.planning.ernest.fit_select`)."""
+    The per-row and per-width terms of a pass come from the probes when there are any (:func:`_probe_slope`);
+    else the per-row one from all fits, kept only when they clearly show it
+    (:func:`lrsweep.planning.ernest.fit_select`), and no per-width one."""
     import numpy as np
     from scipy.optimize import nnls
 
@@ -425,11 +464,14 @@ def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
     A = np.hstack([F[:, :2] * models[:, None], F * jobs[:, None], cold[:, None], (cold * jobs)[:, None]])
     if cold.all() or not cold.any():
         A[:, 6:] = 0.0  # a cold JVM cannot be told apart without warm runs (and needs no term without cold ones)
-    free, free_res = fit_select(A, t, optional=[1, 3])  # the size terms, kept when the runs clearly show them
-    slope = _probe_slope(runs)
-    if slope is None:
-        return [float(v) for v in free], [float(v) for v in free_res]
-    known = slope * jobs * n / m
+    selected, free_res = fit_select(A, t, optional=[1, 3])  # the size terms, kept when the runs clearly show them
+    free = [*(float(v) for v in selected), 0.0]
+    slopes = _probe_slope(runs)
+    if slopes is None:
+        return free, [float(v) for v in free_res]
+    slope, per_width = slopes
+    width = np.array([float(r.width) for r in runs])
+    known = slope * jobs * n / m + per_width * jobs * width
     B = A.copy()
     B[:, [1, 3]] = 0.0
     w = 1.0 / t
@@ -438,24 +480,29 @@ def _fit_time_model(runs: list[FitRun]) -> tuple[list[float], list[float]]:
     coef, _ = nnls(B * w[:, None] / norms, (t - known) * w)
     theta = coef / norms
     theta[3] = slope
-    res = (A @ theta - t) / t
+    res = (A @ theta + per_width * jobs * width - t) / t
     # probes disturbed by load can contradict every other fit (beyond the noise floor): then the fits' own
     # estimate is kept
     rms, rms_free = float(np.sqrt(np.mean(res**2))), float(np.sqrt(np.mean(free_res**2)))
     if rms > max(1.5 * rms_free, NOISE):
-        return [float(v) for v in free], [float(v) for v in free_res]
-    return [float(v) for v in theta], [float(v) for v in res]
+        return free, [float(v) for v in free_res]
+    return [*(float(v) for v in theta), per_width], [float(v) for v in res]
 
 
-def _fit_time(theta: list[float], n: float, m: float, jobs: float, *, cold: bool = False, models: int = 1) -> float:
+def _fit_time(
+    theta: list[float], n: float, m: float, jobs: float, *, cold: bool = False, models: int = 1, width: float = 0.0
+) -> float:
     """Seconds of one fit of ``jobs`` Spark jobs on ``n`` rows and ``m`` cores (warm JVM unless ``cold``), made of
-    ``models`` binomial fits (one-vs-rest's K)."""
+    ``models`` binomial fits (one-vs-rest's K), of a vector ``width`` wide (hashed features fitted on the buckets
+    the rows use; 0: not hashed)."""
     from lrsweep.planning.ernest import features
 
     F = features(n, m)[0]
     t = models * (theta[0] + theta[1] * F[1]) + jobs * sum(th * f for th, f in zip(theta[2:6], F, strict=True))
     if cold and len(theta) >= 8:
         t += theta[6] + theta[7] * jobs
+    if len(theta) >= 9:
+        t += jobs * theta[8] * width
     return float(t)
 
 
@@ -500,13 +547,34 @@ def _setup_seconds(model: dict[str, Any], rows: float, cores: int, *, cold: bool
     return float(th[0] * cold + th[1] + th[2] * rows / cores + th[3] * rows + th[4] * rows * cold)
 
 
+def _width_model(runs: list[FitRun]) -> dict[str, float]:
+    """Buckets used (width - head) against fitting rows, over the samples (not the repeated probes, whose rows
+    repeat the largest sample's): log buckets = log k + beta log n by least squares, beta within [0, 1]; with one
+    size, beta = 1 (as many new buckets per row as there: the cautious side). {} without hashed fits."""
+    import numpy as np
+
+    seen = {(r.n_fit, r.width - r.head) for r in runs if r.width > 0 and r.repeats == 1}
+    if not seen:
+        return {}
+    one = next(r for r in runs if r.width > 0)
+    n = np.log(np.array([float(p[0]) for p in seen]))
+    b = np.log(np.array([max(float(p[1]), 1.0) for p in seen]))
+    if len(set(n)) >= 2:
+        beta, log_k = (float(v) for v in np.polyfit(n, b, 1))
+        beta = min(max(beta, 0.0), 1.0)
+        log_k = float(np.mean(b - beta * n))
+    else:
+        beta, log_k = 1.0, float(np.mean(b - n))
+    return {"log_k": log_k, "beta": beta, "head": float(one.head), "size": float(one.size)}
+
+
 def _cold_start(runs: list[FitRun], theta: list[float]) -> float:
     """What a fresh JVM's first fits cost beyond warm ones: per child, its warm-up fit and the fits of its first
     sample against the warm model; the median over the children (a sweep starts one fresh JVM)."""
     per_child: dict[int, float] = {}
     for r in runs:
         if r.warmup or r.cold:
-            warm = _fit_time(theta, r.n_fit, r.machines, max(r.jobs, 1), models=r.models)
+            warm = _fit_time(theta, r.n_fit, r.machines, max(r.jobs, 1), models=r.models, width=r.width)
             per_child[r.cores] = per_child.get(r.cores, 0.0) + max(r.fit_seconds - warm, 0.0)
     return float(statistics.median(per_child.values())) if per_child else 0.0
 
@@ -585,6 +653,8 @@ class Calibration:
     cold_start_seconds: float = 0.0  # a fresh JVM's first fits beyond warm ones (once per sweep)
     # the share of a fit's fixed cost that concurrent trials on one session overlap (None: not measured)
     overlap: float | None = None
+    # hashed features fitted on the buckets the rows use: how the buckets grow with the fitting rows (see width_at)
+    width_model: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0  # wall time of the calibration itself
     created: str = ""
     cache_hit: bool = False
@@ -600,6 +670,7 @@ class Calibration:
         full = self._parts(self.rows)
         runs = [r for r in self.fit_runs if not r.warmup and r.together == 1]
         self.iterations = IterationModel.fit([r for r in runs if not r.probe], full.n_fit)
+        self.width_model = _width_model(runs)
         self.passes = _passes_fit(runs)
         self.fit_theta, self.fit_residuals = _fit_time_model(runs)
         self.cold_start_seconds = _cold_start(self.fit_runs, self.fit_theta)
@@ -613,7 +684,7 @@ class Calibration:
         extra = []
         for r in self.refit_runs:
             jobs = self._jobs(r.l1_ratio, r.C, r.models, r.n_iter)  # (its jobs include preprocessing)
-            fit = _fit_time(self.fit_theta, r.n_fit, r.machines, jobs, models=r.models)
+            fit = _fit_time(self.fit_theta, r.n_fit, r.machines, jobs, models=r.models, width=self.width_at(r.n_fit))
             scoring = Ernest.from_dict(self.eval_model).predict(r.n_test, r.machines)
             extra.append(Point(r.n_fit, r.machines, max(r.seconds - fit - scoring, 0.05)))
         self.refit_extra = Ernest.fit(extra).to_dict() if extra else {}
@@ -621,6 +692,15 @@ class Calibration:
     # -- predicting ------------------------------------------------------------------------------------------
     def _parts(self, rows: float) -> Parts:
         return parts_of(rows, self.split[0], self.split[1], self.folds)
+
+    def width_at(self, n_fit: float) -> float:
+        """The width of a hashed fit on ``n_fit`` rows: the head plus the buckets those rows use, k n^b (Heaps' law,
+        fitted on the samples), at most the hasher's whole space; 0 when the fits are not hashed."""
+        w = self.width_model
+        if not w:
+            return 0.0
+        buckets = math.exp(w["log_k"]) * max(n_fit, 1.0) ** w["beta"]
+        return w["head"] + min(buckets, w["size"] - w["head"])
 
     def machines(self, n_fit: float, cores: int) -> int:
         """Cores a fit on ``n_fit`` rows runs on: the cached frames get ceil(n_fit / rows_per_partition) partitions."""
@@ -664,7 +744,8 @@ class Calibration:
         m = self.machines(n_fit, cores)
         models, jobs, it = self.fit_jobs(params, n_fit)
         scoring = Ernest.from_dict(self.eval_model)
-        total = _fit_time(self.fit_theta, n_fit, m, jobs, models=models) + scoring.predict(n_held, m)
+        width = self.width_at(n_fit)
+        total = _fit_time(self.fit_theta, n_fit, m, jobs, models=models, width=width) + scoring.predict(n_held, m)
         if together <= 1:
             return total, it
         fixed = _fit_time(self.fit_theta, 0.0, m, jobs, models=models) + scoring.predict(0.0, m)
@@ -805,6 +886,14 @@ class Calibration:
                 f"a {self.classes}-class target: a one-vs-rest fit is {self.classes} binomial fits (each its fixed "
                 "cost and passes; iterations: the largest of its models'; measured as the sweep runs them, "
                 "backend.ovr_parallelism at once), a multinomial fit one"
+            )
+        if self.width_model:
+            w, full = self.width_model, self._parts(self.rows).n_fit
+            per_width = th[8] if len(th) >= 9 else 0.0
+            lines.append(
+                f"hashed features, fitted on the buckets the rows use: {math.exp(w['log_k']):.3g}*rows^{w['beta']:.2f} "
+                f"buckets (fitted on the samples; {self.width_at(full):,.0f} wide at the full table's {full:,.0f} "
+                f"fitting rows, of {w['size']:,.0f}), each pass {per_width * 1e6:.3g} s per 10^6 of width"
             )
         lines.append(f"a fresh JVM's first fits (once per sweep): +{self.cold_start_seconds:.1f} s")
         if self.overlap is not None:
@@ -1221,6 +1310,7 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
                 "fit_seconds": float(ev.fit.seconds),
                 "models": binomial_models(len(backend.classes), params.multiclass),
                 "eval_seconds": max(total - float(ev.fit.seconds), 0.0),
+                **({"width": part.space.width, "head": part.space.head, "size": part.space.size} if part.space else {}),
                 **flags,
             }
         )

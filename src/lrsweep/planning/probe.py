@@ -102,7 +102,7 @@ def overheads(cal: Calibration, fits: list[FitRun], setups: list[SetupRun]) -> t
     if not warm:
         raise ValueError("no warm fits measured on the cluster")
     predicted = [
-        _fit_time(cal.fit_theta, r.n_fit, r.machines, max(r.jobs, 1), models=r.models)
+        _fit_time(cal.fit_theta, r.n_fit, r.machines, max(r.jobs, 1), models=r.models, width=r.width)
         + scoring.predict(r.n_held, r.machines)
         for r in warm
     ]

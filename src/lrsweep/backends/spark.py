@@ -172,6 +172,14 @@ def require_spark() -> None:
 _jvm_log: Path | None = None  # the log of the JVM this process started (pyspark keeps one gateway per process)
 
 
+def _launches_jvm() -> bool:
+    """Whether a new session launches a driver JVM of its own: none running in this process yet (an earlier
+    session's), and not started by spark-submit (which hands its JVM over through PYSPARK_GATEWAY_PORT)."""
+    from pyspark import SparkContext
+
+    return SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" not in os.environ
+
+
 def _quiet_gateway(conf: Any) -> Any:
     """A py4j gateway to a new driver JVM for ``conf``, its stdout and stderr appended to a new ``_jvm_log``.
 
@@ -182,10 +190,9 @@ def _quiet_gateway(conf: Any) -> Any:
     process already has a JVM, an earlier session's or spark-submit's: its output goes where it went.
     """
     global _jvm_log
-    from pyspark import SparkContext
     from pyspark.java_gateway import launch_gateway
 
-    if SparkContext._gateway is not None or "PYSPARK_GATEWAY_PORT" in os.environ:
+    if not _launches_jvm():
         return None
     folder = JVM_LOGS
     try:
@@ -641,8 +648,7 @@ class SparkBackend:
                 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
         settings = conf | {k: str(v) for k, v in self.cluster.spark_conf.items()}  # the user's settings win
         self.driver_memory = settings.get("spark.driver.memory")
-        new_jvm = SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" not in os.environ
-        self._archive = class_archive(master, settings) if new_jvm and self.settings.class_archive else None
+        self._archive = class_archive(master, settings) if self.settings.class_archive and _launches_jvm() else None
         if self._archive is not None:  # beside the default options (the user's extraJavaOptions come after)
             own = settings.get("spark.driver.defaultJavaOptions", "")
             settings["spark.driver.defaultJavaOptions"] = f"{own} {self._archive.java_option}".strip()

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lrsweep.datasets.cache import machine_cache_dir
+
 __all__ = ["ClassArchive", "archive_dir", "class_archive"]
 
 log = logging.getLogger("lrsweep")
@@ -49,8 +51,7 @@ _CLASSPATH_SETTINGS = ("spark.driver.extraClassPath", "spark.driver.extraJavaOpt
 
 def archive_dir() -> Path:
     """``$XDG_CACHE_HOME/lrsweep/jvm`` (``~/.cache/lrsweep/jvm``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lrsweep" / "jvm"
+    return machine_cache_dir("jvm")
 
 
 def _java() -> Path | None:

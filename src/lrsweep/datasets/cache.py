@@ -22,7 +22,8 @@ from typing import Any
 from lrsweep.errors import LrsweepError
 
 __all__ = [
-    "LineParser", "cache_dir", "cached_table", "meta_path", "publish", "read_meta", "run_cli", "sha256_file",
+    "LineParser", "cache_dir", "cached_table", "machine_cache_dir", "meta_path", "publish", "read_meta", "run_cli",
+    "sha256_file",
     "temp_name",
 ]  # fmt: skip
 
@@ -69,12 +70,18 @@ def publish(tmp: Path, final: Path, meta: dict[str, Any]) -> None:
         tmp_meta.unlink(missing_ok=True)
 
 
-def cache_dir(name: str) -> Path:
-    """``$LRSWEEP_CACHE/<name>`` if set, else ``$XDG_CACHE_HOME/lrsweep/<name>`` (``~/.cache/lrsweep/<name>``)."""
-    if os.environ.get("LRSWEEP_CACHE"):
-        return Path(os.environ["LRSWEEP_CACHE"]).expanduser() / name
+def machine_cache_dir(name: str) -> Path:
+    """``$XDG_CACHE_HOME/lrsweep/<name>`` (``~/.cache/lrsweep/<name>``): what this machine built once (wheels, the
+    Spark driver's class archive), whatever $LRSWEEP_CACHE says."""
     base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
     return Path(base).expanduser() / "lrsweep" / name
+
+
+def cache_dir(name: str) -> Path:
+    """``$LRSWEEP_CACHE/<name>`` if set, else :func:`machine_cache_dir` (``~/.cache/lrsweep/<name>``)."""
+    if os.environ.get("LRSWEEP_CACHE"):
+        return Path(os.environ["LRSWEEP_CACHE"]).expanduser() / name
+    return machine_cache_dir(name)
 
 
 def _is_complete(path: Path, params: dict[str, Any]) -> bool:

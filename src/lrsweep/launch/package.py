@@ -23,6 +23,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lrsweep.datasets.cache import machine_cache_dir
 from lrsweep.errors import LrsweepError
 
 __all__ = [
@@ -177,13 +178,8 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lrsweep" / "wheels"
-
-
 def _cached_build(root: Path, digest: str, name: str) -> Path:
-    folder = _cache_dir() / digest[:24]
+    folder = machine_cache_dir("wheels") / digest[:24]
     cached = folder / name
     if cached.is_file():
         return cached

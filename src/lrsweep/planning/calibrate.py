@@ -387,8 +387,14 @@ def _passes_fit(runs: list[FitRun]) -> dict[str, tuple[float, float]]:
     return {"lbfgs": (a, b_l), "owlqn": (a, b_o)}
 
 
-def _per_job(r: FitRun) -> float:
-    return r.fit_seconds / max(r.jobs, 1)
+def _per_job_apart(a: FitRun, b: FitRun) -> float:
+    """How much longer a Spark job of ``b`` took than one of ``a``."""
+    return b.fit_seconds / max(b.jobs, 1) - a.fit_seconds / max(a.jobs, 1)
+
+
+def _rows_apart(a: FitRun, b: FitRun) -> float:
+    """How many more rows per core ``b`` fitted than ``a``."""
+    return b.n_fit / b.machines - a.n_fit / a.machines
 
 
 def _probe_slope(runs: list[FitRun]) -> tuple[float, float] | None:
@@ -412,27 +418,18 @@ def _probe_slope(runs: list[FitRun]) -> tuple[float, float] | None:
             continue
         lo, hi = sizes[min(sizes)], sizes[max(sizes)]
         samples = [n for n in sizes if all(r.repeats == 1 for r in sizes[n])]
-        repeated = max(sizes) not in samples and len(samples) >= 1
-        widths = repeated and all(r.width > 0 for r in lo + hi)
         big = sizes[max(samples)] if samples else hi
-        for i, (a, b) in enumerate(zip(lo, hi, strict=False)):
-            if not widths:
-                d_rows = b.n_fit / b.machines - a.n_fit / a.machines
-                if d_rows > 0:
-                    rows_slopes.append((_per_job(b) - _per_job(a)) / d_rows)
+        if big is hi or not all(r.width > 0 for r in lo + hi):  # no repeated probe, or not hashed: rows alone
+            pairs = zip(lo, hi, strict=False)
+            rows_slopes += [_per_job_apart(a, b) / _rows_apart(a, b) for a, b in pairs if _rows_apart(a, b) > 0]
+            continue
+        for a, s, b in zip(lo, big, hi, strict=False):  # one round: the smallest sample, the largest, its repeat
+            if b.width != s.width or _rows_apart(s, b) <= 0:
                 continue
-            if i >= len(big):
-                continue
-            s = big[i]  # the largest sample, in the same round: the repeated probe's own width
-            d_rows = b.n_fit / b.machines - s.n_fit / s.machines
-            if d_rows <= 0 or b.width != s.width:
-                continue
-            per_row = (_per_job(b) - _per_job(s)) / d_rows
+            per_row = _per_job_apart(s, b) / _rows_apart(s, b)
             rows_slopes.append(per_row)
-            d_width = s.width - a.width
-            if d_width > 0 and s is not a:
-                rest = _per_job(s) - _per_job(a) - per_row * (s.n_fit / s.machines - a.n_fit / a.machines)
-                width_slopes.append(rest / d_width)
+            if s is not a and s.width > a.width:
+                width_slopes.append((_per_job_apart(a, s) - per_row * _rows_apart(a, s)) / (s.width - a.width))
     if not rows_slopes:
         return None
     per_width = max(float(statistics.median(width_slopes)), 0.0) if width_slopes else 0.0

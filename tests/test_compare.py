@@ -17,7 +17,7 @@ import pytest
 from lrsweep import cli
 from lrsweep.compare import as_csv, as_markdown, as_table, columns, main, rows, sort_column, sort_rows
 from lrsweep.errors import LrsweepError
-from tests.data.servers import free_port
+from tests.data.servers import refused_port
 from tests.e2e_helpers import cli_in_process, mlflow_runs, run_cli
 
 
@@ -268,8 +268,9 @@ def test_a_missing_sqlite_store_is_one_line_saying_where_sweeps_write_it(tmp_pat
 def test_an_unreachable_server_is_one_line_without_its_password(monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    uri = f"http://user:s3cret@127.0.0.1:{free_port()}"
-    code, out, err = _cli(["compare", "--tracking-uri", uri], monkeypatch, capsys)
+    with refused_port() as port:
+        uri = f"http://user:s3cret@127.0.0.1:{port}"
+        code, out, err = _cli(["compare", "--tracking-uri", uri], monkeypatch, capsys)
     assert code == 2 and out == "" and err.count("\n") == 1
     assert "cannot read the MLflow store http://user:***@127.0.0.1" in err and "server is up" in err
     assert "s3cret" not in err

@@ -9,8 +9,9 @@ import pytest
 from lrsweep.config import Config
 from lrsweep.errors import LrsweepError
 from lrsweep.sweep import run_sweep
+from tests.data.servers import refused_port
 from tests.e2e_helpers import mlflow_runs
-from tests.mlflow_server import free_port, mlflow_server
+from tests.mlflow_server import mlflow_server
 
 pytestmark = pytest.mark.slow
 
@@ -106,8 +107,8 @@ def test_unreachable_server_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     cfg = _cfg(50)
-    cfg.tracking.uri = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(LrsweepError, match="MLflow tracking failed"):
+    with refused_port() as port, pytest.raises(LrsweepError, match="MLflow tracking failed"):
+        cfg.tracking.uri = f"http://127.0.0.1:{port}"
         run_sweep(cfg)
 
 

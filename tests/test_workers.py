@@ -386,11 +386,10 @@ def test_workers_opening_a_new_database_together_both_get_the_study_storage(post
 def test_an_unreachable_database_is_one_line_without_its_password():
     from lrsweep.errors import LrsweepError
     from lrsweep.sweep import _database
-    from tests.mlflow_server import free_port
+    from tests.data.servers import refused_port
 
-    url = f"postgresql+psycopg://lrsweep:Hunter2xyz@127.0.0.1:{free_port()}/nowhere"
-    with pytest.raises(LrsweepError) as err:
-        _database(url)
+    with refused_port() as port, pytest.raises(LrsweepError) as err:
+        _database(f"postgresql+psycopg://lrsweep:Hunter2xyz@127.0.0.1:{port}/nowhere")
     line = err.value.line()
     assert "cannot open the study storage postgresql+psycopg://lrsweep:***@127.0.0.1" in line
     assert "Hunter2xyz" not in line and "\n" not in line

@@ -32,6 +32,7 @@ from lrsweep.backends.sklearn import SklearnBackend, make_preprocessor
 from lrsweep.backends.spark import (
     FEATURES,
     LABEL,
+    QUICK_JIT,
     WEIGHT,
     SparkBackend,
     SparkConfig,
@@ -39,6 +40,7 @@ from lrsweep.backends.spark import (
     balanced_weights,
     binned_curve,
     fit_preprocessing,
+    quick_jit,
     release,
     spark_params,
     with_dense_coefficients,
@@ -676,6 +678,7 @@ def test_local_mode_session_setup_runs_for_real(tmp_path: Path) -> None:
     gib = max(1, mem_kib // 2**20 // 2)
     assert out["conf"]["spark.driver.memory"] == f"{gib}g"
     assert f"-Xmx{gib}g" in out["jvm_args"]
+    assert QUICK_JIT in out["jvm_args"]  # 80 rows: compiled with C1 alone (SparkConfig.quick_jit_rows)
     # Python workers run the driver's interpreter (this venv), not PATH's python3
     assert out["worker"] == out["driver"] and out["driver"][0] == sys.executable
     # no SPARK_LOCAL_IP: the driver binds and advertises loopback; its RPC port listens on loopback only
@@ -694,6 +697,27 @@ def test_local_mode_session_setup_runs_for_real(tmp_path: Path) -> None:
     (jvm_log,) = (tmp_path / ".lrsweep" / "spark").glob("driver-*.log")
     said = jvm_log.read_text()
     assert "WARNING: Using incubator modules" in said and 'Setting Spark log level to "ERROR".' in said, said
+
+
+@pytest.mark.parametrize(
+    ("master", "rows", "limit", "quick"),
+    [
+        ("local[2]", 7_043, 20_000, True),  # telco churn: Spark's per-job code is the work
+        ("local[*]", 20_000, 20_000, True),
+        ("local[2]", 20_001, 20_000, False),  # larger: the fitting loops need the optimising compiler
+        ("local[2]", None, 20_000, False),  # a large Parquet input, read by Spark itself
+        ("local[2]", 7_043, 0, False),  # turned off
+        ("spark://127.0.0.1:7077", 7_043, 20_000, False),  # the executors do the work, in JVMs of their own
+        ("yarn", 7_043, 20_000, False),
+    ],
+)
+def test_a_local_driver_for_a_small_table_compiles_with_c1_alone(master: str, rows: Any, limit: int, quick: bool):
+    assert quick_jit(master, rows, limit) is quick
+
+
+def test_a_negative_quick_jit_rows_is_refused_with_the_fix() -> None:
+    with pytest.raises(LrsweepError, match=r"backend.quick_jit_rows=-1 must be >= 0"):
+        SparkConfig(quick_jit_rows=-1).check()
 
 
 # -- reading a large Parquet input with Spark directly ------------------------------------------------

@@ -21,6 +21,7 @@ from tests.data.servers import (
     Tables,
     file_server,
     moto_server,
+    refused_port,
     self_signed_cert,
 )
 
@@ -90,6 +91,13 @@ def s3_endpoint(tables: Tables) -> Iterator[str]:
             if f.is_file():
                 s3.upload_file(str(f), BUCKET, f.relative_to(tables.local).as_posix())
         yield endpoint
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses every connection for the test (tests.data.servers.refused_port)."""
+    with refused_port() as port:
+        yield port
 
 
 @pytest.fixture

@@ -57,6 +57,16 @@ def free_port() -> int:
 
 
 @contextmanager
+def refused_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses every connection at once for the block: held bound, never listened on. (A
+    port free_port() found free can be taken by the time it is used: a Spark JVM of a test running beside picks
+    ports of that range, and answers nothing, so a client waits for its timeouts instead of being refused.)"""
+    with socket.socket() as s:  # no SO_REUSEADDR: no other socket can bind it meanwhile
+        s.bind((HOST, 0))
+        yield int(s.getsockname()[1])
+
+
+@contextmanager
 def moto_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """Run ``moto.server`` on a free port; yield its endpoint URL; stop it by PID at the end."""
     port = free_port()

@@ -18,7 +18,7 @@ import pytest
 
 from lrsweep.data import uri
 from lrsweep.errors import LrsweepError
-from tests.data.servers import BUCKET, HTTP_PASSWORD, HTTP_USER, SECRET, Tables, free_port
+from tests.data.servers import BUCKET, HTTP_PASSWORD, HTTP_USER, SECRET, Tables, refused_port
 
 S3 = f"s3://{BUCKET}"
 FILES = ["data.csv", "data.csv.gz", "data.parquet", "parts"]
@@ -156,9 +156,9 @@ def test_s3_folder_without_parquet(aws: str) -> None:
 
 
 def test_s3_endpoint_comes_from_aws_endpoint_url(monkeypatch: pytest.MonkeyPatch, aws: str) -> None:
-    port = free_port()  # nothing listens there
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
-    err = error_of(f"{S3}/data.csv")
+    with refused_port() as port:  # nothing listens there
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+        err = error_of(f"{S3}/data.csv")
     assert err.problem == f"cannot reach the server of '{S3}/data.csv' at http://127.0.0.1:{port}"
     assert "AWS_ENDPOINT_URL" in err.fix
     assert_one_line(err)
@@ -242,8 +242,8 @@ def test_http_basic_auth_from_the_uri(http_base: str, tables: Tables) -> None:
 def test_http_errors(http_base: str) -> None:
     err = error_of(f"{http_base}/nope.csv")
     assert err.problem == f"data file '{http_base}/nope.csv' does not exist"
-    port = free_port()
-    err = error_of(f"http://127.0.0.1:{port}/data.csv")
+    with refused_port() as port:
+        err = error_of(f"http://127.0.0.1:{port}/data.csv")
     assert err.problem.startswith("cannot reach the server of") and f"127.0.0.1:{port}" in err.problem
     assert_one_line(err)
 
@@ -277,7 +277,12 @@ def test_https_with_the_certificate_trusted(tls: tuple[str, Path], tables: Table
 
 
 def test_no_secret_in_anything_shown(
-    aws: str, http_base: str, s3_with_auth: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    aws: str,
+    http_base: str,
+    s3_with_auth: str,
+    closed_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     host = http_base.removeprefix("http://")
@@ -317,7 +322,7 @@ def test_no_secret_in_anything_shown(
         "s3://no-such-bucket/x.csv",
         f"s3://AKIAINURI:{SECRET}@{BUCKET}/data.csv",
         f"http://{HTTP_USER}:{HTTP_PASSWORD}@{host}/private/nope.csv",
-        f"http://{HTTP_USER}:{HTTP_PASSWORD}@127.0.0.1:{free_port()}/data.csv",
+        f"http://{HTTP_USER}:{HTTP_PASSWORD}@127.0.0.1:{closed_port}/data.csv",
         f"http://{HTTP_USER}:{SECRET}@{host}/private/data.csv",  # wrong password
         f"{http_base}/nope.csv?token={SECRET}",
         f"gs://u:{SECRET}@bucket/x.csv",
@@ -326,7 +331,7 @@ def test_no_secret_in_anything_shown(
         attempt(uri.resolve, text)
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_with_auth)
     attempt(uri.resolve, f"{S3}/data.csv")  # refused credentials
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed_port}")
     attempt(uri.resolve, f"{S3}/data.csv")  # unreachable endpoint
 
     assert len(shown) > 50  # the collection itself worked

@@ -277,11 +277,11 @@ def test_no_credentials_is_one_line(aws: Moto, compose, monkeypatch):
 
 def test_an_unreachable_endpoint_is_one_line(aws: Moto, compose, monkeypatch):
     from lrsweep.errors import LrsweepError
-    from tests.data.servers import free_port
+    from tests.data.servers import refused_port
 
-    dead = f"http://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
-    with pytest.raises(LrsweepError) as exc:
+    with refused_port() as port, pytest.raises(LrsweepError) as exc:
+        dead = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL", dead)
         launch(compose(*EMR), echo=lambda _: None)
     line = _one_line(exc)
     assert "cannot reach AWS" in line and dead in line and "AWS_ENDPOINT_URL" in line

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.data.servers import refused_port
 from tests.e2e_helpers import cheap_calibration, run_cli
 from tests.launch.fakes import BUCKET, S3_URI, leaks
-from tests.mlflow_server import free_port, mlflow_server
+from tests.mlflow_server import mlflow_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -31,9 +32,10 @@ def _one_line(stderr: str) -> str:
 
 
 def test_an_over_budget_launch_is_refused_and_creates_nothing(aws, tmp_path: Path, calibration_cache: Path):
-    unreachable = f"http://127.0.0.1:{free_port()}"  # a plan run would fail here: none is attempted
-    r = run_cli([*LAUNCH, "budget.max_usd=0.5", "search.n_trials=100000", f"tracking.uri={unreachable}",
-                 *cheap_calibration(calibration_cache)], tmp_path)  # fmt: skip
+    with refused_port() as port:
+        unreachable = f"http://127.0.0.1:{port}"  # a plan run would fail here: none is attempted
+        r = run_cli([*LAUNCH, "budget.max_usd=0.5", "search.n_trials=100000", f"tracking.uri={unreachable}",
+                     *cheap_calibration(calibration_cache)], tmp_path)  # fmt: skip
     assert r.returncode == 2
     line = _one_line(r.stderr)
     assert line.startswith("lrsweep: error: not launched: 100000 trials on emr m5.xlarge x8 cores")

@@ -221,6 +221,18 @@ def test_the_runs_are_fitted_at_the_full_tables_regularisation(tmp_path: Path) -
     assert all(s["warmup"]["rows"] == 200 for s in warmed)
     ((fitted, target),) = warmed[0]["warmup"]["fits"]
     assert target == min(p.C for p in configs)
+    # the full table (10**6 rows) gets a driver JVM with C1 and C2: so does every sample, the 200-row one too
+    assert [p["backend"]["quick_jit_rows"] for s in warmed for p in [*s["points"], s["warmup"]]] == [0] * 5
+    # a table small enough for C1 alone (telco churn): its samples keep the setting
+    small = spark_cfg(tmp_path)
+    n = full_rows(small)
+    small_specs = calmod._spec(small, n, calmod._samples(small, [0.5], n, tmp_path), configs)
+    assert {p["backend"]["quick_jit_rows"] for s in small_specs for p in s["points"]} == {20_000}
+    # ... unless the sweep is for a cluster, whose driver keeps the JVM's default: another calibration
+    on_emr = dataclasses.replace(small, cluster=dataclasses.replace(small.cluster, master="yarn"))
+    emr_specs = calmod._spec(on_emr, n, calmod._samples(small, [0.5], n, tmp_path), configs)
+    assert {p["backend"]["quick_jit_rows"] for s in emr_specs for p in s["points"]} == {0}
+    assert calmod.cache_key(on_emr, "data", {}) != calmod.cache_key(small, "data", {})
 
 
 def test_setup_is_predicted_cold() -> None:

@@ -131,6 +131,12 @@ class SparkConfig(BackendConfig):
     # 4.6-7.1 s -> 2.7-2.9 s, data + preprocessing 8.0-10.8 s -> 6.6-7.0 s. About 200 MB under ~/.cache/lrsweep/jvm.
     # false: every driver JVM loads its classes itself
     class_archive: bool = True
+    # a local master's driver JVM, started for a table of at most this many rows, compiles with C1 alone
+    # (-XX:TieredStopAtLevel=1): on small data a sweep is Spark's own per-job code run a few thousand times, which
+    # the JVM's optimising compiler (C2) spends more time compiling than it saves; on large data the fitting loops
+    # run long and need C2 (CTR 10**6, local[2]: a trial 7.8 s with C2, 24 s with C1 alone). Measured with
+    # benchmarks/bench_jvm_start.py --what jit. 0: the JVM's default (C1 then C2) whatever the size
+    quick_jit_rows: int = 20_000
 
     def check(self) -> None:
         if self.bins < 2:
@@ -144,6 +150,10 @@ class SparkConfig(BackendConfig):
         if self.partitions_per_core < 1:
             raise LrsweepError(
                 f"backend.partitions_per_core={self.partitions_per_core} must be at least 1", "use 1 (a task per core)"
+            )
+        if self.quick_jit_rows < 0:
+            raise LrsweepError(
+                f"backend.quick_jit_rows={self.quick_jit_rows} must be >= 0", "use 0 (the JVM's default compilers)"
             )
         if self.ovr_parallelism < 1:
             raise LrsweepError(
@@ -170,6 +180,16 @@ def require_spark() -> None:
 
 
 _jvm_log: Path | None = None  # the log of the JVM this process started (pyspark keeps one gateway per process)
+
+
+QUICK_JIT = "-XX:TieredStopAtLevel=1"  # the JVM's quick compiler (C1) alone: see SparkConfig.quick_jit_rows
+
+
+def quick_jit(master: str, rows: int | None, limit: int) -> bool:
+    """Whether a driver JVM started for ``master`` and a table of ``rows`` rows (None: not known before Spark reads
+    it, a large input) compiles with C1 alone: a local master (the driver does all the work) and at most ``limit``
+    rows (0: never)."""
+    return master.startswith("local") and rows is not None and 0 < rows <= limit
 
 
 def _launches_jvm() -> bool:
@@ -607,9 +627,12 @@ class SparkBackend:
         self._lost_lock = threading.Lock()
         self.driver_memory: str | None = None  # the heap lrsweep gave the driver JVM it started
         self._archive: ClassArchive | None = None  # the class archive the driver JVM it started maps or writes
+        self.quick_jit = False  # the driver JVM it started compiles with C1 alone (SparkConfig.quick_jit_rows)
 
     # -- prepare, once per sweep ----------------------------------------------------------------------
-    def _session(self) -> tuple[Any, bool]:
+    def _session(self, rows: int | None = None) -> tuple[Any, bool]:
+        """The active session, or a new one on cluster.master; ``rows``: the table's (None: not known yet, read
+        by Spark), which picks a local driver JVM's compilers (SparkConfig.quick_jit_rows)."""
         from pyspark import SparkConf, SparkContext
         from pyspark.sql import SparkSession
 
@@ -648,10 +671,15 @@ class SparkBackend:
                 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
         settings = conf | {k: str(v) for k, v in self.cluster.spark_conf.items()}  # the user's settings win
         self.driver_memory = settings.get("spark.driver.memory")
-        self._archive = class_archive(master, settings) if self.settings.class_archive and _launches_jvm() else None
-        if self._archive is not None:  # beside the default options (the user's extraJavaOptions come after)
+        launches = _launches_jvm()
+        self._archive = class_archive(master, settings) if self.settings.class_archive and launches else None
+        self.quick_jit = launches and quick_jit(master, rows, self.settings.quick_jit_rows)
+        # beside the default options (the user's extraJavaOptions come after them, and win)
+        extra = [self._archive.java_option] if self._archive is not None else []
+        extra += [QUICK_JIT] if self.quick_jit else []
+        if extra:
             own = settings.get("spark.driver.defaultJavaOptions", "")
-            settings["spark.driver.defaultJavaOptions"] = f"{own} {self._archive.java_option}".strip()
+            settings["spark.driver.defaultJavaOptions"] = " ".join([own, *extra]).strip()
         spark_conf = SparkConf().setMaster(master).setAppName(self.app_name).setAll(list(settings.items()))
         try:
             gateway = _quiet_gateway(spark_conf)  # None: pyspark's own launch, or the JVM already running
@@ -682,14 +710,17 @@ class SparkBackend:
 
     def prepare(self, data: DataHandle) -> DataSummary:
         t0 = time.perf_counter()
-        self.spark, self._owns_session = self._session()
+        # a table converted from pandas is read first: its rows pick the driver JVM's compilers (quick_jit_rows)
+        rows = None if self._direct(data) else len(data.pandas()[0].y)
+        read = time.perf_counter() - t0
+        self.spark, self._owns_session = self._session(rows)
         with self._driver_guard():
-            return self._prepare(data, t0)
+            return self._prepare(data, time.perf_counter() - t0 - read, read)
 
-    def _prepare(self, data: DataHandle, t0: float) -> DataSummary:
+    def _prepare(self, data: DataHandle, session_seconds: float, read_seconds: float) -> DataSummary:
         from pyspark.sql import functions as F
 
-        t1 = time.perf_counter()
+        t1 = time.perf_counter() - read_seconds  # the data's seconds count its reading
         parts: SparkParts = data.spark(self.spark, direct=self._direct(data))
         self._parts, self.reference = parts, data.reference
         self.classes = list(parts.classes)
@@ -712,9 +743,9 @@ class SparkBackend:
             name = f"the held-out rows of CV fold {k}" if self._cv else "the validation part"
             self._folds.append(self._prepare_fold(self._base.where(fit_rows), self._base.where(held_rows), name))
         t2 = time.perf_counter()
-        self.timings = {"session": t1 - t0, "data_and_preprocessing": t2 - t1}
+        self.timings = {"session": session_seconds, "data_and_preprocessing": t2 - t1}
         where = f" (Spark's log: {self.jvm_log})" if self.jvm_log else ""
-        log.info("spark setup: session %.1f s, data + preprocessing + cache %.1f s%s", t1 - t0, t2 - t1, where)
+        log.info("spark setup: session %.1f s, data + preprocessing + cache %.1f s%s", session_seconds, t2 - t1, where)
         return DataSummary(
             fingerprint=parts.fingerprint,
             rows=parts.rows,

@@ -1049,6 +1049,7 @@ def cache_key(cfg: Config, data: str, hw: dict[str, Any]) -> str:
         "hardware": hw,
         "knobs": cfg.plan.calibration.knobs(),
         "backend": dataclasses.asdict(cfg.backend),
+        "local_driver": str(cfg.cluster.master or "").startswith("local"),  # the driver's compilers (quick_jit)
         "split": dataclasses.asdict(cfg.split),
         "folds": cfg.cv.folds,
         "seed": cfg.seed,
@@ -1160,10 +1161,12 @@ def _spec(
 ) -> list[dict[str, Any]]:
     """One spec per core count: the samples to prepare and the fits to run on each (first, on ``warmup``, the
     strongest configuration: the cheapest fit, run while the JVM is cold)."""
+    from lrsweep.backends.spark import quick_jit
     from lrsweep.planning.ernest import design
 
     cal = cfg.plan.calibration
     full = parts_of(rows, cfg.split.val_size, cfg.split.test_size, cfg.cv.folds)
+    master = str(cfg.cluster.master or "")  # the sweep's: its driver JVM's compilers are the samples'
     rpp = int(getattr(cfg.backend, "rows_per_partition", 100_000))
     exact = int(getattr(cfg.backend, "exact_max_rows", 100_000))
     partitions_full = max(1, math.ceil(full.n_fit / rpp))
@@ -1185,6 +1188,9 @@ def _spec(
             backend["exact_max_rows"] = 0  # the full table's held-out parts get binned curves: so do the samples'
         if "spark_read_min_mb" in backend:
             backend["spark_read_min_mb"] = None
+        if "quick_jit_rows" in backend and not quick_jit(master, rows, backend["quick_jit_rows"]):
+            # the sweep's driver JVM (a large table, or a cluster's) compiles with C1 and C2: so do the samples'
+            backend["quick_jit_rows"] = 0
         return backend
 
     for frac, cores in sorted(points, key=lambda p: (p[1], p[0])):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -221,18 +222,27 @@ def test_the_runs_are_fitted_at_the_full_tables_regularisation(tmp_path: Path) -
     assert all(s["warmup"]["rows"] == 200 for s in warmed)
     ((fitted, target),) = warmed[0]["warmup"]["fits"]
     assert target == min(p.C for p in configs)
-    # the full table (10**6 rows) gets a driver JVM with C1 and C2: so does every sample, the 200-row one too
-    assert [p["backend"]["quick_jit_rows"] for s in warmed for p in [*s["points"], s["warmup"]]] == [0] * 5
-    # a table small enough for C1 alone (telco churn): its samples keep the setting
-    small = spark_cfg(tmp_path)
+
+    def drivers(specs: list[dict]) -> set[tuple[int, bool]]:
+        points = [p for s in specs for p in [*s["points"], *([s["warmup"]] if "warmup" in s else [])]]
+        return {(p["backend"]["quick_jit_rows"], p["backend"]["class_archive"]) for p in points}
+
+    # every JVM of the calibration starts as the sweep's driver will, whatever a sample's (or the repeated
+    # setup's) size: the full table (10**6 rows) gets C1 and C2, the 200-row warm-up sample too; local: the archive
+    assert drivers(warmed) == {(0, True)}
+    small = spark_cfg(tmp_path)  # telco churn: small enough for C1 alone
     n = full_rows(small)
     small_specs = calmod._spec(small, n, calmod._samples(small, [0.5], n, tmp_path), configs)
-    assert {p["backend"]["quick_jit_rows"] for s in small_specs for p in s["points"]} == {20_000}
-    # ... unless the sweep is for a cluster, whose driver keeps the JVM's default: another calibration
-    on_emr = dataclasses.replace(small, cluster=dataclasses.replace(small.cluster, master="yarn"))
-    emr_specs = calmod._spec(on_emr, n, calmod._samples(small, [0.5], n, tmp_path), configs)
-    assert {p["backend"]["quick_jit_rows"] for s in emr_specs for p in s["points"]} == {0}
-    assert calmod.cache_key(on_emr, "data", {}) != calmod.cache_key(small, "data", {})
+    assert drivers(small_specs) == {(sys.maxsize, True)}
+    # a sweep on EMR: its driver starts with neither on a new cluster, so the calibration's JVMs do the same, and it
+    # is another calibration; a standalone master's driver starts here (the archive), and the tables it does not
+    # start with C1 alone share the local calibration
+    emr = dataclasses.replace(small, cluster=dataclasses.replace(small.cluster, master="yarn"))
+    assert drivers(calmod._spec(emr, n, calmod._samples(small, [0.5], n, tmp_path), configs)) == {(0, False)}
+    assert calmod.cache_key(emr, "data", {}) != calmod.cache_key(small, "data", {})
+    standalone = dataclasses.replace(cfg, cluster=dataclasses.replace(cfg.cluster, master="spark://127.0.0.1:7077"))
+    assert drivers(calmod._spec(standalone, rows, samples, configs)) == {(0, True)}
+    assert calmod.cache_key(standalone, "data", {}, rows) == calmod.cache_key(cfg, "data", {}, rows)
 
 
 def test_setup_is_predicted_cold() -> None:

@@ -147,11 +147,17 @@ def _forget_unused(folder: Path, keep: Path) -> None:
                 dump.unlink()
 
 
+def archive_applies(master: str) -> bool:
+    """Whether a driver JVM for ``master`` starts on this machine again and again (local, standalone): an archive
+    pays back there, not for a cluster master whose driver starts on a new machine each launch (yarn on EMR, k8s)."""
+    return master.startswith(("local", "spark://"))
+
+
 def class_archive(master: str, settings: dict[str, str]) -> ClassArchive | None:
     """The archive a new driver JVM for ``master`` with these Spark ``settings`` maps or writes; None when none
     applies (a cluster master whose driver runs elsewhere, the user's own class-data options, no java found, a
     cache folder that cannot be written)."""
-    if not (master.startswith("local") or master.startswith("spark://")):
+    if not archive_applies(master):
         return None
     options = " ".join(settings.get(f"spark.driver.{k}JavaOptions", "") for k in ("extra", "default"))
     if any(flag in options for flag in _OWN_CDS):

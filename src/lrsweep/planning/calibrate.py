@@ -1041,15 +1041,36 @@ def hardware() -> dict[str, Any]:
     }
 
 
-def cache_key(cfg: Config, data: str, hw: dict[str, Any]) -> str:
-    """Data fingerprint + hardware + everything that changes what the runs measure."""
+DRIVER_SETTINGS = ("quick_jit_rows", "class_archive")  # in the cache key as driver_of applies them
+
+
+def driver_of(cfg: Config, rows: int) -> dict[str, bool]:
+    """How the sweep's driver JVM will start (SparkBackend._session), for a table of ``rows`` rows: whether it
+    compiles with C1 alone (a small table, a local master) and maps the class archive (a local or standalone master,
+    not a cluster's). The calibration's JVMs start the same way, whatever a sample's size."""
+    from lrsweep.backends.spark import quick_jit
+    from lrsweep.backends.spark_classes import archive_applies
+
+    master = str(cfg.cluster.master or "")
+    return {
+        "quick_jit": quick_jit(master, rows, int(getattr(cfg.backend, "quick_jit_rows", 0))),
+        "class_archive": bool(getattr(cfg.backend, "class_archive", False)) and archive_applies(master),
+    }
+
+
+def cache_key(cfg: Config, data: str, hw: dict[str, Any], rows: int | None = None) -> str:
+    """Data fingerprint + hardware + everything that changes what the runs measure (``rows``: the table's, counted
+    when not given)."""
     s = cfg.search
+    driver = driver_of(cfg, full_rows(cfg) if rows is None else rows)
     what = {
         "data": data,
         "hardware": hw,
         "knobs": cfg.plan.calibration.knobs(),
-        "backend": dataclasses.asdict(cfg.backend),
-        "local_driver": str(cfg.cluster.master or "").startswith("local"),  # the driver's compilers (quick_jit)
+        # the driver's settings as the sweep will apply them: a local and a cluster plan share a calibration when
+        # their drivers start alike
+        "backend": {k: v for k, v in dataclasses.asdict(cfg.backend).items() if k not in DRIVER_SETTINGS},
+        "driver": driver,
         "split": dataclasses.asdict(cfg.split),
         "folds": cfg.cv.folds,
         "seed": cfg.seed,
@@ -1161,12 +1182,11 @@ def _spec(
 ) -> list[dict[str, Any]]:
     """One spec per core count: the samples to prepare and the fits to run on each (first, on ``warmup``, the
     strongest configuration: the cheapest fit, run while the JVM is cold)."""
-    from lrsweep.backends.spark import quick_jit
     from lrsweep.planning.ernest import design
 
     cal = cfg.plan.calibration
     full = parts_of(rows, cfg.split.val_size, cfg.split.test_size, cfg.cv.folds)
-    master = str(cfg.cluster.master or "")  # the sweep's: its driver JVM's compilers are the samples'
+    driver = driver_of(cfg, rows)
     rpp = int(getattr(cfg.backend, "rows_per_partition", 100_000))
     exact = int(getattr(cfg.backend, "exact_max_rows", 100_000))
     partitions_full = max(1, math.ceil(full.n_fit / rpp))
@@ -1188,9 +1208,10 @@ def _spec(
             backend["exact_max_rows"] = 0  # the full table's held-out parts get binned curves: so do the samples'
         if "spark_read_min_mb" in backend:
             backend["spark_read_min_mb"] = None
-        if "quick_jit_rows" in backend and not quick_jit(master, rows, backend["quick_jit_rows"]):
-            # the sweep's driver JVM (a large table, or a cluster's) compiles with C1 and C2: so do the samples'
-            backend["quick_jit_rows"] = 0
+        if "quick_jit_rows" in backend:  # the sweep's driver's compilers, whatever the size of a sample or setup
+            backend["quick_jit_rows"] = sys.maxsize if driver["quick_jit"] else 0
+        if "class_archive" in backend:  # an EMR step's driver has no archive: nor do the samples' JVMs
+            backend["class_archive"] = driver["class_archive"]
         return backend
 
     for frac, cores in sorted(points, key=lambda p: (p[1], p[0])):
@@ -1536,7 +1557,7 @@ def calibrate(cfg: Config, *, log: logging.Logger | None = None) -> Calibration:
     rows = full_rows(cfg)
     data = fingerprint(cfg.dataset)
     hw = hardware()
-    key = cache_key(cfg, data, hw)
+    key = cache_key(cfg, data, hw, rows)
     path = _cache_path(cfg, key)
     if cal_cfg.cache and path.is_file():
         try:

@@ -627,7 +627,6 @@ class SparkBackend:
         self._lost_lock = threading.Lock()
         self.driver_memory: str | None = None  # the heap lrsweep gave the driver JVM it started
         self._archive: ClassArchive | None = None  # the class archive the driver JVM it started maps or writes
-        self.quick_jit = False  # the driver JVM it started compiles with C1 alone (SparkConfig.quick_jit_rows)
 
     # -- prepare, once per sweep ----------------------------------------------------------------------
     def _session(self, rows: int | None = None) -> tuple[Any, bool]:
@@ -673,10 +672,9 @@ class SparkBackend:
         self.driver_memory = settings.get("spark.driver.memory")
         launches = _launches_jvm()
         self._archive = class_archive(master, settings) if self.settings.class_archive and launches else None
-        self.quick_jit = launches and quick_jit(master, rows, self.settings.quick_jit_rows)
         # beside the default options (the user's extraJavaOptions come after them, and win)
         extra = [self._archive.java_option] if self._archive is not None else []
-        extra += [QUICK_JIT] if self.quick_jit else []
+        extra += [QUICK_JIT] if launches and quick_jit(master, rows, self.settings.quick_jit_rows) else []
         if extra:
             own = settings.get("spark.driver.defaultJavaOptions", "")
             settings["spark.driver.defaultJavaOptions"] = " ".join([own, *extra]).strip()
@@ -710,18 +708,19 @@ class SparkBackend:
 
     def prepare(self, data: DataHandle) -> DataSummary:
         t0 = time.perf_counter()
+        direct = self._direct(data)  # (a remote input's size is a request: asked once)
         # a table converted from pandas is read first: its rows pick the driver JVM's compilers (quick_jit_rows)
-        rows = None if self._direct(data) else len(data.pandas()[0].y)
-        read = time.perf_counter() - t0
+        rows = None if direct else len(data.pandas()[0].y)
+        t1 = time.perf_counter()
         self.spark, self._owns_session = self._session(rows)
         with self._driver_guard():
-            return self._prepare(data, time.perf_counter() - t0 - read, read)
+            return self._prepare(data, direct, session_seconds=time.perf_counter() - t1, read_seconds=t1 - t0)
 
-    def _prepare(self, data: DataHandle, session_seconds: float, read_seconds: float) -> DataSummary:
+    def _prepare(self, data: DataHandle, direct: bool, *, session_seconds: float, read_seconds: float) -> DataSummary:
         from pyspark.sql import functions as F
 
-        t1 = time.perf_counter() - read_seconds  # the data's seconds count its reading
-        parts: SparkParts = data.spark(self.spark, direct=self._direct(data))
+        t1 = time.perf_counter()
+        parts: SparkParts = data.spark(self.spark, direct=direct)
         self._parts, self.reference = parts, data.reference
         self.classes = list(parts.classes)
         base = parts.frame
@@ -742,10 +741,10 @@ class SparkBackend:
         for k, (fit_rows, held_rows) in enumerate(pairs):
             name = f"the held-out rows of CV fold {k}" if self._cv else "the validation part"
             self._folds.append(self._prepare_fold(self._base.where(fit_rows), self._base.where(held_rows), name))
-        t2 = time.perf_counter()
-        self.timings = {"session": session_seconds, "data_and_preprocessing": t2 - t1}
+        data_seconds = read_seconds + time.perf_counter() - t1  # the pandas table's reading counts as data
+        self.timings = {"session": session_seconds, "data_and_preprocessing": data_seconds}
         where = f" (Spark's log: {self.jvm_log})" if self.jvm_log else ""
-        log.info("spark setup: session %.1f s, data + preprocessing + cache %.1f s%s", session_seconds, t2 - t1, where)
+        log.info("spark setup: session %.1f s, data + preprocessing + cache %.1f s%s", *self.timings.values(), where)
         return DataSummary(
             fingerprint=parts.fingerprint,
             rows=parts.rows,

@@ -56,9 +56,10 @@ test: install-spark chromium postgresql  ## the whole test suite (unit, end-to-e
 test-fast: install  ## the fast unit tests only
 	$(BIN)/python -m pytest -q -m "not slow and not spark"
 
-lint: install  ## ruff lint + format check
+lint: install  ## ruff lint + format check, mypy on src
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src
 
 bench: install  ## tracking overhead benchmark (prints figures)
 	$(BIN)/python benchmarks/bench_tracking.py

@@ -37,8 +37,8 @@ class Curve:
     thresholds: np.ndarray
     tp: np.ndarray
     fp: np.ndarray
-    pos: int
-    neg: int
+    pos: float  # positives (a whole count unless the curve is weighted)
+    neg: float
 
     @property
     def fn(self) -> np.ndarray:

@@ -1117,7 +1117,7 @@ class SparkBackend:
         curve, loss, scores = self._held_out(model.transform(test_raw), n_test)
         table = coefficient_table(pre, lr_model, d.numeric, d.categorical)
         example = d.input_example.copy()
-        predicted = model.transform(self.spark.createDataFrame(example)).select("prediction").toPandas()
+        predicted: Any = model.transform(self.spark.createDataFrame(example)).select("prediction").toPandas()
         return Refit(
             model, Evaluation(curve, loss, n_test, info, scores), table, example,
             predicted["prediction"].to_numpy(), self._reference(test_raw, n_test), d.labels,

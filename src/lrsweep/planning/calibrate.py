@@ -673,8 +673,8 @@ class Calibration:
         self.cold_start_seconds = _cold_start(self.fit_runs, self.fit_theta)
         self.overlap = _overlap(self.fit_runs)
         evals = [Point(r.n_held, r.machines, max(r.eval_seconds, 1e-3)) for r in runs if not r.cold]
-        self.eval_model = Ernest.fit(evals or [Point(r.n_held, r.machines, max(r.eval_seconds, 1e-3)) for r in runs])
-        self.eval_model = self.eval_model.to_dict()
+        evals = evals or [Point(r.n_held, r.machines, max(r.eval_seconds, 1e-3)) for r in runs]
+        self.eval_model = Ernest.fit(evals).to_dict()
         self.data_model = _setup_model(self.setup_runs)
         sessions = [s.session_seconds for s in self.setup_runs if s.session_seconds > 0]
         self.session_seconds = float(statistics.median(sessions)) if sessions else 0.0
@@ -705,8 +705,8 @@ class Calibration:
 
     def _extrapolation_sd(self, n: float, m: float) -> float:
         """Relative error added for predicting beyond the measured rows and cores (PER_DECADE per tenfold)."""
-        ns = [r.n_fit for r in self.fit_runs] or [n]
-        ms = [r.machines for r in self.fit_runs] or [m]
+        ns: list[float] = [r.n_fit for r in self.fit_runs] or [n]
+        ms: list[float] = [r.machines for r in self.fit_runs] or [m]
         far = max(math.log10(max(n / max(ns), 1.0)), 0.0) + max(math.log10(max(m / max(ms), 1.0)), 0.0)
         return PER_DECADE * far
 
@@ -981,8 +981,8 @@ def full_rows(cfg: Config) -> int:
 
         total = 0
         for part in uri.parquet_parts(loc) if loc.is_dir else [loc.fs_path]:  # footers only, never the rows
-            with loc.fs.open(str(part), "rb") as fh:
-                total += pq.ParquetFile(fh).metadata.num_rows
+            with loc.fs.open(str(part), "rb") as footer:
+                total += pq.ParquetFile(footer).metadata.num_rows
         return int(total)
     import gzip
 

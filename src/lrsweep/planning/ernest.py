@@ -210,7 +210,7 @@ def design(
     ridge = 1e-6 * np.eye(4)
 
     def variance(points: list[tuple[float, int]]) -> float:
-        X = features([f / top for f, _ in points], [m for _, m in points])
+        X = features(np.array([f / top for f, _ in points]), np.array([m for _, m in points]))
         return float(target @ np.linalg.solve(X.T @ X + ridge, target))
 
     while rest:

@@ -41,18 +41,19 @@ DATASET = '[col-id="attributes.`Dataset`"]'
 class Swept:
     url: str  # the tracking server
     experiment_link: str  # the link the CLI printed, ?workflowType=machine_learning included
+    sweep_link: str  # the first sweep's parent run, as the CLI printed it
     parents: dict[str, Any]  # run id -> parent run, read back over the REST API
     children: dict[str, set[str]]  # parent run id -> its child run ids, over the REST API
     trials: dict[str, int]  # study -> finished trials, from the Optuna journals (not MLflow)
     study_of: dict[str, str]  # parent run id -> its study (the run's lrsweep.study tag)
 
 
-def _links(proc: subprocess.CompletedProcess[str]) -> tuple[str, str]:
-    """The experiment link and the parent run id printed in a call's summary."""
+def _links(proc: subprocess.CompletedProcess[str]) -> tuple[str, str, str]:
+    """The experiment link, the parent run's link and its id, as printed in a call's summary."""
     assert proc.returncode == 0, proc.stderr[-3000:]
     (experiment,) = re.findall(r"experiment: (\S+)", proc.stdout)
-    (run_id,) = re.findall(r"this sweep: \S+/runs/([0-9a-f]{32})", proc.stdout)
-    return experiment, run_id
+    ((sweep, run_id),) = re.findall(r"this sweep: (\S+/runs/([0-9a-f]{32})\S*)", proc.stdout)
+    return experiment, sweep, run_id
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swept]:
             first = cli_in_process([*track, "search.n_trials=3"], work)
             other = cli_in_process([*track, "search.n_trials=3", "cv.folds=3"], work)
             top_up = cli_in_process([*track, "search.n_trials=5"], work)  # the first study, topped up to 5 trials
-            (link, first_id), (_, other_id), (_, top_up_id) = _links(first), _links(other), _links(top_up)
+            (link, sweep, first_id), (*_, other_id), (*_, top_up_id) = _links(first), _links(other), _links(top_up)
             assert top_up_id == first_id, "the top-up opened a parent run of its own"
             parents, children = mlflow_runs(work, uri=url)
             studies = {p.info.run_id: p.data.tags["lrsweep.study"] for p in parents}
@@ -82,7 +83,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Swept]:
             nested: dict[str, set[str]] = {p.info.run_id: set() for p in parents}
             for c in children:
                 nested[c.data.tags["mlflow.parentRunId"]].add(c.info.run_id)
-            yield Swept(url, link, {p.info.run_id: p for p in parents}, nested, trials, studies)
+            yield Swept(url, link, sweep, {p.info.run_id: p for p in parents}, nested, trials, studies)
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +222,26 @@ def test_experiment_link_without_workflow_type_opens_the_genai_view(browser, swe
     page.goto(swept.experiment_link)
     expect(page.locator(f"{PINNED} [role=row]").first).to_be_visible(timeout=UI_TIMEOUT_MS)
     assert "workflowType=machine_learning" in page.url
+
+
+def test_the_sweep_link_opens_its_parent_run_in_the_model_training_view(browser, swept, tmp_path):
+    """The summary's "this sweep" link opens the parent run with the model-training navigation (Runs, Models),
+    not the GenAI one (Evaluation runs, Judges) that MLflow 3.17 picks for a run link without ``workflowType``."""
+    from playwright.sync_api import expect
+
+    run_id = swept.sweep_link.split("/runs/", 1)[1].split("?", 1)[0]
+    assert "workflowType=machine_learning" in swept.sweep_link
+    page = _page(browser)
+    page.goto(swept.sweep_link)
+    name = swept.parents[run_id].info.run_name
+    expect(page.get_by_role("heading", name=name)).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(page.get_by_role("link", name="Models", exact=True)).to_be_visible(timeout=UI_TIMEOUT_MS)
+    _shoot(page, tmp_path, "sweep-link.png")
+    assert page.get_by_role("link", name="Evaluation runs").count() == 0
+    assert "workflowType=machine_learning" in page.url
+    # the same run without the parameter: the GenAI navigation, which is why the link carries it
+    page = _page(browser)
+    page.goto(swept.sweep_link.split("?", 1)[0])
+    expect(page.get_by_role("heading", name=name)).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(page.get_by_role("link", name="Evaluation runs")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    assert page.get_by_role("link", name="Models", exact=True).count() == 0

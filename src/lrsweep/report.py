@@ -326,11 +326,10 @@ def _class_lines(r: SweepResult) -> list[str]:
 
 
 def _links(r: SweepResult) -> list[str]:
-    """Deep links into the MLflow UI: the experiment in its model-training view, and the sweep's parent run."""
+    """Deep links into the MLflow UI, both in its model-training view (MLflow 3.17 opens its GenAI view without
+    ``workflowType``): the experiment's runs table, and the sweep's parent run."""
     if not (r.ui_url and r.experiment_id and r.parent_run_id):
         return []
     experiment = f"{r.ui_url}/#/experiments/{r.experiment_id}"
-    return [
-        f"experiment: {experiment}?workflowType=machine_learning",
-        f"this sweep: {experiment}/runs/{r.parent_run_id}",
-    ]
+    view = "?workflowType=machine_learning"
+    return [f"experiment: {experiment}{view}", f"this sweep: {experiment}/runs/{r.parent_run_id}{view}"]

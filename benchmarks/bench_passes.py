@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import lrsweep
 from lrsweep.backends import make_backend
 from lrsweep.cli import register_configs, to_config
 from lrsweep.data.handle import open_data
+from lrsweep.planning.calibrate import _measured
 from lrsweep.space import ModelParams
 
 CONF = str(Path(lrsweep.__file__).parent / "conf")
@@ -63,19 +63,13 @@ def measure(rows: int, specs: list[str], max_iter: int) -> dict[str, dict[str, A
     backend: Any = make_backend(cfg)
     try:
         backend.prepare(open_data(cfg.dataset, cfg.split, cfg.cv, cfg.seed))
-        sc = backend.spark.sparkContext
         fold = backend._folds[0]
         width = fold.space.width if fold.space is not None else "all"
         print(f"# {rows:,} rows: {fold.n_fit:,} fitting rows, {width} features wide", flush=True)
         backend.evaluate(params(specs[0], FULL / rows, 3))  # the JVM's first fit (a cold start) is not reported
         out = {}
-        for k, spec in enumerate(specs):
-            group = f"bench-passes-{k}"
-            sc.setJobGroup(group, "bench_passes")
-            t0 = time.perf_counter()
-            ev = backend.evaluate(params(spec, FULL / rows, max_iter))
-            wall = time.perf_counter() - t0
-            jobs = len(sc.statusTracker().getJobIdsForGroup(group))
+        for k, spec in enumerate(specs):  # timed, its Spark jobs counted, as the planner's calibration measures
+            ev, jobs, wall = _measured(backend, params(spec, FULL / rows, max_iter), None, f"bench-passes-{k}")
             out[spec] = {"iterations": ev.fit.n_iter, "jobs": jobs, "fit": ev.fit.seconds, "evaluate": wall}
             print(f"{spec:24s} iterations {ev.fit.n_iter:3d}  jobs {jobs:3d}  fit {ev.fit.seconds:6.2f} s", flush=True)
         return out
